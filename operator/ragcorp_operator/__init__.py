@@ -1,0 +1,1 @@
+"""The RagCorp Kubernetes operator."""

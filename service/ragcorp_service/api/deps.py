@@ -1,0 +1,29 @@
+"""Dependencies as `Annotated` aliases, so routes declare what they use in their signature."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Request
+
+from ragcorp_service.api.state import AppState
+from ragcorp_service.settings import Settings
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.ragcorp
+    return state
+
+
+def get_settings(state: Annotated[AppState, Depends(get_state)]) -> Settings:
+    return state.settings
+
+
+def get_pool(state: Annotated[AppState, Depends(get_state)]) -> asyncpg.Pool:
+    return state.pool
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]

@@ -1,0 +1,65 @@
+"""Every error leaves as JSON `{"detail": ...}` with a status that says whose fault it is.
+
+A database that is down is a 503 (retry later), not a 500: clients and load
+balancers treat those differently.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from ragcorp_service.ingestion.parsing import UnreadableFile
+
+log = logging.getLogger(__name__)
+
+DATABASE_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.QueryCanceledError,
+)
+
+
+class RequestTooLarge(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidRequest(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestTooLarge)
+    async def too_large(_: Request, exc: RequestTooLarge) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=413)
+
+    @app.exception_handler(InvalidRequest)
+    async def invalid(_: Request, exc: InvalidRequest) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=422)
+
+    @app.exception_handler(UnreadableFile)
+    async def unreadable(_: Request, exc: UnreadableFile) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=415)
+
+    for exception_type in DATABASE_UNAVAILABLE:
+
+        @app.exception_handler(exception_type)
+        async def database_down(request: Request, exc: Exception) -> JSONResponse:
+            log.error("database unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
+            return JSONResponse(
+                {"detail": "the database is unavailable; try again shortly"},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )

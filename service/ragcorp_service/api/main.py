@@ -1,0 +1,94 @@
+"""The application factory.
+
+`create_app(settings)` wires everything from one Settings object; the lifespan
+checks the database schema and the embedder before the first request, so a
+misconfigured Pod never turns ready.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import asyncpg
+from fastapi import FastAPI
+
+from ragcorp_service import __version__
+from ragcorp_service.api.body_limit import BodyLimitMiddleware
+from ragcorp_service.api.errors import install_error_handlers
+from ragcorp_service.api.routes import ask, documents, health, search, version
+from ragcorp_service.api.state import AppState
+from ragcorp_service.db.pool import create_pool
+from ragcorp_service.db.schema_check import check_schema
+from ragcorp_service.ingestion.pipeline import Ingestor
+from ragcorp_service.api.providers import build_providers
+from ragcorp_service.retrieval.search import SearchTuning
+from ragcorp_service.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+class ConfigurationError(RuntimeError):
+    """The service cannot start as configured; the message says how to fix it."""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    if not settings.database_url:
+        raise ConfigurationError("no database: set DATABASE_URL (the CLI starts an embedded one when unset)")
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        revision = await check_schema(
+            connection,
+            embedding_model=settings.resolved_embedding_model,
+            embedding_dimensions=settings.resolved_embedding_dimensions,
+        )
+    finally:
+        await connection.close()
+    providers = await anyio.to_thread.run_sync(build_providers, settings)
+    if providers.embedder.dimensions != settings.resolved_embedding_dimensions:
+        raise ConfigurationError(
+            f"{providers.embedder.model} produces {providers.embedder.dimensions} dimensions, "
+            f"not {settings.resolved_embedding_dimensions}"
+        )
+    pool = await create_pool(settings.database_url, settings)
+    app.state.ragcorp = AppState(
+        settings=settings,
+        pool=pool,
+        providers=providers,
+        ingestor=Ingestor(
+            pool, providers.embedder, chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens
+        ),
+        tuning=SearchTuning(),
+    )
+    log.info(
+        "service ready",
+        extra={
+            "schema_revision": revision,
+            "embedding_model": providers.embedder.model,
+            "generator": providers.generator.name,
+        },
+    )
+    try:
+        yield
+    finally:
+        await pool.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    app = FastAPI(
+        title="RagCorp",
+        version=__version__,
+        summary="Hybrid retrieval and grounded answers over your documents.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    for router in (health.router, version.router, documents.router, search.router, ask.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,29 @@
+"""Choosing providers from settings: Gemini when a key is configured, else local."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ragcorp_service.generation.extractive import ExtractiveGenerator
+from ragcorp_service.generation.generators import Generator
+from ragcorp_service.providers.embedders import Embedder, GeminiEmbedder, LocalEmbedder
+from ragcorp_service.settings import Settings
+
+
+@dataclass(frozen=True)
+class Providers:
+    embedder: Embedder
+    generator: Generator
+
+
+def build_providers(settings: Settings) -> Providers:
+    if settings.provider == "gemini":
+        from ragcorp_service.generation.gemini import GeminiGenerator
+        from ragcorp_service.providers.gemini import make_gemini_client
+
+        client = make_gemini_client(settings)
+        return Providers(
+            embedder=GeminiEmbedder(client, settings.resolved_embedding_model, settings.resolved_embedding_dimensions),
+            generator=GeminiGenerator(client, settings.generation_model),
+        )
+    return Providers(embedder=LocalEmbedder(settings.resolved_embedding_model), generator=ExtractiveGenerator())

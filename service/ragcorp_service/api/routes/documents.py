@@ -1,0 +1,184 @@
+"""Documents: ingest (JSON, batch, or file upload), list, read, delete."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from pydantic import TypeAdapter, ValidationError
+from starlette.datastructures import UploadFile
+
+from ragcorp_service.api.deps import PoolDep, SettingsDep, StateDep
+from ragcorp_service.api.errors import InvalidRequest, RequestTooLarge
+from ragcorp_service.api.schemas import (
+    ChunkOut,
+    Collection,
+    DocumentBatchIn,
+    DocumentDetailOut,
+    DocumentIn,
+    DocumentListOut,
+    DocumentOut,
+    DocumentsOut,
+    Metadata,
+)
+from ragcorp_service.ingestion import store
+from ragcorp_service.ingestion.parsing import SUPPORTED_EXTENSIONS, parse_file
+from ragcorp_service.ingestion.pipeline import IngestItem, IngestResult
+from ragcorp_service.settings import Settings
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"])
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/DocumentIn"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "collection": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"},
+                        "metadata": {"type": "string", "description": "A JSON object applied to every file."},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+def _out(result: IngestResult) -> DocumentOut:
+    return DocumentOut(**vars(result.document), created=result.created)
+
+
+def _check_length(settings: Settings, name: str, text: str) -> None:
+    if len(text) > settings.max_document_chars:
+        raise RequestTooLarge(
+            f"{name} has {len(text)} characters; the limit is {settings.max_document_chars} (MAX_DOCUMENT_CHARS)"
+        )
+
+
+def _item(document: DocumentIn) -> IngestItem:
+    return IngestItem(
+        title=document.title,
+        text=document.text,
+        collection=document.collection,
+        source=document.source,
+        metadata=document.metadata,
+    )
+
+
+async def _form_items(request: Request, settings: Settings) -> list[IngestItem]:
+    async with request.form(max_files=settings.max_upload_files, max_fields=10) as form:
+        files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+        if not files:
+            raise InvalidRequest("multipart upload needs at least one file in the 'files' field")
+        try:
+            collection = TypeAdapter(Collection).validate_python(form.get("collection") or "default")
+            metadata = TypeAdapter(Metadata).validate_python(json.loads(str(form.get("metadata") or "{}")))
+        except (ValidationError, json.JSONDecodeError) as exc:
+            raise InvalidRequest(f"invalid 'collection' or 'metadata' form field: {exc}") from None
+        items = []
+        for upload in files:
+            name = upload.filename or "upload.txt"
+            parsed = parse_file(name, await upload.read())
+            if not parsed.text.strip():
+                raise InvalidRequest(f"{name}: no text could be extracted")
+            _check_length(settings, name, parsed.text)
+            items.append(
+                IngestItem(
+                    title=parsed.title,
+                    text=parsed.text,
+                    collection=collection,
+                    source=name,
+                    metadata={**metadata, "media_type": parsed.media_type},
+                )
+            )
+        return items
+
+
+def _validated(model: type[DocumentIn] | type[DocumentBatchIn], raw: bytes) -> Any:
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, json.loads(exc.json(include_url=False))) from None
+
+
+@router.post(
+    "",
+    openapi_extra=_UPLOAD_BODY,
+    responses={
+        201: {"model": DocumentOut, "description": "Stored (JSON body); multipart returns {documents: [...]}"},
+        200: {"model": DocumentOut, "description": "Identical content was already stored"},
+        413: {"description": "Body or text over its limit"},
+        415: {"description": "Unsupported or unreadable file"},
+    },
+)
+async def ingest(request: Request, response: Response, state: StateDep, settings: SettingsDep) -> Any:
+    """Ingest one document as JSON, or files as `multipart/form-data` (.txt, .md, .html, .pdf)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        results = await state.ingestor.ingest(await _form_items(request, settings))
+        response.status_code = 201 if any(r.created for r in results) else 200
+        return DocumentsOut(documents=[_out(r) for r in results])
+    if not content_type.startswith("application/json"):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"send application/json or multipart/form-data; supported files: {', '.join(SUPPORTED_EXTENSIONS)}",
+        )
+    document: DocumentIn = _validated(DocumentIn, await request.body())
+    _check_length(settings, "text", document.text)
+    [result] = await state.ingestor.ingest([_item(document)])
+    response.status_code = 201 if result.created else 200
+    return _out(result)
+
+
+@router.post("/batch", response_model=DocumentsOut, status_code=201)
+async def ingest_batch(
+    batch: DocumentBatchIn, response: Response, state: StateDep, settings: SettingsDep
+) -> DocumentsOut:
+    """Ingest up to MAX_BATCH_DOCUMENTS documents; they are embedded together, which is faster."""
+    if len(batch.documents) > settings.max_batch_documents:
+        raise RequestTooLarge(
+            f"batch has {len(batch.documents)} documents; the limit is "
+            f"{settings.max_batch_documents} (MAX_BATCH_DOCUMENTS)"
+        )
+    for index, document in enumerate(batch.documents):
+        _check_length(settings, f"documents[{index}].text", document.text)
+    results = await state.ingestor.ingest([_item(d) for d in batch.documents])
+    if not any(r.created for r in results):
+        response.status_code = 200
+    return DocumentsOut(documents=[_out(r) for r in results])
+
+
+@router.get("", response_model=DocumentListOut)
+async def list_documents(
+    pool: PoolDep,
+    collection: Collection | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=10_000_000),
+) -> DocumentListOut:
+    records, total = await store.list_documents(pool, collection=collection, limit=limit, offset=offset)
+    return DocumentListOut(documents=[DocumentOut(**vars(r)) for r in records], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{document_id}", response_model=DocumentDetailOut, responses={404: {"description": "No such document"}})
+async def get_document(pool: PoolDep, document_id: UUID, include_chunks: bool = False) -> DocumentDetailOut:
+    record = await store.get_document(pool, document_id)
+    if record is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {document_id}")
+    chunks = [ChunkOut(**dict(row)) for row in await store.get_chunks(pool, document_id)] if include_chunks else None
+    return DocumentDetailOut(**vars(record), chunks=chunks)
+
+
+@router.delete("/{document_id}", status_code=204, responses={404: {"description": "No such document"}})
+async def delete_document(pool: PoolDep, document_id: UUID) -> Response:
+    async with pool.acquire() as connection:
+        deleted = await store.delete_document(connection, document_id)
+    if not deleted:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {document_id}")
+    return Response(status_code=204)

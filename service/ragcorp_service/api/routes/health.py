@@ -1,0 +1,44 @@
+"""Liveness (`/healthz`: the database answers) and readiness (`?full=true`: and the generator).
+
+Kubernetes restarts a Pod whose liveness fails, so the plain check must not
+depend on Gemini: an upstream outage should take Pods out of rotation, not
+restart them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from ragcorp_service.api.deps import StateDep
+from ragcorp_service.api.schemas import HealthOut
+
+router = APIRouter(tags=["health"])
+CHECK_TIMEOUT_SECONDS = 5.0
+
+
+async def _timed(check: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(check, CHECK_TIMEOUT_SECONDS)
+        outcome: dict[str, Any] = {"status": "ok"}
+    except Exception as exc:  # any failure is the dependency's state, reported, not raised
+        outcome = {"status": "unavailable", "error": type(exc).__name__}
+    outcome["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return outcome
+
+
+@router.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
+async def healthz(state: StateDep, full: bool = False) -> JSONResponse:
+    checks = {"database": await _timed(state.pool.fetchval("SELECT 1"))}
+    if full:
+        generator = state.providers.generator
+        checks["generator"] = await _timed(generator.check())
+        checks["generator"]["name"] = generator.name
+    healthy = all(check["status"] == "ok" for check in checks.values())
+    body = HealthOut(status="ok" if healthy else "unavailable", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)

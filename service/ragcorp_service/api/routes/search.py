@@ -1,0 +1,39 @@
+"""Search: ranked chunks for a query, in hybrid, vector or keyword mode."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ragcorp_service.api.deps import StateDep
+from ragcorp_service.api.errors import InvalidRequest
+from ragcorp_service.api.schemas import RetrievalOptions, SearchHit, SearchIn, SearchOut
+from ragcorp_service.api.state import AppState
+from ragcorp_service.retrieval import search as retrieval
+from ragcorp_service.retrieval.results import RetrievedChunk
+
+router = APIRouter(prefix="/v1", tags=["search"])
+
+
+async def retrieve(state: AppState, query: str, options: RetrievalOptions) -> list[RetrievedChunk]:
+    """Shared by search and ask: bound-check, embed the query when the mode needs it, rank."""
+    if options.top_k > state.settings.max_top_k:
+        raise InvalidRequest(f"top_k is {options.top_k}; the limit is {state.settings.max_top_k} (MAX_TOP_K)")
+    request = retrieval.SearchRequest(
+        query=query,
+        top_k=options.top_k,
+        mode=options.mode,
+        collection=options.collection,
+        filters=options.filters,
+    )
+    embedding = None if options.mode == "keyword" else await state.providers.embedder.embed_query(query)
+    return await retrieval.search(state.pool, request, embedding, state.tuning)
+
+
+def hit(chunk: RetrievedChunk) -> SearchHit:
+    return SearchHit(**vars(chunk))
+
+
+@router.post("/search", response_model=SearchOut)
+async def search(body: SearchIn, state: StateDep) -> SearchOut:
+    chunks = await retrieve(state, body.query, body)
+    return SearchOut(mode=body.mode, results=[hit(c) for c in chunks])

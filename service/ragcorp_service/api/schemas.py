@@ -1,0 +1,134 @@
+"""Request and response bodies. Unknown fields are errors, not silently dropped."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+Collection = Annotated[str, StringConstraints(pattern=COLLECTION_PATTERN)]
+NonBlank = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
+MetadataValue = str | int | float | bool | None | list[str | int | float | bool]
+Metadata = Annotated[
+    dict[Annotated[str, StringConstraints(min_length=1, max_length=128)], MetadataValue], Field(max_length=64)
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DocumentIn(Strict):
+    title: Annotated[NonBlank, StringConstraints(max_length=1000)]
+    text: NonBlank = Field(description="Plain text or Markdown; limited by MAX_DOCUMENT_CHARS.")
+    source: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    collection: Collection = "default"
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class DocumentBatchIn(Strict):
+    documents: list[DocumentIn] = Field(min_length=1, description="At most MAX_BATCH_DOCUMENTS documents.")
+
+
+class DocumentOut(BaseModel):
+    id: UUID
+    collection: str
+    title: str
+    source: str | None
+    metadata: dict[str, Any]
+    content_sha256: str
+    chunk_count: int
+    created_at: datetime
+    created: bool | None = Field(
+        default=None, description="On ingest: false when identical content was already stored."
+    )
+
+
+class DocumentListOut(BaseModel):
+    documents: list[DocumentOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class DocumentsOut(BaseModel):
+    documents: list[DocumentOut]
+
+
+class ChunkOut(BaseModel):
+    id: int
+    ordinal: int
+    text: str
+    token_count: int
+
+
+class DocumentDetailOut(DocumentOut):
+    chunks: list[ChunkOut] | None = None
+
+
+Mode = Literal["hybrid", "vector", "keyword"]
+
+
+Query = Annotated[NonBlank, StringConstraints(max_length=2000)]
+
+
+class RetrievalOptions(Strict):
+    top_k: int = Field(default=5, ge=1, description="At most MAX_TOP_K.")
+    mode: Mode = "hybrid"
+    collection: Collection | None = None
+    filters: Metadata = Field(default_factory=dict, description="Documents whose metadata contains these pairs.")
+
+
+class SearchIn(RetrievalOptions):
+    query: Query
+
+
+class SearchHit(BaseModel):
+    chunk_id: int
+    document_id: UUID
+    title: str
+    text: str
+    score: float
+    collection: str
+    metadata: dict[str, Any]
+
+
+class SearchOut(BaseModel):
+    mode: Mode
+    results: list[SearchHit]
+
+
+class AskIn(RetrievalOptions):
+    question: Query
+    stream: bool = Field(default=False, description="Answer as server-sent events.")
+
+
+class CitationOut(BaseModel):
+    number: int
+    document_id: UUID
+    chunk_id: int
+    title: str
+    snippet: str
+
+
+class AskOut(BaseModel):
+    answer: str
+    citations: list[CitationOut]
+    generator: str
+    mode: Mode
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, dict[str, Any]]
+
+
+class VersionOut(BaseModel):
+    version: str
+    schema_revision: str | None
+    embedding_model: str
+    embedding_dimensions: int
+    generator: str

@@ -1,0 +1,21 @@
+"""What the app holds for its lifetime, built in the lifespan and read by dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from ragcorp_service.ingestion.pipeline import Ingestor
+from ragcorp_service.api.providers import Providers
+from ragcorp_service.retrieval.search import SearchTuning
+from ragcorp_service.settings import Settings
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    pool: asyncpg.Pool
+    providers: Providers
+    ingestor: Ingestor
+    tuning: SearchTuning

@@ -1,0 +1,92 @@
+"""`ragcorp-service`: serve the API, or manage the database schema.
+
+    ragcorp-service serve [--host H] [--port P] [--migrate]
+    ragcorp-service db upgrade [REV] | downgrade REV | current | heads
+
+With no DATABASE_URL both start the embedded PostgreSQL under RAGCORP_DATA_DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from ragcorp_service.settings import Settings, SettingsError, load_settings
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ragcorp_service.api.main import create_app
+    from ragcorp_service.db import migrations
+
+    database_url = migrations.resolve_database_url(settings)
+    if args.migrate:
+        migrations.upgrade(migrations.target_for(settings, database_url))
+    settings = settings.model_copy(update={"database_url": database_url})
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=20,
+    )
+    return 0
+
+
+def _db(settings: Settings, args: argparse.Namespace) -> int:
+    from ragcorp_service.db import migrations
+
+    if args.action == "heads":
+        print(migrations.head_revision())
+        return 0
+    target = migrations.target_for(settings)
+    if args.action == "current":
+        print(asyncio.run(migrations.read_current_revision(target.database_url)) or "base")
+        return 0
+    if args.action == "upgrade":
+        revision = migrations.upgrade(target, args.revision or "head")
+    else:
+        revision = migrations.downgrade(target, args.revision)
+    print(revision or "base")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ragcorp-service", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host", help="bind address (default: HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: PORT or 8000)")
+    serve.add_argument("--migrate", action="store_true", help="apply migrations before serving")
+    db = commands.add_parser("db", help="manage the database schema")
+    actions = db.add_subparsers(dest="action", required=True)
+    upgrade = actions.add_parser("upgrade", help="migrate up (default: to head)")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    downgrade = actions.add_parser("downgrade", help="migrate down to REV ('base' empties the schema)")
+    downgrade.add_argument("revision")
+    actions.add_parser("current", help="print the applied revision")
+    actions.add_parser("heads", help="print the newest revision this version knows")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    from ragcorp_service.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    if args.command == "serve":
+        return _serve(settings, args)
+    return _db(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

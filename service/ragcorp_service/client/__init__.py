@@ -1,0 +1,1 @@
+"""`ragcorp`: a command-line client for a running RagCorp service."""

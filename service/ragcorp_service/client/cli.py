@@ -1,0 +1,227 @@
+"""`ragcorp`: ingest files or a BEIR corpus, search, ask, and evaluate retrieval.
+
+    ragcorp ingest PATH... [--collection C]
+    ragcorp ingest --beir DIR [--collection C]
+    ragcorp search QUERY [--mode hybrid|vector|keyword] [--top-k N]
+    ragcorp ask QUESTION [--stream]
+    ragcorp eval --beir DIR --queries FILE --qrels FILE [--modes hybrid,vector,keyword]
+
+The service is RAGCORP_URL (default http://127.0.0.1:8000), the key RAGCORP_API_KEY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from tqdm import tqdm
+
+from ragcorp_service.client import beir
+from ragcorp_service.client.http import RagCorpClient, ServiceError
+from ragcorp_service.client.metrics import documents_by_best_chunk, mrr_at_k, ndcg_at_k, recall_at_k
+
+SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf"}
+T = TypeVar("T")
+
+
+def _files(paths: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise SystemExit(f"ragcorp: no such file or directory: {path}")
+    return found
+
+
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+async def _run_batches(
+    batches: Iterable[list[T]], send: Callable[[list[T]], Awaitable[list[dict[str, Any]]]], concurrency: int, total: int
+) -> tuple[int, int]:
+    """Send batches with at most `concurrency` in flight; returns (created, already stored)."""
+    limiter = asyncio.Semaphore(concurrency)
+    created = existing = 0
+    with tqdm(total=total, unit="doc", file=sys.stderr) as progress:
+
+        async def one(batch: list[T]) -> None:
+            nonlocal created, existing
+            async with limiter:
+                documents = await send(batch)
+            created += sum(1 for d in documents if d.get("created"))
+            existing += sum(1 for d in documents if not d.get("created"))
+            progress.update(len(documents))
+
+        await asyncio.gather(*(one(batch) for batch in batches))
+    return created, existing
+
+
+async def _ingest(client: RagCorpClient, args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    if args.beir:
+        documents = list(beir.read_corpus(Path(args.beir)))
+        for document in documents:
+            document["collection"] = args.collection
+        created, existing = await _run_batches(
+            _batches(documents, args.batch_size), client.ingest_batch, args.concurrency, len(documents)
+        )
+    else:
+        files = _files([Path(p) for p in args.paths])
+        created, existing = await _run_batches(
+            _batches(files, min(args.batch_size, 8)),
+            lambda batch: client.upload(batch, args.collection),
+            args.concurrency,
+            len(files),
+        )
+    elapsed = time.perf_counter() - started
+    print(f"ingested {created} new and {existing} already stored documents in {elapsed:.1f}s")
+
+
+async def _search(client: RagCorpClient, args: argparse.Namespace) -> None:
+    result = await client.search(args.query, **_options(args))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    for rank, hit in enumerate(result["results"], 1):
+        text = " ".join(hit["text"].split())
+        print(f"{rank:2}. {hit['score']:.4f}  {hit['title']}\n    {text[:200]}")
+
+
+async def _ask(client: RagCorpClient, args: argparse.Namespace) -> None:
+    if args.stream:
+        async for event, data in client.ask_stream(args.question, **_options(args)):
+            if event == "token":
+                print(data["text"], end="", flush=True)
+            elif event == "citations":
+                print()
+                for citation in data:
+                    print(f"[{citation['number']}] {citation['title']} ({citation['document_id']})")
+        return
+    result = await client.ask(args.question, **_options(args))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(result["answer"])
+    for citation in result["citations"]:
+        print(f"[{citation['number']}] {citation['title']} ({citation['document_id']})")
+
+
+async def _eval(client: RagCorpClient, args: argparse.Namespace) -> None:
+    queries = beir.read_queries(Path(args.queries))
+    qrels = beir.read_qrels(Path(args.qrels))
+    judged = [(qid, text) for qid, text in queries.items() if qid in qrels]
+    limiter = asyncio.Semaphore(args.concurrency)
+    report: dict[str, dict[str, float]] = {}
+    for mode in args.modes.split(","):
+
+        async def rank(query: str, mode: str = mode) -> list[str]:
+            async with limiter:
+                result = await client.search(query, mode=mode, top_k=args.top_k, collection=args.collection)
+            return documents_by_best_chunk([(h["metadata"]["beir_id"], h["score"]) for h in result["results"]])
+
+        started = time.perf_counter()
+        rankings = await asyncio.gather(*(rank(text) for _, text in judged))
+        n = len(judged)
+        report[mode] = {
+            "ndcg@10": sum(ndcg_at_k(r, qrels[q], 10) for (q, _), r in zip(judged, rankings, strict=True)) / n,
+            "recall@100": sum(recall_at_k(r, qrels[q], 100) for (q, _), r in zip(judged, rankings, strict=True)) / n,
+            "mrr@10": sum(mrr_at_k(r, qrels[q], 10) for (q, _), r in zip(judged, rankings, strict=True)) / n,
+            "queries": n,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"{'mode':8} {'nDCG@10':>8} {'R@100':>7} {'MRR@10':>7} {'queries':>8}")
+    for mode, row in report.items():
+        print(f"{mode:8} {row['ndcg@10']:8.4f} {row['recall@100']:7.4f} {row['mrr@10']:7.4f} {row['queries']:8.0f}")
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {"mode": args.mode, "top_k": args.top_k}
+    if args.collection:
+        options["collection"] = args.collection
+    return options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ragcorp", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default=os.environ.get("RAGCORP_URL", "http://127.0.0.1:8000"))
+    parser.add_argument("--api-key", default=os.environ.get("RAGCORP_API_KEY"))
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="ingest files, folders, or a BEIR corpus")
+    ingest.add_argument("paths", nargs="*", help="files or folders (.txt .md .html .pdf)")
+    ingest.add_argument("--beir", metavar="DIR", help="a BEIR dataset folder (reads corpus.jsonl)")
+    ingest.add_argument("--collection", default="default")
+    ingest.add_argument("--batch-size", type=int, default=32)
+    ingest.add_argument("--concurrency", type=int, default=2)
+
+    for name, helptext, positional in (("search", "rank chunks", "query"), ("ask", "answer a question", "question")):
+        sub = commands.add_parser(name, help=helptext)
+        sub.add_argument(positional)
+        sub.add_argument("--mode", choices=["hybrid", "vector", "keyword"], default="hybrid")
+        sub.add_argument("--top-k", type=int, default=5)
+        sub.add_argument("--collection")
+        sub.add_argument("--json", action="store_true", help="print the raw JSON response")
+        if name == "ask":
+            sub.add_argument("--stream", action="store_true", help="print the answer as it is generated")
+
+    evaluate = commands.add_parser("eval", help="nDCG@10, Recall@100 and MRR@10 on BEIR judgements")
+    evaluate.add_argument("--beir", metavar="DIR", required=True)
+    evaluate.add_argument("--queries", required=True)
+    evaluate.add_argument("--qrels", required=True)
+    evaluate.add_argument("--modes", default="hybrid,vector,keyword")
+    evaluate.add_argument("--collection")
+    evaluate.add_argument("--top-k", type=int, default=100)
+    evaluate.add_argument("--concurrency", type=int, default=4)
+    evaluate.add_argument("--json", action="store_true")
+    return parser
+
+
+COMMANDS: dict[str, Callable[[RagCorpClient, argparse.Namespace], Awaitable[None]]] = {
+    "ingest": _ingest,
+    "search": _search,
+    "ask": _ask,
+    "eval": _eval,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "ingest" and not args.paths and not args.beir:
+        parser.error("ingest needs PATH... or --beir DIR")
+
+    async def run() -> None:
+        async with RagCorpClient(args.url, args.api_key) as client:
+            await COMMANDS[args.command](client, args)
+
+    try:
+        asyncio.run(run())
+    except ServiceError as exc:
+        print(f"ragcorp: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, httpx.TransportError) as exc:
+        print(f"ragcorp: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

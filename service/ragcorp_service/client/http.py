@@ -1,0 +1,71 @@
+"""A thin async HTTP client for the service's API, with errors made readable."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+class ServiceError(RuntimeError):
+    """The service answered with an error; the message carries its status and detail."""
+
+
+class RagCorpClient:
+    def __init__(self, url: str, api_key: str | None = None, timeout: float = 300.0) -> None:
+        headers = {"X-API-Key": api_key} if api_key else {}
+        self._http = httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+
+    async def __aenter__(self) -> RagCorpClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._http.aclose()
+
+    @staticmethod
+    def _checked(response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail")
+            except (ValueError, AttributeError):
+                detail = response.text
+            raise ServiceError(
+                f"{response.request.method} {response.request.url.path}: HTTP {response.status_code}: {detail}"
+            )
+        return response.json() if response.content else None
+
+    async def upload(self, paths: list[Path], collection: str) -> list[dict[str, Any]]:
+        files = [("files", (p.name, p.read_bytes())) for p in paths]
+        response = await self._http.post("/v1/documents", files=files, data={"collection": collection})
+        documents: list[dict[str, Any]] = self._checked(response)["documents"]
+        return documents
+
+    async def ingest_batch(self, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        response = await self._http.post("/v1/documents/batch", json={"documents": documents})
+        stored: list[dict[str, Any]] = self._checked(response)["documents"]
+        return stored
+
+    async def search(self, query: str, **options: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._checked(await self._http.post("/v1/search", json={"query": query, **options}))
+        return result
+
+    async def ask(self, question: str, **options: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._checked(await self._http.post("/v1/ask", json={"question": question, **options}))
+        return result
+
+    async def ask_stream(self, question: str, **options: Any) -> AsyncIterator[tuple[str, Any]]:
+        """Yield (event, data) pairs from the SSE answer."""
+        body = {"question": question, "stream": True, **options}
+        async with self._http.stream("POST", "/v1/ask", json=body) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                self._checked(response)
+            event = "message"
+            async for line in response.aiter_lines():
+                if line.startswith("event:"):
+                    event = line.removeprefix("event:").strip()
+                elif line.startswith("data:"):
+                    yield event, json.loads(line.removeprefix("data:").strip())

@@ -1,0 +1,1 @@
+"""Answering a question from retrieved chunks, with citations."""

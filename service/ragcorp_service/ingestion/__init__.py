@@ -1,0 +1,1 @@
+"""From an uploaded file or JSON body to stored, embedded chunks."""

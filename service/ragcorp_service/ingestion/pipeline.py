@@ -1,0 +1,106 @@
+"""Ingesting a batch of documents: dedupe, chunk, embed together, store each.
+
+Embedding dominates the cost, so all new chunks of a batch go to the embedder
+in one call (it sorts by length and batches internally); storing is one short
+transaction per document, so one bad document never takes the batch with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import asyncpg
+
+from ragcorp_service.ingestion.chunking import Chunk, chunk_text, normalize_text
+from ragcorp_service.ingestion.store import DocumentRecord, NewDocument, find_existing, insert_document
+from ragcorp_service.providers.embedders import Embedder
+
+
+@dataclass(frozen=True)
+class IngestItem:
+    title: str
+    text: str
+    collection: str = "default"
+    source: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    document: DocumentRecord
+    created: bool
+
+
+def embedding_input(title: str, chunk: Chunk) -> str:
+    """What the embedder sees: the title gives a chunk the context its text may lack."""
+    return f"{title}\n\n{chunk.text}" if title else chunk.text
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Ingestor:
+    def __init__(self, pool: asyncpg.Pool, embedder: Embedder, *, chunk_tokens: int, overlap_tokens: int) -> None:
+        self._pool = pool
+        self._embedder = embedder
+        self._chunk_tokens = chunk_tokens
+        self._overlap_tokens = overlap_tokens
+
+    def chunk(self, text: str) -> list[Chunk]:
+        return chunk_text(
+            text,
+            max_tokens=self._chunk_tokens,
+            overlap_tokens=self._overlap_tokens,
+            count_tokens=self._embedder.count_tokens,
+        )
+
+    async def ingest(self, items: list[IngestItem]) -> list[IngestResult]:
+        documents = [
+            NewDocument(
+                collection=item.collection,
+                title=item.title.strip(),
+                text=(text := normalize_text(item.text)),
+                source=item.source,
+                metadata=item.metadata,
+                content_sha256=content_hash(text),
+            )
+            for item in items
+        ]
+        existing: dict[tuple[str, str], DocumentRecord] = {}
+        for collection in {d.collection for d in documents}:
+            hashes = [d.content_sha256 for d in documents if d.collection == collection]
+            found = await find_existing(self._pool, collection, hashes)
+            existing.update({(collection, sha): record for sha, record in found.items()})
+
+        # Chunk each new document once (the first of any in-batch duplicates), then embed all together.
+        new: dict[tuple[str, str], NewDocument] = {}
+        for document in documents:
+            new.setdefault((document.collection, document.content_sha256), document)
+        new = {key: document for key, document in new.items() if key not in existing}
+        # Tokenizing a long document takes a while: keep it off the event loop.
+        chunked = await anyio.to_thread.run_sync(lambda: [self.chunk(d.text) for d in new.values()])
+        pending = {key: (document, chunks) for (key, document), chunks in zip(new.items(), chunked, strict=True)}
+        inputs = [embedding_input(doc.title, chunk) for doc, chunks in pending.values() for chunk in chunks]
+        vectors = iter(await self._embedder.embed_documents(inputs))
+
+        stored: dict[tuple[str, str], IngestResult] = {}
+        for key, (document, chunks) in pending.items():
+            embeddings = [next(vectors) for _ in chunks]
+            async with self._pool.acquire() as connection:
+                record, created = await insert_document(connection, document, chunks, embeddings)
+            stored[key] = IngestResult(record, created)
+
+        results = []
+        for document in documents:
+            key = (document.collection, document.content_sha256)
+            if key in existing:
+                results.append(IngestResult(existing[key], False))
+            else:
+                result = stored[key]
+                first = next(d for d in documents if (d.collection, d.content_sha256) == key)
+                results.append(result if document is first else IngestResult(result.document, False))
+        return results

@@ -1,0 +1,1 @@
+"""Model providers: `local` (offline, bundled) and `gemini` (google-genai)."""

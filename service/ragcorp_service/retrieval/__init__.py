@@ -1,0 +1,1 @@
+"""Ranking stored chunks for a query: vector, BM25 keyword, and their fusion."""

@@ -1,0 +1,185 @@
+"""The service's configuration, read once from the environment.
+
+Every variable the operator renders into a Pod is a field here (a test holds the
+two halves to that contract). Values are checked when the process starts, so a
+typo in a Deployment fails fast with the variable's name instead of surfacing as
+a confusing error on the first request.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+LOCAL_EMBEDDING_DIMENSIONS = 384
+GEMINI_EMBEDDING_MODEL = "gemini-embedding-001"
+GEMINI_EMBEDDING_DIMENSIONS = 768
+SCOPES = frozenset({"ingest", "ask", "metrics"})
+
+Provider = Literal["local", "gemini"]
+
+
+def parse_api_keys(raw: str) -> dict[str, frozenset[str]]:
+    """Parse `key:scope,scope;key2:scope` into a mapping of key to scopes.
+
+    Raises ValueError naming the entry at fault, never the key itself, so that a
+    secret cannot leak into a start-up log.
+    """
+    keys: dict[str, frozenset[str]] = {}
+    for position, entry in enumerate(filter(None, (e.strip() for e in raw.split(";"))), 1):
+        key, sep, scope_list = entry.partition(":")
+        key = key.strip()
+        scopes = frozenset(s.strip() for s in scope_list.split(",") if s.strip())
+        if not sep or not key or not scopes:
+            raise ValueError(f"entry {position} must look like 'key:scope[,scope]'")
+        unknown = scopes - SCOPES
+        if unknown:
+            raise ValueError(
+                f"entry {position} names unknown scope(s) {sorted(unknown)}; known scopes are {sorted(SCOPES)}"
+            )
+        if key in keys:
+            raise ValueError(f"entry {position} repeats an earlier key")
+        keys[key] = scopes
+    return keys
+
+
+class Settings(BaseSettings):
+    """Environment variables, upper-cased field names (`DB_POOL_MAX_SIZE`, ...)."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # Where the data lives. Unset means: start the embedded PostgreSQL.
+    database_url: str | None = None
+    ragcorp_data_dir: Path = Field(default_factory=lambda: platformdirs.user_data_path("ragcorp"))
+    db_pool_min_size: int = Field(default=2, ge=1, le=100)
+    db_pool_max_size: int = Field(default=10, ge=1, le=200)
+    db_statement_timeout_ms: int = Field(default=30_000, ge=100)
+
+    # Providers. A Gemini key switches both embeddings and generation to Gemini.
+    google_api_key: SecretStr | None = None
+    gemini_base_url: str | None = None
+    gemini_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    gemini_max_attempts: int = Field(default=4, ge=1, le=10)
+    gemini_retry_initial_delay_seconds: float = Field(default=1.0, ge=0, le=60)
+    embedding_model: str | None = None
+    embedding_dimensions: int | None = Field(default=None, ge=1, le=16_000)
+    generation_model: str = "gemini-2.5-flash"
+
+    # HTTP.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65_535)
+    api_keys: SecretStr | None = None
+    allow_anonymous: bool = False
+    allowed_origins: str = ""
+    rate_limit_rps: float = Field(default=20.0, gt=0)
+    rate_limit_burst: int | None = Field(default=None, ge=1)
+
+    # Request limits: each rejection names the limit in its message.
+    max_request_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    max_document_chars: int = Field(default=2_000_000, ge=1)
+    max_batch_documents: int = Field(default=64, ge=1, le=1000)
+    max_upload_files: int = Field(default=16, ge=1)
+    max_top_k: int = Field(default=100, ge=1, le=1000)
+
+    # Chunking, in embedder tokens.
+    chunk_tokens: int = Field(default=200, ge=16, le=8192)
+    chunk_overlap_tokens: int = Field(default=32, ge=0)
+
+    # Operations.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    otel_enabled: bool = False
+    otel_exporter_otlp_endpoint: str = "http://localhost:4317"
+    otel_service_name: str = "ragcorp-service"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _valid_api_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip():
+            parse_api_keys(value.get_secret_value())
+            return value
+        return None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.db_pool_min_size > self.db_pool_max_size:
+            raise ValueError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError("CHUNK_OVERLAP_TOKENS must be smaller than CHUNK_TOKENS")
+        if self.provider == "local":
+            if self.embedding_model not in (None, LOCAL_EMBEDDING_MODEL):
+                raise ValueError(
+                    f"EMBEDDING_MODEL={self.embedding_model!r} needs GOOGLE_API_KEY; "
+                    f"without it only the bundled {LOCAL_EMBEDDING_MODEL} is available"
+                )
+            if self.embedding_dimensions not in (None, LOCAL_EMBEDDING_DIMENSIONS):
+                raise ValueError(
+                    f"EMBEDDING_DIMENSIONS must be {LOCAL_EMBEDDING_DIMENSIONS} for {LOCAL_EMBEDDING_MODEL}"
+                )
+        return self
+
+    @property
+    def provider(self) -> Provider:
+        return "gemini" if self.google_api_key is not None else "local"
+
+    @property
+    def resolved_embedding_model(self) -> str:
+        if self.embedding_model:
+            return self.embedding_model
+        return GEMINI_EMBEDDING_MODEL if self.provider == "gemini" else LOCAL_EMBEDDING_MODEL
+
+    @property
+    def resolved_embedding_dimensions(self) -> int:
+        if self.embedding_dimensions:
+            return self.embedding_dimensions
+        return GEMINI_EMBEDDING_DIMENSIONS if self.provider == "gemini" else LOCAL_EMBEDDING_DIMENSIONS
+
+    @cached_property
+    def api_key_scopes(self) -> dict[str, frozenset[str]]:
+        if self.api_keys is None:
+            return {}
+        return parse_api_keys(self.api_keys.get_secret_value())
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
+
+    @property
+    def effective_burst(self) -> int:
+        return self.rate_limit_burst or max(1, int(self.rate_limit_rps * 2))
+
+
+class SettingsError(Exception):
+    """Raised with a message that names each offending environment variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment, turning pydantic's report into one readable line per variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "configuration"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"invalid setting {name}: {message}")
+        raise SettingsError("\n".join(lines)) from None

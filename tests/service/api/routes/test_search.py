@@ -1,0 +1,84 @@
+"""Each retrieval mode finds the right document; filters and bounds hold."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.service.conftest import ClientFactory
+from tests.service.corpus import ingest_all
+
+QUESTIONS = [
+    ("where does photosynthesis take place in plants", "Photosynthesis"),
+    ("viscous magma erupting explosively", "Volcanoes"),
+    ("how does backpropagation compute gradients", "Neural networks"),
+]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
+async def test_each_mode_ranks_the_relevant_document_first(client: httpx.AsyncClient, mode: str) -> None:
+    ids = await ingest_all(client)
+    for question, title in QUESTIONS:
+        response = await client.post("/v1/search", json={"query": question, "mode": mode, "top_k": 3})
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        assert results[0]["document_id"] == ids[title], (mode, question, results[0]["title"])
+        assert results[0]["title"] == title
+        scores = [r["score"] for r in results]
+        assert scores == sorted(scores, reverse=True)
+
+
+async def test_vector_search_finds_meaning_without_shared_words(client: httpx.AsyncClient) -> None:
+    ids = await ingest_all(client)
+    response = await client.post("/v1/search", json={"query": "mountain that explodes", "mode": "vector", "top_k": 1})
+    assert response.json()["results"][0]["document_id"] == ids["Volcanoes"]
+    keyword = await client.post("/v1/search", json={"query": "mountain that explodes", "mode": "keyword"})
+    assert keyword.json()["results"] == []
+
+
+async def test_collection_and_metadata_filters_restrict_results(client: httpx.AsyncClient) -> None:
+    await ingest_all(client, collection="science")
+    await ingest_all(client, collection="archive")
+    in_collection = await client.post("/v1/search", json={"query": "lava", "collection": "archive", "top_k": 10})
+    assert {r["collection"] for r in in_collection.json()["results"]} == {"archive"}
+    for mode in ("hybrid", "vector", "keyword"):
+        filtered = await client.post(
+            "/v1/search",
+            json={"query": "energy and weights", "mode": mode, "filters": {"topic": "computing"}, "top_k": 10},
+        )
+        results = filtered.json()["results"]
+        assert results, mode
+        assert {r["title"] for r in results} == {"Neural networks"}
+
+
+async def test_filtered_vector_search_still_fills_top_k(client: httpx.AsyncClient) -> None:
+    documents = [
+        {
+            "title": f"Note {i}",
+            "text": f"Observation {i} about river deltas and sediment.",
+            "metadata": {"even": i % 2 == 0},
+        }
+        for i in range(60)
+    ]
+    await client.post("/v1/documents/batch", json={"documents": documents})
+    response = await client.post(
+        "/v1/search", json={"query": "sediment", "mode": "vector", "filters": {"even": True}, "top_k": 30}
+    )
+    assert len(response.json()["results"]) == 30
+
+
+async def test_bad_search_requests_are_422(client_for: ClientFactory) -> None:
+    client = await client_for(max_top_k=20)
+    over = await client.post("/v1/search", json={"query": "x", "top_k": 21})
+    assert over.status_code == 422 and "MAX_TOP_K" in over.json()["detail"]
+    for body in ({"query": ""}, {"query": "x", "top_k": 0}, {"query": "x", "mode": "fuzzy"}, {"q": "x"}):
+        assert (await client.post("/v1/search", json=body)).status_code == 422, body
+
+
+async def test_keyword_search_ignores_query_syntax(client: httpx.AsyncClient) -> None:
+    await ingest_all(client)
+    response = await client.post("/v1/search", json={"query": '"lava" -ash OR (!!) & |', "mode": "keyword"})
+    assert response.status_code == 200
+    assert response.json()["results"][0]["title"] == "Volcanoes"
+    empty = await client.post("/v1/search", json={"query": "!!! ???", "mode": "keyword"})
+    assert empty.json()["results"] == []

@@ -1,0 +1,92 @@
+"""The `ragcorp` client against the service served by real uvicorn on loopback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ragcorp_service.api.main import create_app
+from ragcorp_service.client.cli import main
+from ragcorp_service.settings import Settings
+from tests.service.corpus import DOCUMENTS
+from tests.service.servers import serving
+
+
+@pytest.fixture
+def service_url(settings: Settings) -> Iterator[str]:
+    with serving(create_app(settings)) as url:
+        yield url
+
+
+def write_beir(folder: Path) -> None:
+    folder.mkdir()
+    with (folder / "corpus.jsonl").open("w") as corpus:
+        for number, document in enumerate(DOCUMENTS):
+            corpus.write(
+                json.dumps({"_id": f"doc{number}", "title": document["title"], "text": document["text"]}) + "\n"
+            )
+    (folder / "queries.jsonl").write_text(
+        json.dumps({"_id": "q1", "text": "viscous magma explosive eruption"})
+        + "\n"
+        + json.dumps({"_id": "q2", "text": "gradient of the loss for each weight"})
+        + "\n"
+    )
+    (folder / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tdoc1\t1\nq2\tdoc2\t1\n")
+
+
+def test_ingest_a_folder_then_ask(service_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    notes = tmp_path / "notes"
+    (notes / "deep").mkdir(parents=True)
+    (notes / "tides.md").write_text("# Tides\n\nThe moon's gravity raises two ocean tides every day.")
+    (notes / "deep" / "reefs.txt").write_text("Coral reefs are built by colonies of tiny polyps.")
+    (notes / "ignored.bin").write_bytes(b"\x00\x01")
+    assert main(["--url", service_url, "ingest", str(notes), "--collection", "notes"]) == 0
+    assert "ingested 2 new and 0 already stored" in capsys.readouterr().out
+    assert main(["--url", service_url, "ingest", str(notes), "--collection", "notes"]) == 0
+    assert "ingested 0 new and 2 already stored" in capsys.readouterr().out
+
+    assert main(["--url", service_url, "ask", "What raises the ocean tides?"]) == 0
+    out = capsys.readouterr().out
+    assert "moon's gravity" in out and "[1] Tides" in out
+
+    assert main(["--url", service_url, "ask", "Who builds coral reefs?", "--stream"]) == 0
+    assert "polyps" in capsys.readouterr().out
+
+
+def test_beir_ingest_and_eval(service_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dataset = tmp_path / "tiny"
+    write_beir(dataset)
+    assert main(["--url", service_url, "ingest", "--beir", str(dataset), "--batch-size", "2"]) == 0
+    assert "ingested 3 new" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "--url",
+                service_url,
+                "eval",
+                "--beir",
+                str(dataset),
+                "--queries",
+                str(dataset / "queries.jsonl"),
+                "--qrels",
+                str(dataset / "qrels.tsv"),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"hybrid", "vector", "keyword"}
+    for mode, row in report.items():
+        assert row["queries"] == 2
+        assert row["ndcg@10"] == pytest.approx(1.0), mode
+
+
+def test_errors_are_reported_not_raised(service_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--url", service_url, "search", "anything", "--top-k", "5000"]) == 1
+    assert "HTTP 422" in capsys.readouterr().err
+    assert main(["--url", "http://127.0.0.1:9", "search", "anything"]) == 1
+    assert "cannot reach" in capsys.readouterr().err

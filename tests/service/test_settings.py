@@ -1,0 +1,65 @@
+"""Bad configuration fails at start, naming the variable; secrets never appear."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragcorp_service.cli import main
+from ragcorp_service.settings import Settings, SettingsError, load_settings, parse_api_keys
+
+
+def test_defaults_run_offline_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DATABASE_URL", "GOOGLE_API_KEY", "HOST", "PORT", "EMBEDDING_MODEL", "API_KEYS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert (settings.host, settings.port, settings.provider) == ("127.0.0.1", 8000, "local")
+    assert settings.resolved_embedding_dimensions == 384
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DB_POOL_MAX_SIZE", "many"),
+        ("PORT", "70000"),
+        ("LOG_LEVEL", "LOUD"),
+        ("DATABASE_URL", "mysql://db/x"),
+        ("RATE_LIMIT_RPS", "-1"),
+        ("OTEL_ENABLED", "perhaps"),
+    ],
+)
+def test_invalid_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=f"invalid setting {variable}"):
+        load_settings()
+
+
+def test_pool_bounds_are_checked_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DB_POOL_MIN_SIZE", "20")
+    monkeypatch.setenv("DB_POOL_MAX_SIZE", "5")
+    with pytest.raises(SettingsError, match="DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE"):
+        load_settings()
+
+
+def test_seed_production_api_keys_parse() -> None:
+    assert parse_api_keys("prod-key-1:ingest,ask;metrics-key:metrics") == {
+        "prod-key-1": frozenset({"ingest", "ask"}),
+        "metrics-key": frozenset({"metrics"}),
+    }
+
+
+def test_bad_api_keys_are_reported_without_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_KEYS", "s3cret-value:ingest,admin")
+    with pytest.raises(SettingsError, match="unknown scope") as error:
+        load_settings()
+    assert "s3cret-value" not in str(error.value)
+
+
+def test_local_provider_cannot_pretend_to_be_another_model() -> None:
+    with pytest.raises(ValueError, match="needs GOOGLE_API_KEY"):
+        Settings(google_api_key=None, embedding_model="text-embedding-004")
+
+
+def test_cli_exits_2_with_the_message(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PORT", "not-a-port")
+    assert main(["db", "heads"]) == 2
+    assert "invalid setting PORT" in capsys.readouterr().err
