@@ -18,12 +18,12 @@ from fastapi import FastAPI
 from ragcorp_service import __version__
 from ragcorp_service.api.body_limit import BodyLimitMiddleware
 from ragcorp_service.api.errors import install_error_handlers
+from ragcorp_service.api.providers import build_providers
 from ragcorp_service.api.routes import ask, documents, health, search, version
 from ragcorp_service.api.state import AppState
 from ragcorp_service.db.pool import create_pool
 from ragcorp_service.db.schema_check import check_schema
 from ragcorp_service.ingestion.pipeline import Ingestor
-from ragcorp_service.api.providers import build_providers
 from ragcorp_service.retrieval.search import SearchTuning
 from ragcorp_service.settings import Settings, load_settings
 

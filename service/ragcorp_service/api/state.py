@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from ragcorp_service.ingestion.pipeline import Ingestor
 from ragcorp_service.api.providers import Providers
+from ragcorp_service.ingestion.pipeline import Ingestor
 from ragcorp_service.retrieval.search import SearchTuning
 from ragcorp_service.settings import Settings
 

@@ -1,0 +1,41 @@
+"""Kubernetes-style status conditions (Ready, Progressing, Degraded, MigrationsApplied).
+
+`lastTransitionTime` changes only when a condition's status flips, as
+`kubectl wait --for=condition=Ready` and dashboards expect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+CONDITION_TYPES = ("Ready", "Progressing", "Degraded", "MigrationsApplied")
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+
+
+def merge_conditions(previous: list[dict[str, Any]], current: list[Condition], now: datetime) -> list[dict[str, Any]]:
+    """The new conditions, keeping each one's transition time unless its status changed."""
+    before = {c.get("type"): c for c in previous if isinstance(c, dict)}
+    merged = []
+    for condition in current:
+        old = before.get(condition.type)
+        changed = old is None or old.get("status") != condition.status
+        merged.append(
+            {
+                "type": condition.type,
+                "status": condition.status,
+                "reason": condition.reason,
+                "message": condition.message,
+                "lastTransitionTime": now.isoformat() if changed else old.get("lastTransitionTime"),  # type: ignore[union-attr]
+            }
+        )
+    return merged

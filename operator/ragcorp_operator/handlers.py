@@ -1,0 +1,85 @@
+"""kopf handlers: thin adapters from kopf's callbacks to `reconciling.reconcile`.
+
+Create, update and resume react at once; the timer is the level-triggered
+heartbeat that advances rollouts (Job finished, replicas ready) and restores
+children someone deleted or edited by hand.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import kopf
+
+from ragcorp_operator import GROUP, PLURAL, VERSION
+from ragcorp_operator.cluster import Cluster, kube_configuration, load_api_client
+from ragcorp_operator.reconciling import Resource, reconcile
+from ragcorp_operator.rollout import Event
+
+RECONCILE_INTERVAL = float(os.environ.get("RAGCORP_RECONCILE_INTERVAL", "10"))
+_cluster: Cluster | None = None
+
+
+def cluster() -> Cluster:
+    global _cluster
+    if _cluster is None:
+        _cluster = Cluster(load_api_client())
+    return _cluster
+
+
+@kopf.on.login()
+def login(**_: Any) -> kopf.ConnectionInfo:
+    """The same credentials as the operator's own client (kubeconfig or in-cluster)."""
+    configuration = kube_configuration()
+    token = (configuration.api_key or {}).get("authorization", "").removeprefix("Bearer ").strip() or None
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        token=token,
+        scheme="Bearer" if token else None,
+        ca_path=configuration.ssl_ca_cert,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        insecure=not configuration.verify_ssl,
+    )
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.posting.level = 20  # INFO and up become Kubernetes Events
+    settings.persistence.finalizer = "ragcorp.dev/operator"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ragcorp.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="ragcorp.dev")
+    settings.watching.server_timeout = 300
+    settings.peering.name = os.environ.get("RAGCORP_PEERING_NAME", "ragcorp-operator")
+
+
+def _run(body: kopf.Body, patch: kopf.Patch) -> None:
+    meta = body.get("metadata", {})
+    resource = Resource(
+        name=meta["name"],
+        namespace=meta["namespace"],
+        uid=meta.get("uid") or "",
+        generation=int(meta.get("generation") or 0),
+        spec=dict(body.get("spec") or {}),
+        status=dict(body.get("status") or {}),
+    )
+
+    def emit(event: Event) -> None:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+    status = reconcile(cluster(), resource, emit)
+    for key, value in status.items():
+        patch.status[key] = value
+
+
+@kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile-on-create")
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec", id="reconcile-on-update")
+@kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile-on-resume")
+def react(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    _run(body, patch)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=RECONCILE_INTERVAL, id="reconcile-periodically")
+def heartbeat(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    _run(body, patch)

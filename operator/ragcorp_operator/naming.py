@@ -1,0 +1,56 @@
+"""Names and labels of the children: the contract platform teams script against."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Color = Literal["blue", "green"]
+COLORS: tuple[Color, Color] = ("blue", "green")
+MANAGED_BY = "ragcorp-operator"
+COLOR_LABEL = "ragcorp.dev/color"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+
+
+def other(color: Color) -> Color:
+    return "green" if color == "blue" else "blue"
+
+
+def deployment_name(name: str, color: Color) -> str:
+    return f"{name}-{color}"
+
+
+def preview_service_name(name: str) -> str:
+    return f"{name}-preview"
+
+
+def config_map_name(name: str) -> str:
+    return f"{name}-config"
+
+
+def migration_job_name(name: str, revision: int) -> str:
+    return f"{name}-migrate-{revision}"
+
+
+def labels(name: str, component: str = "api") -> dict[str, str]:
+    """Labels on every child; selectors use a subset (instance, component, colour)."""
+    return {
+        "app.kubernetes.io/name": "ragcorp",
+        INSTANCE_LABEL: name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+
+
+def selector(name: str, color: Color | None = None) -> dict[str, str]:
+    chosen = {INSTANCE_LABEL: name, "app.kubernetes.io/component": "api"}
+    if color is not None:
+        chosen[COLOR_LABEL] = color
+    return chosen
+
+
+def image_tag(image: str) -> str:
+    """The tag (or digest) of an image reference, as a label-safe version string."""
+    reference = image.rsplit("/", 1)[-1]
+    if "@" in reference:
+        return reference.split("@", 1)[1].replace(":", "-")[:63]
+    return reference.split(":", 1)[1][:63] if ":" in reference else "latest"

@@ -1,0 +1,132 @@
+"""From a spec and the rollout's decision to the full set of children and the status.
+
+Pure: the handlers feed it what they read and apply what it returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from ragcorp_operator.conditions import Condition
+from ragcorp_operator.naming import COLORS, deployment_name
+from ragcorp_operator.render.common import Manifest, Owner
+from ragcorp_operator.render.config import config_map
+from ragcorp_operator.render.monitoring import prometheus_rule, service_monitor
+from ragcorp_operator.render.networking import active_service, autoscaler, disruption_budget, preview_service
+from ragcorp_operator.render.workloads import deployment, migration_job
+from ragcorp_operator.rollout import IN_FLIGHT, Decision, Intent, Settings
+from ragcorp_operator.spec import RagSpec, parse_spec
+
+#: (apiVersion, kind) of the monitoring kinds, rendered only where their CRDs exist.
+SERVICE_MONITOR = ("monitoring.coreos.com/v1", "ServiceMonitor")
+PROMETHEUS_RULE = ("monitoring.coreos.com/v1", "PrometheusRule")
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    api_version: str
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    apply: list[Manifest]
+    delete: list[ObjectRef]
+
+
+def rollout_settings(spec: RagSpec) -> Settings:
+    blue_green = spec.strategy.blue_green
+    return Settings(
+        image=spec.image,
+        replicas=spec.autoscaling.min_replicas if spec.autoscaling.enabled else spec.replicas,
+        migrations_enabled=spec.migrations.enabled,
+        auto_promote=blue_green.auto_promote,
+        ready_timeout=timedelta(seconds=blue_green.ready_timeout_seconds),
+        scale_down_delay=timedelta(seconds=blue_green.scale_down_delay_seconds),
+        keep_previous=blue_green.keep_previous,
+    )
+
+
+def children(owner: Owner, spec: RagSpec, intent: Intent, monitoring_kinds: frozenset[tuple[str, str]]) -> Plan:
+    apply: list[Manifest] = [config_map(owner, spec)]
+    delete: list[ObjectRef] = []
+    serving = intent.active_service_color or "blue"
+    for color in COLORS:
+        if color in intent.deployments:
+            image, replicas = intent.deployments[color]
+            hpa_owns_replicas = spec.autoscaling.enabled and color == intent.active_service_color
+            apply.append(deployment(owner, spec, color, image, None if hpa_owns_replicas else replicas))
+        else:
+            delete.append(ObjectRef("apps/v1", "Deployment", deployment_name(owner.name, color)))
+    apply.append(active_service(owner, spec, serving))
+    apply.append(preview_service(owner, spec, intent.preview_service_color or serving))
+    apply.append(disruption_budget(owner))
+    if spec.autoscaling.enabled and intent.active_service_color:
+        apply.append(autoscaler(owner, spec, intent.active_service_color))
+    else:
+        delete.append(ObjectRef("autoscaling/v2", "HorizontalPodAutoscaler", owner.name))
+    if intent.migration is not None:
+        revision, image = intent.migration
+        apply.append(migration_job(owner, spec, image, revision))
+    for kind, wanted, make in (
+        (SERVICE_MONITOR, spec.monitoring.service_monitor, service_monitor),
+        (PROMETHEUS_RULE, spec.monitoring.prometheus_rule, prometheus_rule),
+    ):
+        if kind in monitoring_kinds:
+            if wanted:
+                apply.append(make(owner))
+            else:
+                delete.append(ObjectRef(kind[0], kind[1], owner.name))
+    return Plan(apply=apply, delete=delete)
+
+
+def conditions(decision: Decision, active_ready: bool, problem: Condition | None = None) -> list[Condition]:
+    """The four conditions for a decision; a spec or Secret problem overrides Degraded."""
+    state = decision.state
+    in_flight = state.phase in IN_FLIGHT
+    if problem is not None:
+        degraded = problem
+    elif state.phase == "Aborted" and state.failure:
+        degraded = Condition("Degraded", "True", state.failure.reason, state.failure.message)
+    else:
+        degraded = Condition("Degraded", "False", "AsExpected")
+    ready = (
+        Condition("Ready", "True", "Serving", f"{state.active_color} serves {state.active_image}")
+        if active_ready and state.active_color
+        else Condition("Ready", "False", "NotServing" if state.active_color else "NotDeployed", "")
+    )
+    progressing = (
+        Condition("Progressing", "True", state.phase, f"rolling out {state.target_image}")
+        if in_flight
+        else Condition("Progressing", "False", state.phase)
+    )
+    migrated = (
+        Condition("MigrationsApplied", "True", "Migrated", f"schema revision {state.schema_revision}")
+        if state.schema_revision
+        else Condition("MigrationsApplied", "False", "NotMigrated" if state.phase != "Aborted" else "MigrationFailed")
+    )
+    return [ready, progressing, degraded, migrated]
+
+
+def render_resource(resource: dict[str, Any], monitoring: bool = True) -> list[Manifest]:
+    """Everything the operator would create for a new resource, for `render -f` (offline)."""
+    metadata = resource.get("metadata", {})
+    owner = Owner(
+        name=metadata.get("name", "ragcorp"),
+        namespace=metadata.get("namespace", "default"),
+        uid=metadata.get("uid", ""),
+    )
+    spec = parse_spec(resource.get("spec", {}))
+    settings = rollout_settings(spec)
+    # The steady state after the first rollout: blue active, migrated at revision 1.
+    intent = Intent(
+        deployments={"blue": (spec.image, settings.replicas)},
+        active_service_color="blue",
+        preview_service_color="blue",
+        migration=(1, spec.image) if spec.migrations.enabled else None,
+    )
+    kinds = frozenset({SERVICE_MONITOR, PROMETHEUS_RULE}) if monitoring else frozenset()
+    return children(owner, spec, intent, kinds).apply

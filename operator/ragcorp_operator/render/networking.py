@@ -1,0 +1,65 @@
+"""Services (active and preview), the HPA on the active colour, and the PDB."""
+
+from __future__ import annotations
+
+from ragcorp_operator.naming import Color, deployment_name, preview_service_name, selector
+from ragcorp_operator.render.common import Manifest, Owner, metadata
+from ragcorp_operator.spec import RagSpec
+
+
+def service(owner: Owner, spec: RagSpec, name: str, color: Color) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(owner, name),
+        "spec": {
+            "type": spec.service.type,
+            "selector": selector(owner.name, color),
+            "ports": [{"name": "http", "port": spec.service.port, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def active_service(owner: Owner, spec: RagSpec, color: Color) -> Manifest:
+    return service(owner, spec, owner.name, color)
+
+
+def preview_service(owner: Owner, spec: RagSpec, color: Color) -> Manifest:
+    return service(owner, spec, preview_service_name(owner.name), color)
+
+
+def autoscaler(owner: Owner, spec: RagSpec, color: Color) -> Manifest:
+    scaling = spec.autoscaling
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": metadata(owner, owner.name),
+        "spec": {
+            "scaleTargetRef": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": deployment_name(owner.name, color),
+            },
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": scaling.target_cpu_utilization},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def disruption_budget(owner: Owner) -> Manifest:
+    """At most one API Pod down at a time during node drains, across both colours."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(owner, owner.name),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(owner.name)}},
+    }

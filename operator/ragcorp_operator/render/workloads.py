@@ -1,0 +1,119 @@
+"""Deployments (one per colour) and the migration Job, in the resource's image."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ragcorp_operator.naming import (
+    COLOR_LABEL,
+    Color,
+    config_map_name,
+    deployment_name,
+    image_tag,
+    migration_job_name,
+    selector,
+)
+from ragcorp_operator.render.common import Manifest, Owner, metadata
+from ragcorp_operator.render.config import SERVICE_PORT, secret_env
+from ragcorp_operator.spec import Probe, RagSpec
+
+#: Finished Jobs stay a day for `kubectl logs`, then Kubernetes deletes them.
+JOB_TTL_SECONDS = 86_400
+
+
+def _probe(path: str, probe: Probe) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "initialDelaySeconds": probe.initial_delay_seconds,
+        "periodSeconds": probe.period_seconds,
+        "timeoutSeconds": probe.timeout_seconds,
+        "failureThreshold": probe.failure_threshold,
+    }
+
+
+def _container(spec: RagSpec, image: str, command: list[str]) -> dict[str, Any]:
+    return {
+        "name": "api",
+        "image": image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": command,
+        "env": secret_env(spec),
+        "resources": {"requests": dict(spec.resources.requests), "limits": dict(spec.resources.limits)},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def _pod_spec(owner: Owner, spec: RagSpec, container: dict[str, Any], restart_policy: str) -> dict[str, Any]:
+    container["envFrom"] = [{"configMapRef": {"name": config_map_name(owner.name)}}]
+    pod: dict[str, Any] = {
+        "containers": [container],
+        "restartPolicy": restart_policy,
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+    }
+    scheduling = spec.scheduling
+    if scheduling.node_selector:
+        pod["nodeSelector"] = dict(scheduling.node_selector)
+    if scheduling.tolerations:
+        pod["tolerations"] = list(scheduling.tolerations)
+    if scheduling.affinity:
+        pod["affinity"] = dict(scheduling.affinity)
+    if scheduling.service_account_name:
+        pod["serviceAccountName"] = scheduling.service_account_name
+    return pod
+
+
+def deployment(owner: Owner, spec: RagSpec, color: Color, image: str, replicas: int | None) -> Manifest:
+    """One colour's Deployment. `replicas=None` leaves the count to the HPA."""
+    container = _container(spec, image, ["ragcorp-service", "serve"])
+    container["ports"] = [{"name": "http", "containerPort": SERVICE_PORT, "protocol": "TCP"}]
+    container["livenessProbe"] = _probe("/healthz", spec.probes.liveness)
+    container["readinessProbe"] = _probe("/healthz?full=true", spec.probes.readiness)
+    pod_labels = {**selector(owner.name, color), "app.kubernetes.io/version": image_tag(image)}
+    deployment_spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector(owner.name, color)},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        "revisionHistoryLimit": 3,
+        "template": {
+            "metadata": {"labels": {**metadata(owner, "")["labels"], **pod_labels}},
+            "spec": _pod_spec(owner, spec, container, "Always"),
+        },
+    }
+    if replicas is not None:
+        deployment_spec["replicas"] = replicas
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(
+            owner,
+            deployment_name(owner.name, color),
+            extra_labels={COLOR_LABEL: color, "app.kubernetes.io/version": image_tag(image)},
+        ),
+        "spec": deployment_spec,
+    }
+
+
+def migration_job(owner: Owner, spec: RagSpec, image: str, revision: int) -> Manifest:
+    """`ragcorp-service db upgrade` in the new image; it reports the schema revision it reached."""
+    container = _container(spec, image, ["ragcorp-service", "db", "upgrade"])
+    container["terminationMessagePolicy"] = "File"
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata(owner, migration_job_name(owner.name, revision), component="migration"),
+        "spec": {
+            "backoffLimit": 1,
+            "activeDeadlineSeconds": spec.migrations.timeout_seconds,
+            "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
+            "template": {
+                "metadata": {"labels": metadata(owner, "", component="migration")["labels"]},
+                "spec": _pod_spec(owner, spec, container, "Never"),
+            },
+        },
+    }

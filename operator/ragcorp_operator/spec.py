@@ -1,0 +1,166 @@
+"""A RagCorpDeployment's spec, parsed and defaulted into typed objects.
+
+The CRD's schema applies the same defaults server-side; parsing them here too
+means `ragcorp-operator render -f` works offline and a spec the API server let
+through (an older CRD, a missing default) still cannot crash a reconcile: any
+problem becomes a `SpecError` whose message names the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class SpecError(ValueError):
+    """The spec cannot work; the message says which field and why."""
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class SecretKeyRef(Model):
+    name: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+
+
+class Secrets(Model):
+    database_url: SecretKeyRef = Field(alias="databaseUrl")
+    google_api_key: SecretKeyRef | None = Field(default=None, alias="googleApiKey")
+    api_keys: SecretKeyRef | None = Field(default=None, alias="apiKeys")
+
+
+class Autoscaling(Model):
+    enabled: bool = False
+    min_replicas: int = Field(default=2, ge=1, le=1000, alias="minReplicas")
+    max_replicas: int = Field(default=10, ge=1, le=1000, alias="maxReplicas")
+    target_cpu_utilization: int = Field(default=70, ge=1, le=100, alias="targetCPUUtilizationPercentage")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("autoscaling.minReplicas must not exceed autoscaling.maxReplicas")
+        return self
+
+
+class DbPool(Model):
+    min_size: int = Field(default=2, ge=1, le=100, alias="minSize")
+    max_size: int = Field(default=10, ge=1, le=200, alias="maxSize")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> DbPool:
+        if self.min_size > self.max_size:
+            raise ValueError("config.dbPool.minSize must not exceed config.dbPool.maxSize")
+        return self
+
+
+class Otel(Model):
+    enabled: bool = False
+    endpoint: str = "http://localhost:4317"
+
+
+class Config(Model):
+    allowed_origins: list[str] = Field(default_factory=list, alias="allowedOrigins")
+    rate_limit_rps: float = Field(default=20.0, gt=0, alias="rateLimitRps")
+    db_pool: DbPool = Field(default_factory=DbPool, alias="dbPool")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(default="INFO", alias="logLevel")
+    otel: Otel = Field(default_factory=Otel)
+    embedding_model: str | None = Field(default=None, alias="embeddingModel")
+    generation_model: str | None = Field(default=None, alias="generationModel")
+
+
+class Probe(Model):
+    initial_delay_seconds: int = Field(default=5, ge=0, alias="initialDelaySeconds")
+    period_seconds: int = Field(default=10, ge=1, alias="periodSeconds")
+    timeout_seconds: int = Field(default=3, ge=1, alias="timeoutSeconds")
+    failure_threshold: int = Field(default=3, ge=1, alias="failureThreshold")
+
+
+class Probes(Model):
+    liveness: Probe = Field(default_factory=lambda: Probe(initialDelaySeconds=10))
+    readiness: Probe = Field(default_factory=Probe)
+
+
+class Scheduling(Model):
+    node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    affinity: dict[str, Any] = Field(default_factory=dict)
+    service_account_name: str | None = Field(default=None, alias="serviceAccountName")
+
+
+class Backup(Model):
+    enabled: bool = False
+    pvc_name: str | None = Field(default=None, alias="pvcName")
+    retention: int = Field(default=5, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _pvc(self) -> Backup:
+        if self.enabled and not self.pvc_name:
+            raise ValueError("migrations.backup.pvcName is required when backups are enabled")
+        return self
+
+
+class Migrations(Model):
+    enabled: bool = True
+    timeout_seconds: int = Field(default=600, ge=10, le=86_400, alias="timeoutSeconds")
+    backup: Backup = Field(default_factory=Backup)
+    downgrade_on_abort: bool = Field(default=False, alias="downgradeOnAbort")
+
+
+class BlueGreen(Model):
+    auto_promote: bool = Field(default=True, alias="autoPromote")
+    scale_down_delay_seconds: int = Field(default=300, ge=0, alias="scaleDownDelaySeconds")
+    keep_previous: bool = Field(default=True, alias="keepPrevious")
+    ready_timeout_seconds: int = Field(default=600, ge=10, alias="readyTimeoutSeconds")
+
+
+class Strategy(Model):
+    blue_green: BlueGreen = Field(default_factory=BlueGreen, alias="blueGreen")
+
+
+class Monitoring(Model):
+    prometheus_rule: bool = Field(default=True, alias="prometheusRule")
+    service_monitor: bool = Field(default=True, alias="serviceMonitor")
+    dashboards: bool = True
+
+
+class ServiceSpec(Model):
+    port: int = Field(default=80, ge=1, le=65_535)
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+
+
+class Resources(Model):
+    requests: dict[str, str | int] = Field(default_factory=lambda: dict[str, str | int](cpu="250m", memory="512Mi"))
+    limits: dict[str, str | int] = Field(default_factory=lambda: dict[str, str | int](memory="1Gi"))
+
+
+class RagSpec(Model):
+    image: str = Field(min_length=1)
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        default="IfNotPresent", alias="imagePullPolicy"
+    )
+    replicas: int = Field(default=2, ge=0, le=1000)
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
+    resources: Resources = Field(default_factory=Resources)
+    secrets: Secrets
+    config: Config = Field(default_factory=Config)
+    probes: Probes = Field(default_factory=Probes)
+    scheduling: Scheduling = Field(default_factory=Scheduling)
+    migrations: Migrations = Field(default_factory=Migrations)
+    strategy: Strategy = Field(default_factory=Strategy)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    service: ServiceSpec = Field(default_factory=ServiceSpec)
+
+
+def parse_spec(raw: dict[str, Any]) -> RagSpec:
+    """The typed spec, or a SpecError listing each problem as `field.path: message`."""
+    try:
+        return RagSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "spec"
+            problems.append(f"spec.{where}: {str(error['msg']).removeprefix('Value error, ')}")
+        raise SpecError("; ".join(problems)) from None

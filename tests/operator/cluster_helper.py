@@ -1,0 +1,144 @@
+"""A test helper that plays the cluster: kubectl for the test, controllers for the children.
+
+It writes through the emulator's HTTP API with the real Kubernetes client, as
+kubectl and the built-in controllers would: it marks Deployments ready, finishes
+Jobs (with the Pod and termination message a real migration Job leaves), and
+deletes or edits children by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ragcorp_operator.cluster import Cluster
+
+NAMESPACE = "default"
+
+
+class ClusterHelper:
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    # --- kubectl ---------------------------------------------------------------------------
+    def apply_resource(self, name: str, spec: dict[str, Any]) -> None:
+        body = {
+            "apiVersion": "ragcorp.dev/v1alpha1",
+            "kind": "RagCorpDeployment",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": spec,
+        }
+        path = f"/apis/ragcorp.dev/v1alpha1/namespaces/{NAMESPACE}/ragcorpdeployments"
+        if self.resource(name) is None:
+            self.cluster._call("POST", path, body=body)
+        else:
+            self.cluster._call(
+                "PATCH", f"{path}/{name}", body={"spec": spec}, content_type="application/merge-patch+json"
+            )
+
+    def delete_resource(self, name: str) -> None:
+        self.cluster._call("DELETE", f"/apis/ragcorp.dev/v1alpha1/namespaces/{NAMESPACE}/ragcorpdeployments/{name}")
+
+    def resource(self, name: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = self.cluster._call(
+                "GET", f"/apis/ragcorp.dev/v1alpha1/namespaces/{NAMESPACE}/ragcorpdeployments/{name}"
+            )
+            return found
+        except Exception:
+            return None
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict((self.resource(name) or {}).get("status") or {})
+
+    def condition(self, name: str, kind: str) -> dict[str, Any]:
+        for condition in self.status(name).get("conditions") or []:
+            if condition["type"] == kind:
+                return dict(condition)
+        return {}
+
+    def create_secret(self, name: str, data: dict[str, str]) -> None:
+        self.cluster.apply(
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NAMESPACE}, "data": data}
+        )
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        return self.cluster.get(kind, NAMESPACE, name)
+
+    # --- controllers -----------------------------------------------------------------------
+    def mark_deployment_ready(self, name: str) -> None:
+        deployment = self.get("Deployment", name)
+        assert deployment is not None, f"no Deployment {name}"
+        replicas = int(deployment["spec"].get("replicas", 1))
+        self._patch_status(
+            "Deployment",
+            name,
+            {
+                "replicas": replicas,
+                "readyReplicas": replicas,
+                "updatedReplicas": replicas,
+                "availableReplicas": replicas,
+            },
+        )
+
+    def finish_job(self, name: str, succeeded: bool, schema_revision: str = "0002") -> None:
+        job = self.get("Job", name)
+        assert job is not None, f"no Job {name}"
+        message = json.dumps({"schemaRevision": schema_revision}) if succeeded else "migration failed"
+        self.cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"{name}-pod", "namespace": NAMESPACE, "labels": {"job-name": name}},
+                "spec": {
+                    "containers": [{"name": "api", "image": job["spec"]["template"]["spec"]["containers"][0]["image"]}]
+                },
+                "status": {
+                    "containerStatuses": [
+                        {
+                            "name": "api",
+                            "state": {"terminated": {"exitCode": 0 if succeeded else 1, "message": message}},
+                        }
+                    ]
+                },
+            }
+        )
+        kind = "Complete" if succeeded else "Failed"
+        self._patch_status(
+            "Job",
+            name,
+            {
+                "succeeded": 1 if succeeded else 0,
+                "failed": 0 if succeeded else 1,
+                "conditions": [
+                    {
+                        "type": kind,
+                        "status": "True",
+                        "reason": "BackoffLimitExceeded" if not succeeded else "Completed",
+                        "message": "" if succeeded else "Job has reached the specified backoff limit",
+                    }
+                ],
+            },
+        )
+
+    def _patch_status(self, kind: str, name: str, status: dict[str, Any]) -> None:
+        self.cluster._call(
+            "PATCH",
+            self.cluster._path(kind, NAMESPACE, name) + "/status",
+            body={"status": status},
+            content_type="application/merge-patch+json",
+        )
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
+    """Poll until `check` returns something truthy; return it."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")

@@ -1,0 +1,88 @@
+"""kmock's Kubernetes emulator, with the API-server behaviours our operator relies on.
+
+kmock's docs invite subclassing to fill its gaps; these are the ones we need:
+`uid`, `resourceVersion`, `generation` (bumped on spec changes) and
+`creationTimestamp` on objects; names from `generateName`; label selectors on lists; and garbage
+collection of children by ownerReferences when their owner is deleted.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import uuid
+from typing import Any
+
+import attrs
+import kmock
+from kmock._internal import enums, rendering
+
+_versions = itertools.count(1)
+
+
+def _matches(labels: dict[str, str], selector: str) -> bool:
+    for term in filter(None, selector.split(",")):
+        key, _, value = term.partition("=")
+        if labels.get(key.strip()) != value.strip():
+            return False
+    return True
+
+
+@attrs.define(kw_only=True)
+class ApiServer(kmock.KubernetesEmulator):
+    async def _handle(self, request: rendering.Request) -> Any:
+        if request.resource is not None and isinstance(request.data, dict):
+            meta = request.data.setdefault("metadata", {})
+            if request.action == enums.action.CREATE:
+                if not meta.get("name") and meta.get("generateName"):
+                    meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:5]}"
+                meta.setdefault("uid", str(uuid.uuid4()))
+                meta.setdefault("creationTimestamp", datetime.datetime.now(datetime.UTC).isoformat())
+                meta["generation"] = 1
+                meta["resourceVersion"] = str(next(_versions))
+            elif request.action == enums.action.UPDATE and request.name is not None:
+                current = self._current(request)
+                if current is not None:
+                    meta["resourceVersion"] = str(next(_versions))
+                    if "spec" in request.data and request.subresource is None:
+                        meta["generation"] = int(current.get("metadata", {}).get("generation") or 1) + 1
+        deleted_uid = None
+        if request.resource is not None and request.action == enums.action.DELETE and request.name is not None:
+            current = self._current(request)
+            deleted_uid = (current or {}).get("metadata", {}).get("uid")
+        response = await super()._handle(request)
+        if deleted_uid:
+            await self._collect_garbage(deleted_uid)
+        return response
+
+    def _current(self, request: rendering.Request) -> dict[str, Any] | None:
+        for (resource, namespace, name), obj in self.objects.items():
+            if resource == request.resource and namespace == request.namespace and name == request.name:
+                return None if obj.deleted else dict(obj.raw)
+        return None
+
+    async def _collect_garbage(self, owner_uid: str) -> None:
+        """Delete (recursively) every object whose ownerReferences name the deleted owner."""
+        doomed = []
+        for (resource, _, _), obj in self.objects.items():
+            if obj.deleted:
+                continue
+            owners = obj.raw.get("metadata", {}).get("ownerReferences") or []
+            if any(ref.get("uid") == owner_uid for ref in owners):
+                doomed.append((resource, obj))
+        for resource, obj in doomed:
+            raw = obj.raw
+            obj.delete()
+            await self._buses[resource].put({"type": "DELETED", "object": raw})
+            uid = raw.get("metadata", {}).get("uid")
+            if uid:
+                await self._collect_garbage(uid)
+
+    async def _serve_list(self, request: rendering.Request) -> Any:
+        payload = await super()._serve_list(request)
+        selector = request.params.get("labelSelector")
+        if selector and isinstance(payload, dict):
+            payload["items"] = [
+                item for item in payload["items"] if _matches(item.get("metadata", {}).get("labels") or {}, selector)
+            ]
+        return payload

@@ -1,0 +1,184 @@
+"""A RagCorpDeployment becomes a complete, running deployment, and stays one."""
+
+from __future__ import annotations
+
+import base64
+
+from tests.operator.cluster_helper import ClusterHelper, eventually
+
+SPEC = {
+    "image": "registry.example/ragcorp:1.0",
+    "replicas": 2,
+    "secrets": {"databaseUrl": {"name": "db", "key": "DATABASE_URL"}, "apiKeys": {"name": "keys", "key": "API_KEYS"}},
+    "config": {"rateLimitRps": 50, "allowedOrigins": ["https://app.example"]},
+}
+
+
+def secrets(helper: ClusterHelper) -> None:
+    encode = lambda text: base64.b64encode(text.encode()).decode()  # noqa: E731
+    helper.create_secret("db", {"DATABASE_URL": encode("postgresql://db/rag")})
+    helper.create_secret("keys", {"API_KEYS": encode("k:ask")})
+
+
+def deploy(helper: ClusterHelper, name: str = "rag", spec: dict | None = None) -> None:
+    helper.apply_resource(name, spec or SPEC)
+    eventually(lambda: helper.get("Job", f"{name}-migrate-1"))
+    helper.finish_job(f"{name}-migrate-1", succeeded=True)
+    eventually(lambda: helper.get("Deployment", f"{name}-blue"))
+    helper.mark_deployment_ready(f"{name}-blue")
+    eventually(lambda: helper.condition(name, "Ready").get("status") == "True")
+
+
+def test_create_makes_every_child_with_owner_labels_probes_and_env(helper: ClusterHelper, operator: object) -> None:
+    secrets(helper)
+    deploy(helper)
+    resource = helper.resource("rag")
+    assert resource is not None
+    uid = resource["metadata"]["uid"]
+    for kind, name in [
+        ("ConfigMap", "rag-config"),
+        ("Deployment", "rag-blue"),
+        ("Service", "rag"),
+        ("Service", "rag-preview"),
+        ("PodDisruptionBudget", "rag"),
+        ("Job", "rag-migrate-1"),
+        ("ServiceMonitor", "rag"),
+        ("PrometheusRule", "rag"),
+    ]:
+        child = helper.get(kind, name)
+        assert child is not None, (kind, name)
+        assert child["metadata"]["ownerReferences"][0]["uid"] == uid
+        assert child["metadata"]["labels"]["app.kubernetes.io/instance"] == "rag"
+    deployment = helper.get("Deployment", "rag-blue")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == SPEC["image"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz?full=true"
+    assert {e["name"] for e in container["env"]} == {"DATABASE_URL", "API_KEYS"}
+    config = helper.get("ConfigMap", "rag-config")["data"]
+    assert config["RATE_LIMIT_RPS"] == "50" and config["ALLOWED_ORIGINS"] == "https://app.example"
+    assert helper.get("Service", "rag")["spec"]["selector"]["ragcorp.dev/color"] == "blue"
+    status = helper.status("rag")
+    assert (status["phase"], status["activeColor"], status["activeImage"]) == ("Idle", "blue", SPEC["image"])
+    assert status["schemaRevision"] == "0002"
+    assert helper.condition("rag", "MigrationsApplied")["status"] == "True"
+    assert helper.condition("rag", "Degraded")["status"] == "False"
+
+
+def test_deployment_waits_for_the_migration(helper: ClusterHelper, operator: object) -> None:
+    secrets(helper)
+    helper.apply_resource("rag", SPEC)
+    eventually(lambda: helper.get("Job", "rag-migrate-1"))
+    eventually(lambda: helper.status("rag").get("phase") == "Migrating")
+    assert helper.get("Deployment", "rag-blue") is None
+
+
+def test_failed_migration_degrades_without_deploying(helper: ClusterHelper, operator: object) -> None:
+    secrets(helper)
+    helper.apply_resource("rag", SPEC)
+    eventually(lambda: helper.get("Job", "rag-migrate-1"))
+    helper.finish_job("rag-migrate-1", succeeded=False)
+    degraded = eventually(
+        lambda: helper.condition("rag", "Degraded").get("status") == "True" and helper.condition("rag", "Degraded")
+    )
+    assert degraded["reason"] == "MigrationFailed"
+    assert "backoff limit" in degraded["message"]
+    assert helper.status("rag")["phase"] == "Aborted"
+    assert helper.get("Deployment", "rag-blue") is None
+
+
+def test_in_place_updates_do_not_start_a_rollout(helper: ClusterHelper, operator: object) -> None:
+    secrets(helper)
+    deploy(helper)
+    helper.apply_resource(
+        "rag",
+        {
+            **SPEC,
+            "replicas": 4,
+            "config": {"rateLimitRps": 75},
+            "autoscaling": {"enabled": True, "minReplicas": 4, "maxReplicas": 8},
+        },
+    )
+    eventually(lambda: helper.get("HorizontalPodAutoscaler", "rag"))
+    hpa = helper.get("HorizontalPodAutoscaler", "rag")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "rag-blue"
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (4, 8)
+    eventually(lambda: helper.get("ConfigMap", "rag-config")["data"]["RATE_LIMIT_RPS"] == "75")
+    status = helper.status("rag")
+    assert status["revision"] == 1 and status["activeColor"] == "blue"
+    assert helper.get("Deployment", "rag-green") is None
+    helper.apply_resource("rag", {**SPEC, "autoscaling": {"enabled": False}})
+    eventually(lambda: helper.get("HorizontalPodAutoscaler", "rag") is None)
+    eventually(lambda: helper.get("Deployment", "rag-blue")["spec"].get("replicas") == 2)
+
+
+def test_drift_is_repaired(helper: ClusterHelper, operator: object) -> None:
+    secrets(helper)
+    deploy(helper)
+    helper.cluster.delete("Service", "default", "rag")
+    helper.cluster._call(
+        "PATCH",
+        helper.cluster._path("ConfigMap", "default", "rag-config"),
+        body={"data": {"LOG_LEVEL": "DEBUG"}},
+        content_type="application/merge-patch+json",
+    )
+    eventually(lambda: helper.get("Service", "rag"))
+    eventually(lambda: helper.get("ConfigMap", "rag-config")["data"]["LOG_LEVEL"] == "INFO")
+
+
+def test_missing_secret_degrades_with_the_reason_and_recovers(helper: ClusterHelper, operator: object) -> None:
+    helper.apply_resource("rag", SPEC)
+    degraded = eventually(
+        lambda: helper.condition("rag", "Degraded").get("status") == "True" and helper.condition("rag", "Degraded")
+    )
+    assert degraded["reason"] == "SecretNotFound"
+    assert "default/db" in degraded["message"]
+    assert helper.get("Job", "rag-migrate-1") is None
+    secrets(helper)
+    eventually(lambda: helper.get("Job", "rag-migrate-1"))
+
+
+def test_invalid_spec_degrades_and_the_operator_keeps_running(helper: ClusterHelper, operator: object) -> None:
+    secrets(helper)
+    helper.apply_resource("bad", {**SPEC, "autoscaling": {"enabled": True, "minReplicas": 9, "maxReplicas": 3}})
+    degraded = eventually(
+        lambda: (
+            helper.condition("bad", "Degraded").get("reason") == "InvalidSpec" and helper.condition("bad", "Degraded")
+        )
+    )
+    assert "minReplicas must not exceed" in degraded["message"]
+    deploy(helper, "good")
+
+
+def test_deleting_the_resource_removes_its_children(helper: ClusterHelper, operator: object) -> None:
+    secrets(helper)
+    deploy(helper)
+    helper.delete_resource("rag")
+    eventually(lambda: helper.resource("rag") is None)
+    for kind, name in [("Deployment", "rag-blue"), ("Service", "rag"), ("ConfigMap", "rag-config")]:
+        eventually(lambda kind=kind, name=name: helper.get(kind, name) is None)
+
+
+def test_image_change_rolls_out_blue_to_green_after_migrating(helper: ClusterHelper, operator: object) -> None:
+    secrets(helper)
+    deploy(helper, spec={**SPEC, "strategy": {"blueGreen": {"scaleDownDelaySeconds": 0}}})
+    helper.apply_resource(
+        "rag",
+        {**SPEC, "image": "registry.example/ragcorp:2.0", "strategy": {"blueGreen": {"scaleDownDelaySeconds": 0}}},
+    )
+    eventually(lambda: helper.get("Job", "rag-migrate-2"))
+    assert helper.get("Deployment", "rag-green") is None  # nothing deploys before the schema is migrated
+    assert helper.get("Service", "rag")["spec"]["selector"]["ragcorp.dev/color"] == "blue"
+    helper.finish_job("rag-migrate-2", succeeded=True, schema_revision="0003")
+    eventually(lambda: helper.get("Deployment", "rag-green"))
+    assert helper.get("Service", "rag")["spec"]["selector"]["ragcorp.dev/color"] == "blue"
+    helper.mark_deployment_ready("rag-green")
+    eventually(lambda: helper.get("Service", "rag")["spec"]["selector"]["ragcorp.dev/color"] == "green")
+    eventually(lambda: helper.status("rag").get("phase") == "Idle")
+    status = helper.status("rag")
+    assert (status["activeImage"], status["schemaRevision"], status["revision"]) == (
+        "registry.example/ragcorp:2.0",
+        "0003",
+        2,
+    )
+    eventually(lambda: helper.get("Deployment", "rag-blue")["spec"]["replicas"] == 0)

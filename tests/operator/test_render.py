@@ -1,0 +1,141 @@
+"""Rendered manifests are valid Kubernetes, carry the contract, and match the service's settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from ragcorp_operator.cli import main as operator_cli
+from ragcorp_operator.plan import render_resource
+from ragcorp_operator.render.config import service_settings
+from ragcorp_operator.spec import SpecError, parse_spec
+from ragcorp_service.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "crds" / "examples").glob("*.yaml"))
+CRD = yaml.safe_load((ROOT / "crds" / "ragcorpdeployments.ragcorp.dev.yaml").read_text())
+#: The Kubernetes versions we claim: the oldest and the newest supported.
+KUBERNETES_VERSIONS = ["1.27.0", "1.37.0"]
+#: Prometheus Operator kinds have no upstream schema in kubernetes-validate.
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
+
+
+def example(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
+    return loaded
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_rendered_manifest_passes_the_kubernetes_schema(path: Path, version: str) -> None:
+    manifests = render_resource(example(path))
+    assert {m["kind"] for m in manifests} >= {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "Job"}
+    for manifest in manifests:
+        if manifest["kind"] in CUSTOM_KINDS:
+            continue
+        kubernetes_validate.validate(manifest, version, strict=True)
+
+
+def test_production_example_renders_autoscaling_without_a_fixed_replica_count() -> None:
+    manifests = {
+        (m["kind"], m["metadata"]["name"]): m for m in render_resource(example(ROOT / "crds/examples/production.yaml"))
+    }
+    assert "replicas" not in manifests["Deployment", "ragcorp-blue"]["spec"]
+    assert manifests["HorizontalPodAutoscaler", "ragcorp"]["spec"]["minReplicas"] == 3
+    assert manifests["Job", "ragcorp-migrate-1"]["spec"]["activeDeadlineSeconds"] == 900
+
+
+def crd_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def openapi_to_jsonschema(node: Any) -> Any:
+    """Drop the Kubernetes-only keywords jsonschema does not know (they only widen)."""
+    if isinstance(node, dict):
+        return {k: openapi_to_jsonschema(v) for k, v in node.items() if not k.startswith("x-kubernetes")}
+    if isinstance(node, list):
+        return [openapi_to_jsonschema(v) for v in node]
+    return node
+
+
+def crd_validator() -> jsonschema.Draft4Validator:
+    """OpenAPI v3.0 schemas are JSON Schema draft 4 (boolean exclusiveMinimum) plus extensions."""
+    return jsonschema.Draft4Validator(openapi_to_jsonschema(crd_schema()))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_examples_pass_the_crd_schema_and_parse(path: Path) -> None:
+    resource = example(path)
+    crd_validator().validate(resource)
+    parse_spec(resource["spec"])
+
+
+def test_crd_rejects_what_the_parser_rejects() -> None:
+    bad = {
+        "apiVersion": "ragcorp.dev/v1alpha1",
+        "kind": "RagCorpDeployment",
+        "metadata": {"name": "x"},
+        "spec": {"image": "", "secrets": {}},
+    }
+    with pytest.raises(jsonschema.ValidationError):
+        crd_validator().validate(bad)
+    with pytest.raises(SpecError, match=r"spec\.image.*spec\.secrets\.databaseUrl"):
+        parse_spec(bad["spec"])
+
+
+def schema_defaults(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, child in (node.get("properties") or {}).items():
+        path = f"{prefix}.{name}" if prefix else name
+        if "default" in child and child["default"] != {}:
+            found[path] = child["default"]
+        found.update(schema_defaults(child, path))
+    return found
+
+
+def test_crd_defaults_and_parser_defaults_agree() -> None:
+    spec = crd_schema()["properties"]["spec"]
+    parsed = parse_spec({"image": "x", "secrets": {"databaseUrl": {"name": "n", "key": "k"}}})
+    dumped = parsed.model_dump(by_alias=True)
+    for path, default in schema_defaults(spec).items():
+        value: Any = dumped
+        for part in path.split("."):
+            value = value[part]
+        assert value == default, path
+
+
+def test_every_variable_the_operator_sets_is_read_by_the_service() -> None:
+    resource = example(ROOT / "crds/examples/production.yaml")
+    spec = parse_spec(resource["spec"])
+    variables = set(service_settings(spec))
+    deployment = next(m for m in render_resource(resource) if m["kind"] == "Deployment")
+    variables |= {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    read_by_service = {name.upper() for name in Settings.model_fields}
+    assert variables <= read_by_service, variables - read_by_service
+    assert {"DATABASE_URL", "GOOGLE_API_KEY", "API_KEYS", "RATE_LIMIT_RPS", "DB_POOL_MIN_SIZE"} <= variables
+
+
+def test_cel_rules_are_present_for_cross_field_checks() -> None:
+    rules = [r["rule"] for r in crd_schema()["properties"]["spec"]["x-kubernetes-validations"]]
+    assert any("minReplicas <= self.autoscaling.maxReplicas" in r for r in rules)
+    assert any("dbPool.minSize <= self.config.dbPool.maxSize" in r for r in rules)
+
+
+def test_render_cli_prints_the_manifests_offline(capsys: pytest.CaptureFixture[str]) -> None:
+    assert operator_cli(["render", "-f", str(ROOT / "crds/examples/minimal.yaml")]) == 0
+    kinds = [d["kind"] for d in yaml.safe_load_all(capsys.readouterr().out)]
+    assert kinds[:2] == ["ConfigMap", "Deployment"] and "Job" in kinds
+
+
+def test_render_cli_reports_an_invalid_resource(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"metadata": {"name": "x"}, "spec": {"image": "x", "replicas": -1}}))
+    assert operator_cli(["render", "-f", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "spec.replicas" in err and "spec.secrets" in err
