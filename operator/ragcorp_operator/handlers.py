@@ -8,16 +8,20 @@ children someone deleted or edited by hand.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import kopf
+import prometheus_client
 
-from ragcorp_operator import GROUP, PLURAL, VERSION
+from ragcorp_operator import GROUP, PLURAL, VERSION, metrics
 from ragcorp_operator.cluster import Cluster, kube_configuration, load_api_client
 from ragcorp_operator.reconciling import Resource, reconcile
 from ragcorp_operator.rollout import Event
 
 RECONCILE_INTERVAL = float(os.environ.get("RAGCORP_RECONCILE_INTERVAL", "10"))
+#: The operator's own /metrics (0 disables it).
+METRICS_PORT = int(os.environ.get("RAGCORP_OPERATOR_METRICS_PORT", "9090"))
 _cluster: Cluster | None = None
 
 
@@ -52,6 +56,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="ragcorp.dev")
     settings.watching.server_timeout = 300
     settings.peering.name = os.environ.get("RAGCORP_PEERING_NAME", "ragcorp-operator")
+    if METRICS_PORT:
+        prometheus_client.start_http_server(METRICS_PORT)
 
 
 def _run(body: kopf.Body, patch: kopf.Patch) -> None:
@@ -68,7 +74,17 @@ def _run(body: kopf.Body, patch: kopf.Patch) -> None:
     def emit(event: Event) -> None:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
-    status = reconcile(cluster(), resource, emit)
+    started = time.perf_counter()
+    try:
+        status = reconcile(cluster(), resource, emit)
+    except Exception:
+        metrics.RECONCILES.labels(resource.namespace, resource.name, "error").inc()
+        raise
+    finally:
+        metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+    conditions = status.get("conditions") or []
+    degraded = any(c.get("type") == "Degraded" and c.get("status") == "True" for c in conditions)
+    metrics.RECONCILES.labels(resource.namespace, resource.name, "degraded" if degraded else "ok").inc()
     for key, value in status.items():
         patch.status[key] = value
 

@@ -18,6 +18,7 @@ from tests.operator.cluster_helper import ClusterHelper
 from tests.operator.emulator import ApiServer
 
 os.environ.setdefault("RAGCORP_RECONCILE_INTERVAL", "0.3")
+os.environ.setdefault("RAGCORP_OPERATOR_METRICS_PORT", "0")
 
 RESOURCES = {
     "ragcorp.dev/v1alpha1/ragcorpdeployments": kmock.ResourceInfo(

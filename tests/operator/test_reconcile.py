@@ -182,3 +182,21 @@ def test_image_change_rolls_out_blue_to_green_after_migrating(helper: ClusterHel
         2,
     )
     eventually(lambda: helper.get("Deployment", "rag-blue")["spec"]["replicas"] == 0)
+
+
+def test_reconciles_are_counted_in_the_operators_metrics(helper: ClusterHelper, operator: object) -> None:
+    from prometheus_client import REGISTRY
+
+    def count(outcome: str) -> float:
+        return (
+            REGISTRY.get_sample_value(
+                "ragcorp_operator_reconciles_total", {"namespace": "default", "name": "counted", "outcome": outcome}
+            )
+            or 0.0
+        )
+
+    helper.apply_resource("counted", SPEC)  # no Secrets yet: degraded passes
+    eventually(lambda: count("degraded") >= 2)
+    secrets(helper)
+    eventually(lambda: count("ok") >= 1)
+    assert (REGISTRY.get_sample_value("ragcorp_operator_reconcile_duration_seconds_count") or 0) >= 3
