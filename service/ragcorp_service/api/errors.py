@@ -12,6 +12,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from ragcorp_service.api.metrics import ServiceMetrics
 from ragcorp_service.ingestion.parsing import UnreadableFile
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class InvalidRequest(Exception):
         self.detail = detail
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, metrics: ServiceMetrics) -> None:
     @app.exception_handler(RequestTooLarge)
     async def too_large(_: Request, exc: RequestTooLarge) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=413)
@@ -57,6 +58,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
         @app.exception_handler(exception_type)
         async def database_down(request: Request, exc: Exception) -> JSONResponse:
+            metrics.db_connection_errors.inc()
             log.error("database unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
             return JSONResponse(
                 {"detail": "the database is unavailable; try again shortly"},

@@ -14,17 +14,26 @@ from contextlib import asynccontextmanager
 import anyio
 import asyncpg
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from ragcorp_service import __version__
 from ragcorp_service.api.body_limit import BodyLimitMiddleware
 from ragcorp_service.api.errors import install_error_handlers
-from ragcorp_service.api.providers import build_providers
+from ragcorp_service.api.instrumented import InstrumentedEmbedder, InstrumentedGenerator
+from ragcorp_service.api.metrics import ServiceMetrics
+from ragcorp_service.api.observability import RequestContextMiddleware
+from ragcorp_service.api.providers import Providers, build_providers
 from ragcorp_service.api.routes import ask, documents, health, search, version
+from ragcorp_service.api.routes import metrics as metrics_route
 from ragcorp_service.api.state import AppState
+from ragcorp_service.api.tracing import build_tracer_provider, instrument, tracer_for
 from ragcorp_service.db.pool import create_pool
 from ragcorp_service.db.schema_check import check_schema
 from ragcorp_service.ingestion.pipeline import Ingestor
 from ragcorp_service.retrieval.search import SearchTuning
+from ragcorp_service.security.api_keys import KeyRing
+from ragcorp_service.security.rate_limit import TokenBuckets
 from ragcorp_service.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -54,7 +63,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             f"{providers.embedder.model} produces {providers.embedder.dimensions} dimensions, "
             f"not {settings.resolved_embedding_dimensions}"
         )
+    metrics: ServiceMetrics = app.state.metrics
+    tracer = tracer_for(app.state.tracer_provider)
+    providers = Providers(
+        embedder=InstrumentedEmbedder(providers.embedder, metrics, tracer),
+        generator=InstrumentedGenerator(providers.generator, metrics, tracer),
+    )
     pool = await create_pool(settings.database_url, settings)
+    metrics.watch_pool(lambda: (pool.get_size(), pool.get_idle_size()))
+    keys = KeyRing(settings.api_key_scopes)
+    if keys.open:
+        log.warning("API_KEYS is unset: serving without authentication", extra={"host": settings.host})
     app.state.ragcorp = AppState(
         settings=settings,
         pool=pool,
@@ -63,6 +82,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             pool, providers.embedder, chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens
         ),
         tuning=SearchTuning(),
+        keys=keys,
+        rate_limits=TokenBuckets(settings.rate_limit_rps, settings.effective_burst),
+        metrics=metrics,
+        tracer=tracer,
     )
     log.info(
         "service ready",
@@ -76,9 +99,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await pool.close()
+        if app.state.tracer_provider is not None:
+            app.state.tracer_provider.shutdown()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, span_exporter: SpanExporter | None = None) -> FastAPI:
+    """The app; `span_exporter` replaces the OTLP exporter (tests read spans from memory)."""
     settings = settings or load_settings()
     app = FastAPI(
         title="RagCorp",
@@ -87,8 +113,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    install_error_handlers(app)
+    app.state.metrics = metrics = ServiceMetrics()
+    app.state.tracer_provider = build_tracer_provider(settings, span_exporter)
+    install_error_handlers(app, metrics)
+    # Outermost last: the request context sees every response, CORS answers preflights early.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
-    for router in (health.router, version.router, documents.router, search.router, ask.router):
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Retry-After"],
+        max_age=600,
+    )
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    for router in (health.router, version.router, metrics_route.router, documents.router, search.router, ask.router):
         app.include_router(router)
+    if app.state.tracer_provider is not None:
+        instrument(app, app.state.tracer_provider)
     return app

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 Collection = Annotated[str, StringConstraints(pattern=COLLECTION_PATTERN)]
@@ -17,8 +17,27 @@ Metadata = Annotated[
 ]
 
 
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(v) for v in value)
+    return False
+
+
 class Strict(BaseModel):
+    """Unknown fields are errors; so are NUL characters, which PostgreSQL text cannot hold."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if _contains_nul(data):
+            raise ValueError("strings must not contain NUL (\\u0000) characters")
+        return data
 
 
 class DocumentIn(Strict):

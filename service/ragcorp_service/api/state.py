@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
+from opentelemetry import trace
 
+from ragcorp_service.api.metrics import ServiceMetrics
 from ragcorp_service.api.providers import Providers
 from ragcorp_service.ingestion.pipeline import Ingestor
 from ragcorp_service.retrieval.search import SearchTuning
+from ragcorp_service.security.api_keys import KeyRing
+from ragcorp_service.security.rate_limit import TokenBuckets
 from ragcorp_service.settings import Settings
 
 
@@ -19,3 +23,7 @@ class AppState:
     providers: Providers
     ingestor: Ingestor
     tuning: SearchTuning
+    keys: KeyRing
+    rate_limits: TokenBuckets
+    metrics: ServiceMetrics
+    tracer: trace.Tracer

@@ -34,8 +34,8 @@ class _Unit:
 
 
 def normalize_text(text: str) -> str:
-    """Unify line endings and trim trailing space, so equal documents hash equally."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    """Unify line endings, drop NULs (PDF extraction emits them), trim trailing space."""
+    lines = text.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n").split("\n")
     return "\n".join(line.rstrip() for line in lines).strip()
 
 

@@ -62,7 +62,7 @@ class Ingestor:
         documents = [
             NewDocument(
                 collection=item.collection,
-                title=item.title.strip(),
+                title=item.title.replace("\x00", "").strip(),
                 text=(text := normalize_text(item.text)),
                 source=item.source,
                 metadata=item.metadata,

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 
-from ragcorp_service.api.deps import StateDep
+from ragcorp_service.api.deps import AskAllowed, StateDep
 from ragcorp_service.api.routes.search import retrieve
 from ragcorp_service.api.schemas import AskIn, AskOut, CitationOut
 from ragcorp_service.generation.citations import citations_for
@@ -32,7 +32,7 @@ def _citations(answer: str, contexts: list[Any]) -> list[CitationOut]:
     response_model=AskOut,
     responses={200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE when stream is true"}},
 )
-async def ask(body: AskIn, state: StateDep) -> Any:
+async def ask(body: AskIn, state: StateDep, _: AskAllowed) -> Any:
     contexts = await retrieve(state, body.question, body)
     generator = state.providers.generator
     if not body.stream:

@@ -9,8 +9,9 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ragcorp_service.api.deps import PoolDep, SettingsDep, StateDep
+from ragcorp_service.api.deps import AskAllowed, IngestAllowed, PoolDep, SettingsDep, StateDep
 from ragcorp_service.api.errors import InvalidRequest, RequestTooLarge
 from ragcorp_service.api.schemas import (
     ChunkOut,
@@ -73,7 +74,15 @@ def _item(document: DocumentIn) -> IngestItem:
 
 
 async def _form_items(request: Request, settings: Settings) -> list[IngestItem]:
-    async with request.form(max_files=settings.max_upload_files, max_fields=10) as form:
+    try:
+        form = await request.form(max_files=settings.max_upload_files, max_fields=10)
+    except StarletteHTTPException as exc:  # Starlette reports multipart limits as a plain 400
+        if "files" in str(exc.detail).lower():
+            raise RequestTooLarge(
+                f"upload has more than {settings.max_upload_files} files (MAX_UPLOAD_FILES)"
+            ) from None
+        raise InvalidRequest(f"malformed multipart body: {exc.detail}") from None
+    try:
         files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
         if not files:
             raise InvalidRequest("multipart upload needs at least one file in the 'files' field")
@@ -99,6 +108,8 @@ async def _form_items(request: Request, settings: Settings) -> list[IngestItem]:
                 )
             )
         return items
+    finally:
+        await form.close()
 
 
 def _validated(model: type[DocumentIn] | type[DocumentBatchIn], raw: bytes) -> Any:
@@ -118,7 +129,7 @@ def _validated(model: type[DocumentIn] | type[DocumentBatchIn], raw: bytes) -> A
         415: {"description": "Unsupported or unreadable file"},
     },
 )
-async def ingest(request: Request, response: Response, state: StateDep, settings: SettingsDep) -> Any:
+async def ingest(request: Request, response: Response, state: StateDep, settings: SettingsDep, _: IngestAllowed) -> Any:
     """Ingest one document as JSON, or files as `multipart/form-data` (.txt, .md, .html, .pdf)."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
@@ -139,7 +150,7 @@ async def ingest(request: Request, response: Response, state: StateDep, settings
 
 @router.post("/batch", response_model=DocumentsOut, status_code=201)
 async def ingest_batch(
-    batch: DocumentBatchIn, response: Response, state: StateDep, settings: SettingsDep
+    batch: DocumentBatchIn, response: Response, state: StateDep, settings: SettingsDep, _: IngestAllowed
 ) -> DocumentsOut:
     """Ingest up to MAX_BATCH_DOCUMENTS documents; they are embedded together, which is faster."""
     if len(batch.documents) > settings.max_batch_documents:
@@ -158,6 +169,7 @@ async def ingest_batch(
 @router.get("", response_model=DocumentListOut)
 async def list_documents(
     pool: PoolDep,
+    _: AskAllowed,
     collection: Collection | None = None,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=10_000_000),
@@ -167,7 +179,9 @@ async def list_documents(
 
 
 @router.get("/{document_id}", response_model=DocumentDetailOut, responses={404: {"description": "No such document"}})
-async def get_document(pool: PoolDep, document_id: UUID, include_chunks: bool = False) -> DocumentDetailOut:
+async def get_document(
+    pool: PoolDep, _: AskAllowed, document_id: UUID, include_chunks: bool = False
+) -> DocumentDetailOut:
     record = await store.get_document(pool, document_id)
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {document_id}")
@@ -176,7 +190,7 @@ async def get_document(pool: PoolDep, document_id: UUID, include_chunks: bool = 
 
 
 @router.delete("/{document_id}", status_code=204, responses={404: {"description": "No such document"}})
-async def delete_document(pool: PoolDep, document_id: UUID) -> Response:
+async def delete_document(pool: PoolDep, _: IngestAllowed, document_id: UUID) -> Response:
     async with pool.acquire() as connection:
         deleted = await store.delete_document(connection, document_id)
     if not deleted:

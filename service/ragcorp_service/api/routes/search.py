@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ragcorp_service.api.deps import StateDep
+from ragcorp_service.api.deps import AskAllowed, StateDep
 from ragcorp_service.api.errors import InvalidRequest
 from ragcorp_service.api.schemas import RetrievalOptions, SearchHit, SearchIn, SearchOut
 from ragcorp_service.api.state import AppState
@@ -26,7 +26,8 @@ async def retrieve(state: AppState, query: str, options: RetrievalOptions) -> li
         filters=options.filters,
     )
     embedding = None if options.mode == "keyword" else await state.providers.embedder.embed_query(query)
-    return await retrieval.search(state.pool, request, embedding, state.tuning)
+    with state.tracer.start_as_current_span("retrieve", attributes={"ragcorp.mode": options.mode}):
+        return await retrieval.search(state.pool, request, embedding, state.tuning)
 
 
 def hit(chunk: RetrievedChunk) -> SearchHit:
@@ -34,6 +35,6 @@ def hit(chunk: RetrievedChunk) -> SearchHit:
 
 
 @router.post("/search", response_model=SearchOut)
-async def search(body: SearchIn, state: StateDep) -> SearchOut:
+async def search(body: SearchIn, state: StateDep, _: AskAllowed) -> SearchOut:
     chunks = await retrieve(state, body.query, body)
     return SearchOut(mode=body.mode, results=[hit(c) for c in chunks])

@@ -91,6 +91,7 @@ async def test_delete_removes_the_document_and_its_chunks_from_search(client: ht
         ({"title": "t"}, "text"),
         ({"title": "t", "text": "x", "collection": "has space"}, "collection"),
         ({"title": "t", "text": "x", "metadata": {"nested": {"a": 1}}}, "metadata"),
+        ({"title": "t", "text": "nul \u0000 byte"}, "NUL"),
     ],
 )
 async def test_invalid_documents_are_rejected_with_the_field_named(

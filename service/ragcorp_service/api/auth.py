@@ -1,0 +1,62 @@
+"""The `Allowed` dependency: authenticate, check the route's scope, spend a rate-limit token.
+
+Routes declare what they need in their signature, e.g. `_: Allowed["ask"]`
+(see `deps.py`). Health checks take none of it, so probes are never limited.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request, status
+
+from ragcorp_service.api.observability import route_of
+from ragcorp_service.api.state import AppState
+from ragcorp_service.security.api_keys import ANONYMOUS, Principal, presented_key
+from ragcorp_service.security.rate_limit import retry_after_header
+
+UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="ragcorp"'}
+
+
+def authenticate(state: AppState, x_api_key: str | None, authorization: str | None) -> Principal:
+    if state.keys.open:
+        return ANONYMOUS
+    if authorization and not x_api_key and not authorization.lower().startswith("bearer "):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "unsupported Authorization scheme; use Bearer", headers=UNAUTHORIZED_HEADERS
+        )
+    key = presented_key(x_api_key, authorization)
+    if key is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing API key: send X-API-Key or Authorization: Bearer",
+            headers=UNAUTHORIZED_HEADERS,
+        )
+    principal = state.keys.resolve(key)
+    if principal is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid API key", headers=UNAUTHORIZED_HEADERS)
+    return principal
+
+
+def require(scope: str) -> object:
+    def dependency(
+        request: Request,
+        x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    ) -> Principal:
+        state: AppState = request.app.state.ragcorp
+        principal = authenticate(state, x_api_key, authorization)
+        if scope not in principal.scopes:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this API key lacks the {scope!r} scope")
+        caller = principal.name if not principal.anonymous else f"ip:{request.client.host if request.client else '-'}"
+        wait = state.rate_limits.take(caller)
+        if wait > 0:
+            state.metrics.rate_limited.labels(route_of(request.scope)).inc()
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                f"rate limit of {state.settings.rate_limit_rps:g} requests/s exceeded (RATE_LIMIT_RPS, per replica)",
+                headers={"Retry-After": retry_after_header(wait)},
+            )
+        return principal
+
+    return Depends(dependency)

@@ -1,0 +1,71 @@
+"""The service's Prometheus metrics, on a registry of the app's own.
+
+Names follow Prometheus conventions (`_total` counters, `_seconds` histograms,
+base units) so the alert rules shipped with the operator can be written
+against them: error rate from `ragcorp_http_requests_total{status=~"5.."}`,
+p95 from `ragcorp_http_request_duration_seconds_bucket`, and database
+trouble from `ragcorp_db_connection_errors_total`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
+
+
+class PoolCollector(Collector):
+    """Pool size and connections in use, read at scrape time."""
+
+    def __init__(self, sizes: Callable[[], tuple[int, int] | None]) -> None:
+        self._sizes = sizes
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        sizes = self._sizes()
+        if sizes is None:
+            return
+        size, idle = sizes
+        yield GaugeMetricFamily("ragcorp_db_pool_connections", "Open connections in the pool", value=size)
+        yield GaugeMetricFamily("ragcorp_db_pool_connections_in_use", "Connections checked out", value=size - idle)
+
+
+class ServiceMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "ragcorp_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=r
+        )
+        self.request_seconds = Histogram(
+            "ragcorp_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge("ragcorp_http_requests_in_flight", "HTTP requests being served", registry=r)
+        self.rate_limited = Counter(
+            "ragcorp_rate_limited_total", "Requests rejected by the rate limiter", ["route"], registry=r
+        )
+        self.db_connection_errors = Counter(
+            "ragcorp_db_connection_errors_total", "Requests that found the database unreachable", registry=r
+        )
+        self.provider_seconds = Histogram(
+            "ragcorp_provider_duration_seconds",
+            "Embedding and generation latency",
+            ["operation", "provider"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.provider_errors = Counter(
+            "ragcorp_provider_errors_total", "Embedding and generation failures", ["operation", "provider"], registry=r
+        )
+        self.documents = Gauge("ragcorp_documents", "Documents stored", registry=r)
+        self.chunks = Gauge("ragcorp_chunks", "Chunks stored", registry=r)
+
+    def watch_pool(self, sizes: Callable[[], tuple[int, int] | None]) -> None:
+        self.registry.register(PoolCollector(sizes))

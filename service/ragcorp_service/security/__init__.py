@@ -1,0 +1,1 @@
+"""Who may call what, and how often: API keys with scopes, and per-key rate limits."""

@@ -1,0 +1,201 @@
+"""Keys and scopes on every route, rate limits, CORS, metrics, traces and request ids."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from ragcorp_service.api.main import create_app
+from ragcorp_service.settings import SettingsError, load_settings
+from tests.service.conftest import ClientFactory
+from tests.service.corpus import DOCUMENTS
+
+KEYS = "ingest-key:ingest;ask-key:ask;metrics-key:metrics;all-key:ingest,ask,metrics"
+DOC = "00000000-0000-0000-0000-000000000000"
+#: Every route that needs a key, with a request that passes validation, and its scope.
+ROUTES: list[tuple[str, str, dict[str, Any], str]] = [
+    ("POST", "/v1/documents", {"json": {"title": "t", "text": "some text"}}, "ingest"),
+    ("POST", "/v1/documents/batch", {"json": {"documents": [{"title": "t", "text": "x"}]}}, "ingest"),
+    ("DELETE", f"/v1/documents/{DOC}", {}, "ingest"),
+    ("GET", "/v1/documents", {}, "ask"),
+    ("GET", f"/v1/documents/{DOC}", {}, "ask"),
+    ("POST", "/v1/search", {"json": {"query": "q", "mode": "keyword"}}, "ask"),
+    ("POST", "/v1/ask", {"json": {"question": "q", "mode": "keyword"}}, "ask"),
+    ("GET", "/metrics", {}, "metrics"),
+]
+
+
+@pytest.fixture
+async def secured(client_for: ClientFactory) -> httpx.AsyncClient:
+    client: httpx.AsyncClient = await client_for(api_keys=KEYS, rate_limit_rps=1000)
+    return client
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "request_kwargs", "scope"), ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES]
+)
+async def test_each_scope_is_allowed_and_the_others_denied(
+    secured: httpx.AsyncClient, method: str, path: str, request_kwargs: dict[str, Any], scope: str
+) -> None:
+    for key_scope in ("ingest", "ask", "metrics"):
+        response = await secured.request(method, path, headers={"X-API-Key": f"{key_scope}-key"}, **request_kwargs)
+        if key_scope == scope:
+            assert response.status_code not in (401, 403), (key_scope, response.text)
+        else:
+            assert response.status_code == 403, (key_scope, response.text)
+            assert f"lacks the '{scope}' scope" in response.json()["detail"]
+    bearer = await secured.request(method, path, headers={"Authorization": "Bearer all-key"}, **request_kwargs)
+    assert bearer.status_code not in (401, 403)
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({}, "missing API key"),
+        ({"X-API-Key": "wrong-s3cret"}, "invalid API key"),
+        ({"Authorization": "Bearer wrong-s3cret"}, "invalid API key"),
+        ({"Authorization": "Basic d3Jvbmc="}, "unsupported Authorization scheme"),
+        ({"Authorization": "Bearer"}, "unsupported Authorization scheme"),
+    ],
+)
+async def test_missing_wrong_and_malformed_keys_are_401(
+    secured: httpx.AsyncClient, headers: dict[str, str], message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    response = await secured.post("/v1/search", json={"query": "q"}, headers=headers)
+    assert response.status_code == 401
+    assert message in response.json()["detail"]
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert "s3cret" not in response.text and "s3cret" not in caplog.text
+
+
+async def test_health_and_version_need_no_key(secured: httpx.AsyncClient) -> None:
+    assert (await secured.get("/healthz")).status_code == 200
+    assert (await secured.get("/version")).status_code == 200
+
+
+async def test_a_burst_over_the_limit_gets_429_then_recovers(client_for: ClientFactory) -> None:
+    client = await client_for(api_keys="k:ask", rate_limit_rps=20, rate_limit_burst=3)
+    headers = {"X-API-Key": "k"}
+    statuses = [
+        (await client.post("/v1/search", json={"query": "q", "mode": "keyword"}, headers=headers)).status_code
+        for _ in range(4)
+    ]
+    assert statuses == [200, 200, 200, 429]
+    limited = await client.post("/v1/search", json={"query": "q", "mode": "keyword"}, headers=headers)
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "1"
+    assert "RATE_LIMIT_RPS" in limited.json()["detail"]
+    assert (await client.get("/healthz")).status_code == 200  # probes are never limited
+    await asyncio.sleep(0.2)  # four tokens' worth at 20/s
+    assert (await client.post("/v1/search", json={"query": "q", "mode": "keyword"}, headers=headers)).status_code == 200
+
+
+async def test_cors_allows_only_the_configured_origins(client_for: ClientFactory) -> None:
+    client = await client_for(allowed_origins="https://app.example.com")
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-api-key,content-type"}
+    allowed = await client.options("/v1/search", headers={"Origin": "https://app.example.com", **preflight})
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+    other = await client.options("/v1/search", headers={"Origin": "https://evil.example", **preflight})
+    assert other.status_code == 400
+    assert "access-control-allow-origin" not in other.headers
+
+
+async def test_cors_allows_nothing_by_default(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz", headers={"Origin": "https://app.example.com"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+async def test_too_many_files_in_one_upload_is_rejected_with_the_limit(client_for: ClientFactory) -> None:
+    client = await client_for(max_upload_files=2)
+    files = [("files", (f"n{i}.txt", b"text")) for i in range(3)]
+    response = await client.post("/v1/documents", files=files)
+    assert response.status_code == 413
+    assert "MAX_UPLOAD_FILES" in response.json()["detail"]
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            found = ",".join(sorted(line[len(name) + 1 : line.index("}")].split(",")))
+            if found == wanted:
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_metrics_report_requests_latency_pool_providers_and_totals(client_for: ClientFactory) -> None:
+    client = await client_for(api_keys="all:ingest,ask,metrics;m:metrics", rate_limit_rps=1000)
+    headers = {"X-API-Key": "all"}
+    await client.post("/v1/documents/batch", json={"documents": DOCUMENTS}, headers=headers)
+    for _ in range(2):
+        await client.post("/v1/search", json={"query": "lava"}, headers=headers)
+    await client.post("/v1/search", json={"query": ""}, headers=headers)
+    scrape = await client.get("/metrics", headers={"X-API-Key": "m"})
+    assert scrape.headers["content-type"].startswith("text/plain")
+    text = scrape.text
+    assert sample(text, "ragcorp_http_requests_total", method="POST", route="/v1/search", status="200") == 2
+    assert sample(text, "ragcorp_http_requests_total", method="POST", route="/v1/search", status="422") == 1
+    assert sample(text, "ragcorp_http_request_duration_seconds_count", method="POST", route="/v1/search") == 3
+    assert sample(text, "ragcorp_provider_duration_seconds_count", operation="embed", provider="local") >= 3
+    assert "ragcorp_db_pool_connections " in text and "ragcorp_http_requests_in_flight " in text
+    assert re.search(r"^ragcorp_documents 3\.0$", text, re.MULTILINE)
+    assert re.search(r"^ragcorp_chunks [1-9]", text, re.MULTILINE)
+
+
+async def test_a_trace_has_our_spans(settings: Any) -> None:
+    exporter = InMemorySpanExporter()
+    app = create_app(settings, span_exporter=exporter)
+    async with (
+        LifespanManager(app, startup_timeout=120),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client,
+    ):
+        await client.post("/v1/documents", json=DOCUMENTS[0])
+        await client.post("/v1/ask", json={"question": "Where does photosynthesis happen?"})
+    spans = exporter.get_finished_spans()
+    names = {span.name for span in spans}
+    assert {"embed", "retrieve", "generate"} <= names, names
+    assert any(name.startswith("POST /v1/ask") for name in names)
+    assert any(span.attributes and span.attributes.get("db.system") == "postgresql" for span in spans)
+    ask_trace = next(s for s in spans if s.name == "generate").context.trace_id
+    assert {"embed", "retrieve"} <= {s.name for s in spans if s.context.trace_id == ask_trace}
+
+
+async def test_request_id_round_trip_and_logs(client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ragcorp.access")
+    echoed = await client.get("/healthz", headers={"X-Request-ID": "trace-abc-123"})
+    assert echoed.headers["x-request-id"] == "trace-abc-123"
+    generated = await client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
+    assert re.fullmatch(r"[0-9a-f]{32}", generated.headers["x-request-id"])
+    access = [r for r in caplog.records if r.name == "ragcorp.access"]
+    assert [getattr(r, "request_id", None) for r in access] == ["trace-abc-123", generated.headers["x-request-id"]]
+
+
+def test_every_log_line_written_during_a_request_carries_its_id() -> None:
+    from ragcorp_service.api.observability import RequestIdFilter, request_id_var
+
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "message", None, None)
+    token = request_id_var.set("rid-1")
+    try:
+        assert RequestIdFilter().filter(record) and record.request_id == "rid-1"  # type: ignore[attr-defined]
+    finally:
+        request_id_var.reset(token)
+
+
+def test_refuses_to_start_open_on_a_public_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("API_KEYS", raising=False)
+    monkeypatch.setenv("HOST", "0.0.0.0")
+    with pytest.raises(SettingsError, match="ALLOW_ANONYMOUS=1"):
+        load_settings()
+    monkeypatch.setenv("ALLOW_ANONYMOUS", "1")
+    assert load_settings().allow_anonymous
+    monkeypatch.setenv("ALLOW_ANONYMOUS", "0")
+    monkeypatch.setenv("API_KEYS", "k:ask")
+    assert load_settings().api_key_scopes == {"k": frozenset({"ask"})}
