@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,6 +18,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 Manifest = dict[str, Any]
+KIND_CACHE_SECONDS = 60.0
 Outcome = Literal["created", "updated", "unchanged"]
 
 
@@ -80,6 +82,7 @@ def is_subset(desired: Any, actual: Any) -> bool:
 class Cluster:
     def __init__(self, api_client: client.ApiClient) -> None:
         self._api = api_client
+        self._kinds: dict[str, tuple[bool, float]] = {}
 
     def _path(self, kind: str, namespace: str, name: str | None = None) -> str:
         spec = KINDS[kind]
@@ -128,13 +131,20 @@ class Cluster:
         ]
 
     def kind_available(self, kind: str, namespace: str) -> bool:
+        """Whether the cluster serves this kind (its CRD is installed); remembered for a minute."""
+        now = time.monotonic()
+        cached = self._kinds.get(kind)
+        if cached is not None and now - cached[1] < KIND_CACHE_SECONDS:
+            return cached[0]
         try:
             self._call("GET", self._path(kind, namespace), query=[("limit", "1")])
-            return True
+            available = True
         except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
+            if exc.status != 404:
+                raise
+            available = False
+        self._kinds[kind] = (available, now)
+        return available
 
     def apply(self, manifest: Manifest) -> Outcome:
         kind, meta = manifest["kind"], manifest["metadata"]

@@ -69,6 +69,7 @@ def _run(body: kopf.Body, patch: kopf.Patch) -> None:
         generation=int(meta.get("generation") or 0),
         spec=dict(body.get("spec") or {}),
         status=dict(body.get("status") or {}),
+        annotations=dict(meta.get("annotations") or {}),
     )
 
     def emit(event: Event) -> None:
@@ -76,21 +77,24 @@ def _run(body: kopf.Body, patch: kopf.Patch) -> None:
 
     started = time.perf_counter()
     try:
-        status = reconcile(cluster(), resource, emit)
+        outcome = reconcile(cluster(), resource, emit)
     except Exception:
         metrics.RECONCILES.labels(resource.namespace, resource.name, "error").inc()
         raise
     finally:
         metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+    status = outcome.status
     conditions = status.get("conditions") or []
     degraded = any(c.get("type") == "Degraded" and c.get("status") == "True" for c in conditions)
     metrics.RECONCILES.labels(resource.namespace, resource.name, "degraded" if degraded else "ok").inc()
     for key, value in status.items():
         patch.status[key] = value
+    for annotation in outcome.clear_annotations:
+        patch.metadata.annotations[annotation] = None
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile-on-create")
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec", id="reconcile-on-update")
+@kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile-on-update")
 @kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile-on-resume")
 def react(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     _run(body, patch)

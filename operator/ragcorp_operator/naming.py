@@ -9,6 +9,8 @@ COLORS: tuple[Color, Color] = ("blue", "green")
 MANAGED_BY = "ragcorp-operator"
 COLOR_LABEL = "ragcorp.dev/color"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
+REVISION_LABEL = "ragcorp.dev/revision"
+JOB_KIND_LABEL = "ragcorp.dev/job"
 
 
 def other(color: Color) -> Color:
@@ -27,8 +29,13 @@ def config_map_name(name: str) -> str:
     return f"{name}-config"
 
 
+def job_name(name: str, kind: str, revision: int) -> str:
+    """`<name>-migrate-<rev>`, `<name>-backup-<rev>`, `<name>-smoke-<rev>`, `<name>-downgrade-<rev>`."""
+    return f"{name}-{kind}-{revision}"
+
+
 def migration_job_name(name: str, revision: int) -> str:
-    return f"{name}-migrate-{revision}"
+    return job_name(name, "migrate", revision)
 
 
 def labels(name: str, component: str = "api") -> dict[str, str]:

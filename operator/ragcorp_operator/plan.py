@@ -15,8 +15,8 @@ from ragcorp_operator.render.common import Manifest, Owner
 from ragcorp_operator.render.config import config_map
 from ragcorp_operator.render.monitoring import prometheus_rule, service_monitor
 from ragcorp_operator.render.networking import active_service, autoscaler, disruption_budget, preview_service
-from ragcorp_operator.render.workloads import deployment, migration_job
-from ragcorp_operator.rollout import IN_FLIGHT, Decision, Intent, Settings
+from ragcorp_operator.render.workloads import backup_job, deployment, downgrade_job, migration_job, smoke_job
+from ragcorp_operator.rollout import IN_FLIGHT, Decision, Intent, JobIntent, Settings
 from ragcorp_operator.spec import RagSpec, parse_spec
 
 #: (apiVersion, kind) of the monitoring kinds, rendered only where their CRDs exist.
@@ -39,6 +39,7 @@ class Plan:
 
 def rollout_settings(spec: RagSpec) -> Settings:
     blue_green = spec.strategy.blue_green
+    gate = blue_green.metric_gate
     return Settings(
         image=spec.image,
         replicas=spec.autoscaling.min_replicas if spec.autoscaling.enabled else spec.replicas,
@@ -47,6 +48,14 @@ def rollout_settings(spec: RagSpec) -> Settings:
         ready_timeout=timedelta(seconds=blue_green.ready_timeout_seconds),
         scale_down_delay=timedelta(seconds=blue_green.scale_down_delay_seconds),
         keep_previous=blue_green.keep_previous,
+        backup_enabled=spec.migrations.backup.enabled,
+        smoke_test_enabled=blue_green.smoke_test.enabled,
+        gate_enabled=gate.enabled,
+        gate_window=timedelta(seconds=gate.window_seconds),
+        gate_deadline=timedelta(seconds=gate.deadline_seconds),
+        on_no_data=gate.on_no_data,
+        downgrade_on_abort=spec.migrations.downgrade_on_abort,
+        history_limit=blue_green.history_limit,
     )
 
 
@@ -68,9 +77,8 @@ def children(owner: Owner, spec: RagSpec, intent: Intent, monitoring_kinds: froz
         apply.append(autoscaler(owner, spec, intent.active_service_color))
     else:
         delete.append(ObjectRef("autoscaling/v2", "HorizontalPodAutoscaler", owner.name))
-    if intent.migration is not None:
-        revision, image = intent.migration
-        apply.append(migration_job(owner, spec, image, revision))
+    for job in intent.jobs:
+        apply.append(render_job(owner, spec, job))
     for kind, wanted, make in (
         (SERVICE_MONITOR, spec.monitoring.service_monitor, service_monitor),
         (PROMETHEUS_RULE, spec.monitoring.prometheus_rule, prometheus_rule),
@@ -81,6 +89,17 @@ def children(owner: Owner, spec: RagSpec, intent: Intent, monitoring_kinds: froz
             else:
                 delete.append(ObjectRef(kind[0], kind[1], owner.name))
     return Plan(apply=apply, delete=delete)
+
+
+def render_job(owner: Owner, spec: RagSpec, job: JobIntent) -> Manifest:
+    if job.kind == "backup":
+        return backup_job(owner, spec, job.revision)
+    if job.kind == "migrate":
+        return migration_job(owner, spec, job.image, job.revision)
+    if job.kind == "smoke":
+        return smoke_job(owner, spec, job.image, job.revision, job.schema_revision)
+    assert job.schema_revision is not None, "a downgrade needs the revision to go down to"
+    return downgrade_job(owner, spec, job.image, job.revision, job.schema_revision)
 
 
 def conditions(decision: Decision, active_ready: bool, problem: Condition | None = None) -> list[Condition]:
@@ -126,7 +145,7 @@ def render_resource(resource: dict[str, Any], monitoring: bool = True) -> list[M
         deployments={"blue": (spec.image, settings.replicas)},
         active_service_color="blue",
         preview_service_color="blue",
-        migration=(1, spec.image) if spec.migrations.enabled else None,
+        jobs=(JobIntent("migrate", 1, spec.image),) if spec.migrations.enabled else (),
     )
     kinds = frozenset({SERVICE_MONITOR, PROMETHEUS_RULE}) if monitoring else frozenset()
     return children(owner, spec, intent, kinds).apply

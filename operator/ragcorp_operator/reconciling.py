@@ -1,7 +1,7 @@
 """One reconcile pass: read the resource and its children, decide, write.
 
-Called by every kopf handler (create, update, resume, and the drift timer), so
-the operator is level-triggered: whatever happened, the next pass moves the
+Called by every kopf handler (create, update, resume, and the timer), so the
+operator is level-triggered: whatever happened, the next pass moves the
 resource one step towards its spec. The thinking is in `spec`, `rollout` and
 `plan`; this module only reads and writes.
 """
@@ -11,21 +11,35 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from ragcorp_operator.cluster import Cluster
 from ragcorp_operator.conditions import Condition, merge_conditions
-from ragcorp_operator.naming import COLORS, deployment_name, migration_job_name, selector
+from ragcorp_operator.naming import (
+    COLORS,
+    INSTANCE_LABEL,
+    REVISION_LABEL,
+    deployment_name,
+    job_name,
+    preview_service_name,
+    selector,
+)
 from ragcorp_operator.observe import deployment_state, job_state
 from ragcorp_operator.plan import PROMETHEUS_RULE, SERVICE_MONITOR, children, conditions, rollout_settings
+from ragcorp_operator.prometheus import evaluate_gate
 from ragcorp_operator.render.common import Owner
 from ragcorp_operator.render.config import referenced_secrets
-from ragcorp_operator.rollout import Event, Observed, RolloutState, decide
+from ragcorp_operator.rollout import Event, GateResult, JobKind, JobState, Observed, Requests, RolloutState, decide
 from ragcorp_operator.spec import RagSpec, SpecError, parse_spec
 
 EventSink = Callable[[Event], None]
+ANNOTATION_PREFIX = "ragcorp.dev/"
+PROMOTE, ABORT, RETRY, ROLLBACK = (f"{ANNOTATION_PREFIX}{a}" for a in ("promote", "abort", "retry", "rollback"))
+JOB_KINDS: tuple[JobKind, ...] = ("backup", "migrate", "smoke", "downgrade")
+#: Jobs of this many recent revisions are kept (beyond their TTL) for `kubectl logs`.
+JOB_REVISIONS_KEPT = 3
 _locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
 
@@ -37,6 +51,31 @@ class Resource:
     generation: int
     spec: dict[str, Any]
     status: dict[str, Any]
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: dict[str, Any]
+    #: One-shot annotations acted on; the caller removes them.
+    clear_annotations: tuple[str, ...] = ()
+
+
+def requests_from(resource: Resource, spec: RagSpec) -> Requests:
+    """Annotations and a new `spec.rollback` as one-shot requests (pure)."""
+    annotations = resource.annotations
+    rollback_to: int | None = None
+    raw = annotations.get(ROLLBACK)
+    if raw is not None:
+        rollback_to = 0 if raw.strip() in ("", "previous") else int(raw) if raw.strip().isdigit() else -1
+    elif spec.rollback is not None and resource.status.get("handledRollbackGeneration") != resource.generation:
+        rollback_to = spec.rollback.to_revision
+    return Requests(
+        promote=PROMOTE in annotations,
+        abort=ABORT in annotations,
+        retry=RETRY in annotations,
+        rollback_to=rollback_to,
+    )
 
 
 def _missing_secret(cluster: Cluster, namespace: str, spec: RagSpec) -> Condition | None:
@@ -61,8 +100,47 @@ def _problem_status(resource: Resource, problem: Condition, now: datetime) -> di
     }
 
 
-def reconcile(cluster: Cluster, resource: Resource, emit: EventSink, now: datetime | None = None) -> dict[str, Any]:
-    """Move the resource one step; return the status patch."""
+def _jobs(cluster: Cluster, resource: Resource, revision: int) -> dict[JobKind, JobState]:
+    """This revision's Jobs, by kind: one list call, and Pods read only for finished Jobs."""
+    created = set(resource.status.get("createdJobs") or [])
+    listed = cluster.list("Job", resource.namespace, {INSTANCE_LABEL: resource.name, REVISION_LABEL: str(revision)})
+    by_name = {job["metadata"]["name"]: job for job in listed}
+    states: dict[JobKind, JobState] = {}
+    for kind in JOB_KINDS:
+        name = job_name(resource.name, kind, revision)
+        job = by_name.get(name)
+        finished = job is not None and int((job.get("status") or {}).get("succeeded") or 0) >= 1
+        pods = cluster.list("Pod", resource.namespace, {"job-name": name}) if finished else []
+        states[kind] = job_state(job, pods, created_before=name in created)
+    return states
+
+
+def _gate(spec: RagSpec, resource: Resource, state: RolloutState) -> GateResult | None:
+    gate = spec.strategy.blue_green.metric_gate
+    if not gate.enabled or state.phase != "Verifying":
+        return None
+    return evaluate_gate(
+        gate.prometheus_url,
+        resource.namespace,
+        preview_service_name(resource.name),
+        gate.window_seconds,
+        gate.max_error_rate,
+        gate.max_p95_seconds,
+    )
+
+
+def _clean_old_jobs(cluster: Cluster, resource: Resource, revision: int, emit: EventSink) -> None:
+    for job in cluster.list("Job", resource.namespace, {INSTANCE_LABEL: resource.name}):
+        labels = job.get("metadata", {}).get("labels") or {}
+        job_revision = labels.get(REVISION_LABEL, "")
+        if job_revision.isdigit() and int(job_revision) <= revision - JOB_REVISIONS_KEPT:
+            name = job["metadata"]["name"]
+            if cluster.delete("Job", resource.namespace, name):
+                emit(Event("Normal", "Deleted", f"deleted Job {name} (older than {JOB_REVISIONS_KEPT} revisions)"))
+
+
+def reconcile(cluster: Cluster, resource: Resource, emit: EventSink, now: datetime | None = None) -> Outcome:
+    """Move the resource one step; return the status patch and the requests handled."""
     now = now or datetime.now(UTC)
     with _locks[resource.uid]:
         try:
@@ -70,12 +148,12 @@ def reconcile(cluster: Cluster, resource: Resource, emit: EventSink, now: dateti
         except SpecError as exc:
             problem = Condition("Degraded", "True", "InvalidSpec", str(exc))
             emit(Event("Warning", "InvalidSpec", str(exc)))
-            return _problem_status(resource, problem, now)
+            return Outcome(_problem_status(resource, problem, now))
         missing = _missing_secret(cluster, resource.namespace, spec)
         if missing is not None:
             if (resource.status.get("failureMessage") or "") != missing.message:
                 emit(Event("Warning", missing.reason, missing.message))
-            return {**_problem_status(resource, missing, now), "failureMessage": missing.message}
+            return Outcome({**_problem_status(resource, missing, now), "failureMessage": missing.message})
 
         state = RolloutState.from_status(resource.status)
         owner = Owner(resource.name, resource.namespace, resource.uid)
@@ -85,12 +163,10 @@ def reconcile(cluster: Cluster, resource: Resource, emit: EventSink, now: dateti
             )
             for color in COLORS
         }
-        job_name = migration_job_name(resource.name, state.revision) if state.revision else ""
-        job = cluster.get("Job", resource.namespace, job_name) if job_name else None
-        pods = cluster.list("Pod", resource.namespace, {"job-name": job_name}) if job else []
-        migration = job_state(job, pods, created_before=resource.status.get("migrationJob") == job_name)
-
-        decision = decide(Observed(rollout_settings(spec), state, deployments, migration, now, state.revision))
+        settings = rollout_settings(spec)
+        requests = requests_from(resource, spec)
+        jobs = _jobs(cluster, resource, state.revision) if state.revision else {}
+        decision = decide(Observed(settings, state, deployments, jobs, now, _gate(spec, resource, state), requests))
         for event in decision.events:
             emit(event)
 
@@ -106,14 +182,17 @@ def reconcile(cluster: Cluster, resource: Resource, emit: EventSink, now: dateti
         for ref in plan.delete:
             if cluster.delete(ref.kind, resource.namespace, ref.name):
                 emit(Event("Normal", "Deleted", f"deleted {ref.kind} {ref.name}"))
-
         new_state = decision.state
+        if new_state.revision != state.revision:
+            _clean_old_jobs(cluster, resource, new_state.revision, emit)
+
         active = deployments[new_state.active_color] if new_state.active_color else None
         active_ready = bool(
-            active
-            and new_state.active_image
-            and active.ready_at(new_state.active_image, rollout_settings(spec).replicas)
+            active and new_state.active_image and active.ready_at(new_state.active_image, settings.replicas)
         )
+        created_jobs = [job_name(resource.name, j.kind, j.revision) for j in decision.intent.jobs]
+        if new_state.revision == state.revision:
+            created_jobs = sorted(set(resource.status.get("createdJobs") or []) | set(created_jobs))
         status: dict[str, Any] = {
             **new_state.to_status(),
             "readyReplicas": active.ready_replicas if active else 0,
@@ -121,10 +200,22 @@ def reconcile(cluster: Cluster, resource: Resource, emit: EventSink, now: dateti
             "selector": ",".join(f"{k}={v}" for k, v in sorted(selector(resource.name).items())),
             "observedGeneration": resource.generation,
             "failureMessage": None,
+            "createdJobs": created_jobs,
             "conditions": merge_conditions(
                 resource.status.get("conditions") or [], conditions(decision, active_ready), now
             ),
         }
-        if decision.intent.migration is not None:
-            status["migrationJob"] = migration_job_name(resource.name, decision.intent.migration[0])
-        return status
+        if spec.rollback is not None:
+            status["handledRollbackGeneration"] = resource.generation
+        handled = decision.handled
+        cleared = [
+            key
+            for key, asked in (
+                (PROMOTE, handled.promote),
+                (ABORT, handled.abort),
+                (RETRY, handled.retry),
+                (ROLLBACK, handled.rollback_to is not None),
+            )
+            if asked and key in resource.annotations
+        ]
+        return Outcome(status, tuple(cleared))

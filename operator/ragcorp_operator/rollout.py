@@ -1,14 +1,17 @@
 """The blue/green rollout as a pure state machine: observed state in, next state out.
 
-    Pending/Idle --image changed--> Migrating --> Deploying(standby colour)
-      --> Verifying(ready replicas) --> Promoting(Service selector -> new colour)
+    Pending/Idle --image changed--> BackingUp (optional) --> Migrating --> Deploying(standby colour)
+      --> Verifying(ready, smoke-test Job, optional metric gate) --> Promoting(active Service -> new colour)
       --> ScalingDown(old colour, after scaleDownDelaySeconds) --> Idle
-    any failure --> Aborted: traffic stays on the old colour, Degraded with the reason.
+    any failure --> [Downgrading (downgradeOnAbort)] --> Aborted: traffic stays on the old colour.
+    rollback --> instant switch while the old colour runs, else
+                 [Downgrading] --> Deploying(old image) --> Verifying --> Promoting --> ...
 
 Everything the machine needs is in `Observed`; everything it decides is in the
 returned `RolloutState` (persisted in the resource's status, so a restarted
-operator resumes where it was) plus `Intent` (what the children must look like).
-An aborted rollout stays aborted until the image changes again.
+operator resumes where it stopped) and `Intent` (what the children must look
+like). An aborted rollout stays aborted until the image changes or a retry is
+requested; a rolled-back image is not rolled forward again by itself.
 """
 
 from __future__ import annotations
@@ -19,9 +22,25 @@ from typing import Any, Literal
 
 from ragcorp_operator.naming import COLORS, Color, other
 
-Phase = Literal["Pending", "Migrating", "Deploying", "Verifying", "Promoting", "ScalingDown", "Idle", "Aborted"]
-IN_FLIGHT: frozenset[str] = frozenset({"Migrating", "Deploying", "Verifying", "Promoting", "ScalingDown"})
+Phase = Literal[
+    "Pending",
+    "BackingUp",
+    "Migrating",
+    "Deploying",
+    "Verifying",
+    "Promoting",
+    "ScalingDown",
+    "Idle",
+    "Downgrading",
+    "Aborted",
+]
+IN_FLIGHT: frozenset[str] = frozenset(
+    {"BackingUp", "Migrating", "Deploying", "Verifying", "Promoting", "ScalingDown", "Downgrading"}
+)
 JobPhase = Literal["missing", "running", "succeeded", "failed"]
+JobKind = Literal["backup", "migrate", "smoke", "downgrade"]
+GateResult = Literal["pass", "fail", "nodata"]
+NoDataPolicy = Literal["wait", "pass", "fail"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +56,7 @@ class DeploymentState:
         return (
             self.exists
             and self.image == image
+            and self.replicas >= replicas
             and self.ready_replicas >= replicas
             and self.updated_replicas >= replicas
         )
@@ -57,6 +77,16 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class HistoryEntry:
+    revision: int
+    image: str
+    schema_revision: str | None
+    outcome: Literal["promoted", "aborted", "superseded", "rolledBack"]
+    at: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class RolloutState:
     """The part of `.status` the machine owns."""
 
@@ -67,11 +97,24 @@ class RolloutState:
     target_color: Color | None = None
     target_image: str | None = None
     schema_revision: str | None = None
+    #: The schema before this rollout migrated it (what an abort downgrades to).
+    base_schema_revision: str | None = None
+    #: A rollback's wanted schema; a downgrade Job takes the schema there.
+    downgrade_to: str | None = None
+    #: What follows a downgrade: "Aborted" (abort) or "Deploying" (rollback).
+    after_downgrade: Phase | None = None
+    #: The image a downgrade must run: the newest one, which knows the newer revision.
+    downgrade_image: str | None = None
+    migrated: bool = False
+    rollback: bool = False
+    #: An image rolled back away from; not rolled out again until the spec changes.
+    held_image: str | None = None
     step_started_at: datetime | None = None
     promoted_at: datetime | None = None
     previous_color: Color | None = None
     previous_image: str | None = None
     failure: Failure | None = None
+    history: tuple[HistoryEntry, ...] = ()
 
     def to_status(self) -> dict[str, Any]:
         def iso(moment: datetime | None) -> str | None:
@@ -84,13 +127,21 @@ class RolloutState:
             "activeImage": self.active_image,
             "targetColor": self.target_color,
             "targetImage": self.target_image,
-            "previewColor": self.target_color if self.phase in IN_FLIGHT else None,
+            "previewColor": self.target_color if self.phase in ("Verifying", "Promoting") else None,
             "schemaRevision": self.schema_revision,
+            "baseSchemaRevision": self.base_schema_revision,
+            "downgradeTo": self.downgrade_to,
+            "afterDowngrade": self.after_downgrade,
+            "downgradeImage": self.downgrade_image,
+            "migrated": self.migrated,
+            "rollback": self.rollback,
+            "heldImage": self.held_image,
             "stepStartedAt": iso(self.step_started_at),
             "promotedAt": iso(self.promoted_at),
             "previousColor": self.previous_color,
             "previousImage": self.previous_image,
             "failure": vars(self.failure) if self.failure else None,
+            "history": [{k: v for k, v in vars(h).items() if v is not None} for h in self.history],
         }
 
     @classmethod
@@ -102,6 +153,18 @@ class RolloutState:
             return value if value in COLORS else None
 
         failure = status.get("failure")
+        history = tuple(
+            HistoryEntry(
+                revision=int(h["revision"]),
+                image=h["image"],
+                schema_revision=h.get("schema_revision"),
+                outcome=h["outcome"],
+                at=h.get("at", ""),
+                reason=h.get("reason"),
+            )
+            for h in status.get("history") or []
+            if isinstance(h, dict) and "revision" in h and "image" in h
+        )
         return cls(
             phase=status.get("phase") or "Pending",
             revision=int(status.get("revision") or 0),
@@ -110,11 +173,19 @@ class RolloutState:
             target_color=color(status.get("targetColor")),
             target_image=status.get("targetImage"),
             schema_revision=status.get("schemaRevision"),
+            base_schema_revision=status.get("baseSchemaRevision"),
+            downgrade_to=status.get("downgradeTo"),
+            after_downgrade=status.get("afterDowngrade"),
+            downgrade_image=status.get("downgradeImage"),
+            migrated=bool(status.get("migrated")),
+            rollback=bool(status.get("rollback")),
+            held_image=status.get("heldImage"),
             step_started_at=moment(status.get("stepStartedAt")),
             promoted_at=moment(status.get("promotedAt")),
             previous_color=color(status.get("previousColor")),
             previous_image=status.get("previousImage"),
             failure=Failure(**failure) if isinstance(failure, dict) else None,
+            history=history,
         )
 
 
@@ -129,6 +200,25 @@ class Settings:
     ready_timeout: timedelta
     scale_down_delay: timedelta
     keep_previous: bool
+    backup_enabled: bool = False
+    smoke_test_enabled: bool = True
+    gate_enabled: bool = False
+    gate_window: timedelta = timedelta(minutes=5)
+    gate_deadline: timedelta = timedelta(minutes=15)
+    on_no_data: NoDataPolicy = "wait"
+    downgrade_on_abort: bool = False
+    history_limit: int = 10
+
+
+@dataclass(frozen=True)
+class Requests:
+    """One-shot requests from annotations or the spec (each handled once, then cleared)."""
+
+    promote: bool = False
+    abort: bool = False
+    retry: bool = False
+    #: 0 means "the revision before the active one"; None means no rollback asked.
+    rollback_to: int | None = None
 
 
 @dataclass(frozen=True)
@@ -136,10 +226,11 @@ class Observed:
     settings: Settings
     state: RolloutState
     deployments: dict[Color, DeploymentState]
-    migration: JobState
+    #: The Jobs of `state.revision`, by kind; a Job of another revision never counts.
+    jobs: dict[JobKind, JobState]
     now: datetime
-    #: The revision `migration` was read for; a result of another revision never counts.
-    migration_revision: int = 0
+    gate: GateResult | None = None
+    requests: Requests = Requests()
 
 
 @dataclass(frozen=True)
@@ -150,16 +241,23 @@ class Event:
 
 
 @dataclass(frozen=True)
+class JobIntent:
+    kind: JobKind
+    revision: int
+    image: str
+    #: For a downgrade: the schema revision to go down to.
+    schema_revision: str | None = None
+
+
+@dataclass(frozen=True)
 class Intent:
     """What the children must look like after this step."""
 
     #: colour -> (image, replicas); a colour absent here is deleted.
     deployments: dict[Color, tuple[str, int]]
-    #: the active Service's colour (None: no colour serves yet).
     active_service_color: Color | None
     preview_service_color: Color | None
-    #: run (or keep) the migration Job for this revision and image.
-    migration: tuple[int, str] | None
+    jobs: tuple[JobIntent, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -167,59 +265,263 @@ class Decision:
     state: RolloutState
     intent: Intent
     events: list[Event] = field(default_factory=list)
+    #: Requests the machine acted on (or refused); the caller clears them.
+    handled: Requests = Requests()
 
 
-def _start(observed: Observed, events: list[Event]) -> RolloutState:
-    state, settings = observed.state, observed.settings
-    target_color: Color = other(state.active_color) if state.active_color else "blue"
-    events.append(
-        Event(
-            "Normal",
-            "RolloutStarted",
-            f"rolling out {settings.image} to {target_color} (revision {state.revision + 1})",
+def _iso(now: datetime) -> str:
+    return now.isoformat()
+
+
+def _remember(state: RolloutState, entry: HistoryEntry, limit: int) -> tuple[HistoryEntry, ...]:
+    return (*state.history, entry)[-limit:]
+
+
+def _start(
+    observed: Observed, state: RolloutState, image: str, events: list[Event], rollback: bool = False
+) -> RolloutState:
+    settings, now = observed.settings, observed.now
+    if state.phase in IN_FLIGHT and state.target_image and state.phase not in ("ScalingDown",):
+        events.append(Event("Normal", "Superseded", f"rollout of {state.target_image} superseded by {image}"))
+        state = replace(
+            state,
+            history=_remember(
+                state,
+                HistoryEntry(state.revision, state.target_image, state.schema_revision, "superseded", _iso(now)),
+                settings.history_limit,
+            ),
         )
-    )
+    if state.phase == "ScalingDown":  # the previous colour is done serving; finish that first
+        state = replace(state, phase="Idle")
+    target_color: Color = other(state.active_color) if state.active_color else "blue"
+    first: Phase
+    if rollback:
+        first = "Deploying"
+    elif settings.backup_enabled and state.active_image:
+        first = "BackingUp"
+    elif settings.migrations_enabled:
+        first = "Migrating"
+    else:
+        first = "Deploying"
+    kind = "RollbackStarted" if rollback else "RolloutStarted"
+    events.append(Event("Normal", kind, f"rolling out {image} to {target_color} (revision {state.revision + 1})"))
     return replace(
         state,
-        phase="Migrating" if settings.migrations_enabled else "Deploying",
+        phase=first,
         revision=state.revision + 1,
         target_color=target_color,
-        target_image=settings.image,
-        step_started_at=observed.now,
+        target_image=image,
+        base_schema_revision=state.schema_revision,
+        migrated=False,
+        rollback=rollback,
+        held_image=None if not rollback else state.held_image,
+        step_started_at=now,
         failure=None,
+        downgrade_to=None,
+        after_downgrade=None,
+        downgrade_image=None,
     )
 
 
 def _abort(
-    state: RolloutState, now: datetime, step: str, reason: str, message: str, events: list[Event]
+    observed: Observed, state: RolloutState, step: str, reason: str, message: str, events: list[Event]
 ) -> RolloutState:
+    settings, now = observed.settings, observed.now
     events.append(Event("Warning", reason, f"rollout of {state.target_image} aborted at {step}: {message}"))
-    return replace(state, phase="Aborted", failure=Failure(step, reason, message), step_started_at=now)
+    entry = HistoryEntry(state.revision, state.target_image or "", state.schema_revision, "aborted", _iso(now), reason)
+    state = replace(
+        state,
+        failure=Failure(step, reason, message),
+        step_started_at=now,
+        history=_remember(state, entry, settings.history_limit),
+    )
+    needs_downgrade = (
+        settings.downgrade_on_abort
+        and state.migrated
+        and state.base_schema_revision
+        and state.base_schema_revision != state.schema_revision
+    )
+    if needs_downgrade:
+        events.append(Event("Normal", "DowngradeStarted", f"downgrading the schema to {state.base_schema_revision}"))
+        return replace(
+            state,
+            phase="Downgrading",
+            downgrade_to=state.base_schema_revision,
+            after_downgrade="Aborted",
+            downgrade_image=state.target_image,
+        )
+    return replace(state, phase="Aborted")
 
 
-def advance(observed: Observed) -> RolloutState:
-    """Only the next state (for callers that need no intent)."""
-    return decide(observed).state
+def _promote(observed: Observed, state: RolloutState, events: list[Event]) -> RolloutState:
+    settings, now = observed.settings, observed.now
+    assert state.target_color is not None and state.target_image is not None
+    events.append(Event("Normal", "Promoted", f"traffic switched to {state.target_color} ({state.target_image})"))
+    entry = HistoryEntry(
+        state.revision,
+        state.target_image,
+        state.schema_revision,
+        "rolledBack" if state.rollback else "promoted",
+        _iso(now),
+    )
+    previous = state.active_color
+    return replace(
+        state,
+        phase="ScalingDown" if previous else "Idle",
+        previous_color=previous,
+        previous_image=state.active_image,
+        active_color=state.target_color,
+        active_image=state.target_image,
+        target_color=None,
+        target_image=None,
+        promoted_at=now,
+        step_started_at=now,
+        history=_remember(state, entry, settings.history_limit),
+    )
+
+
+def _rollback_target(state: RolloutState, to: int) -> HistoryEntry | None:
+    promoted = [h for h in state.history if h.outcome in ("promoted", "rolledBack")]
+    if to == 0:
+        candidates = [h for h in promoted if h.image != state.active_image]
+        return candidates[-1] if candidates else None
+    return next((h for h in reversed(promoted) if h.revision == to), None)
+
+
+def _rollback(observed: Observed, state: RolloutState, to: int, events: list[Event]) -> RolloutState:
+    settings, now = observed.settings, observed.now
+    entry = _rollback_target(state, to)
+    if entry is None or entry.image == state.active_image:
+        events.append(
+            Event(
+                "Warning", "RollbackRejected", f"no promoted revision {to or 'before the active one'} to roll back to"
+            )
+        )
+        return state
+    held = state.active_image
+    wants_schema = entry.schema_revision
+    schema_differs = settings.migrations_enabled and wants_schema is not None and wants_schema != state.schema_revision
+    previous = state.previous_color
+    still_running = (
+        previous is not None
+        and state.previous_image == entry.image
+        and observed.deployments.get(previous, DeploymentState()).ready_at(entry.image, settings.replicas)
+    )
+    if still_running:
+        assert previous is not None
+        events.append(Event("Normal", "RolledBack", f"traffic switched back to {previous} ({entry.image}) instantly"))
+        newer_image = state.active_image
+        state = replace(
+            state,
+            revision=state.revision + 1,
+            active_color=previous,
+            active_image=entry.image,
+            previous_color=state.active_color,
+            previous_image=state.active_image,
+            held_image=held,
+            promoted_at=now,
+            step_started_at=now,
+            failure=None,
+            history=_remember(
+                state,
+                HistoryEntry(state.revision + 1, entry.image, wants_schema, "rolledBack", _iso(now)),
+                settings.history_limit,
+            ),
+        )
+        if schema_differs:
+            return replace(
+                state,
+                phase="Downgrading",
+                downgrade_to=wants_schema,
+                after_downgrade="ScalingDown",
+                downgrade_image=newer_image,
+            )
+        return replace(state, phase="ScalingDown")
+    state = _start(observed, replace(state, held_image=held), entry.image, events, rollback=True)
+    if schema_differs:
+        return replace(
+            state,
+            phase="Downgrading",
+            downgrade_to=wants_schema,
+            after_downgrade="Deploying",
+            downgrade_image=state.active_image,
+        )
+    return state
 
 
 def decide(observed: Observed) -> Decision:
-    """One step of the machine. Calling it again with the same observation is a no-op."""
-    settings, now = observed.settings, observed.now
+    """One step of the machine. Deciding again on the same observation changes nothing."""
+    settings, now, requests = observed.settings, observed.now, observed.requests
     state = observed.state
     events: list[Event] = []
+    handled = Requests()
+    started_this_pass = False
 
-    wants_new_image = settings.image not in (state.active_image, state.target_image)
-    if wants_new_image:
-        state = _start(observed, events)
+    if requests.rollback_to is not None:
+        handled = replace(handled, rollback_to=requests.rollback_to)
+        if state.phase in ("Idle", "ScalingDown", "Aborted"):
+            before = state.revision
+            state = _rollback(observed, state, requests.rollback_to, events)
+            started_this_pass = state.revision != before
+        else:
+            events.append(Event("Warning", "RollbackRejected", f"cannot roll back during {state.phase}"))
+
+    wants_new_image = settings.image not in (state.active_image, state.target_image, state.held_image)
+    if wants_new_image and not started_this_pass and state.phase != "Downgrading":
+        state = _start(observed, state, settings.image, events)
+        started_this_pass = True
+
+    if requests.retry:
+        handled = replace(handled, retry=True)
+        if state.phase == "Aborted" and not started_this_pass:
+            state = _start(observed, state, settings.image, events)
+            started_this_pass = True
+
+    if requests.abort:
+        handled = replace(handled, abort=True)
+        if state.phase in IN_FLIGHT and state.phase not in ("ScalingDown", "Downgrading"):
+            state = _abort(observed, state, state.phase, "ManualAbort", "aborted by request", events)
+
+    # Jobs observed this pass belong to the revision read from status; after a start they are stale.
+    jobs = {} if started_this_pass else observed.jobs
+
+    if state.phase == "BackingUp":
+        job = jobs.get("backup", JobState())
+        if job.phase == "succeeded":
+            events.append(Event("Normal", "BackupSucceeded", f"database backed up before revision {state.revision}"))
+            state = replace(
+                state, phase="Migrating" if settings.migrations_enabled else "Deploying", step_started_at=now
+            )
+        elif job.phase == "failed":
+            state = _abort(observed, state, "BackingUp", "BackupFailed", job.message or "the backup Job failed", events)
 
     if state.phase == "Migrating":
-        job = observed.migration if observed.migration_revision == state.revision else JobState()
+        job = jobs.get("migrate", JobState())
         if job.phase == "succeeded":
             events.append(Event("Normal", "MigrationSucceeded", f"schema at revision {job.schema_revision}"))
-            state = replace(state, phase="Deploying", schema_revision=job.schema_revision, step_started_at=now)
+            state = replace(
+                state, phase="Deploying", schema_revision=job.schema_revision, migrated=True, step_started_at=now
+            )
         elif job.phase == "failed":
             state = _abort(
-                state, now, "Migrating", "MigrationFailed", job.message or "the migration Job failed", events
+                observed, state, "Migrating", "MigrationFailed", job.message or "the migration Job failed", events
+            )
+
+    if state.phase == "Downgrading":
+        job = jobs.get("downgrade", JobState())
+        if job.phase == "succeeded":
+            events.append(Event("Normal", "DowngradeSucceeded", f"schema at revision {job.schema_revision}"))
+            state = replace(
+                state,
+                phase=state.after_downgrade or "Aborted",
+                schema_revision=job.schema_revision,
+                step_started_at=now,
+            )
+        elif job.phase == "failed":
+            message = job.message or "the downgrade Job failed"
+            events.append(Event("Warning", "DowngradeFailed", message))
+            state = replace(
+                state, phase="Aborted", failure=Failure("Downgrading", "DowngradeFailed", message), step_started_at=now
             )
 
     if state.phase == "Deploying":
@@ -230,57 +532,93 @@ def decide(observed: Observed) -> Decision:
             state = replace(state, phase="Verifying", step_started_at=now)
         elif state.step_started_at and now - state.step_started_at > settings.ready_timeout:
             message = f"{state.target_color} not ready within {int(settings.ready_timeout.total_seconds())}s"
-            state = _abort(state, now, "Deploying", "NotReady", message, events)
+            state = _abort(observed, state, "Deploying", "NotReady", message, events)
 
     if state.phase == "Verifying":
-        # Readiness held when we got here; later steps (smoke test, metric gate) plug in here.
-        state = replace(state, phase="Promoting", step_started_at=now)
+        state = _verify(observed, state, jobs, events)
 
-    if state.phase == "Promoting" and settings.auto_promote:
-        assert state.target_color is not None
-        events.append(Event("Normal", "Promoted", f"traffic switched to {state.target_color} ({state.target_image})"))
-        previous = state.active_color
-        state = replace(
-            state,
-            phase="ScalingDown" if previous else "Idle",
-            previous_color=previous,
-            previous_image=state.active_image,
-            active_color=state.target_color,
-            active_image=state.target_image,
-            target_color=None,
-            target_image=None,
-            promoted_at=now,
-            step_started_at=now,
-        )
+    if state.phase == "Promoting":
+        if settings.auto_promote or requests.promote:
+            if requests.promote:
+                handled = replace(handled, promote=True)
+            state = _promote(observed, state, events)
+    elif requests.promote:
+        handled = replace(handled, promote=True)
+        events.append(Event("Warning", "PromoteIgnored", f"nothing to promote during {state.phase}"))
 
     if state.phase == "ScalingDown" and state.promoted_at and now - state.promoted_at >= settings.scale_down_delay:
-        events.append(Event("Normal", "ScaledDown", f"previous colour {state.previous_color} scaled to zero"))
+        events.append(Event("Normal", "ScaledDown", f"previous colour {state.previous_color} scaled down"))
         state = replace(state, phase="Idle", step_started_at=now)
 
-    return Decision(state=state, intent=_intent(state, settings), events=events)
+    return Decision(state=state, intent=_intent(state, settings), events=events, handled=handled)
+
+
+def _verify(
+    observed: Observed, state: RolloutState, jobs: dict[JobKind, JobState], events: list[Event]
+) -> RolloutState:
+    settings, now = observed.settings, observed.now
+    if settings.smoke_test_enabled:
+        smoke = jobs.get("smoke", JobState())
+        if smoke.phase == "failed":
+            return _abort(
+                observed, state, "Verifying", "SmokeTestFailed", smoke.message or "the smoke test failed", events
+            )
+        if smoke.phase != "succeeded":
+            return state
+    if settings.gate_enabled:
+        elapsed = now - state.step_started_at if state.step_started_at else timedelta(0)
+        if elapsed < settings.gate_window or observed.gate is None:
+            return state
+        if observed.gate == "fail":
+            return _abort(
+                observed,
+                state,
+                "Verifying",
+                "MetricGateFailed",
+                "the preview's error rate or p95 latency is over its threshold",
+                events,
+            )
+        if observed.gate == "nodata":
+            if settings.on_no_data == "fail" or (settings.on_no_data == "wait" and elapsed > settings.gate_deadline):
+                return _abort(
+                    observed, state, "Verifying", "NoMetrics", "no metrics reached Prometheus for the preview", events
+                )
+            if settings.on_no_data == "wait":
+                return state
+    events.append(Event("Normal", "Verified", f"{state.target_image} passed verification"))
+    return replace(state, phase="Promoting", step_started_at=now)
 
 
 def _intent(state: RolloutState, settings: Settings) -> Intent:
     deployments: dict[Color, tuple[str, int]] = {}
     if state.active_color and state.active_image:
         deployments[state.active_color] = (state.active_image, settings.replicas)
-    if state.phase in ("Deploying", "Verifying", "Promoting") and state.target_color and state.target_image:
+    deploying = state.phase in ("Deploying", "Verifying", "Promoting") or (
+        state.phase == "Downgrading" and state.after_downgrade == "Deploying"
+    )
+    if deploying and state.phase != "Downgrading" and state.target_color and state.target_image:
         deployments[state.target_color] = (state.target_image, settings.replicas)
     previous, previous_image = state.previous_color, state.previous_image
     if previous and previous_image and previous not in deployments:
-        # The previous colour keeps serving until the scale-down delay passes, then idles at
-        # zero replicas (kept for an instant rollback) or goes away.
-        if state.phase == "ScalingDown":
+        # The previous colour serves until the scale-down delay passes, then idles at zero
+        # replicas (kept for an instant rollback) or goes away.
+        if state.phase == "ScalingDown" or (state.phase == "Downgrading" and state.after_downgrade == "ScalingDown"):
             deployments[previous] = (previous_image, settings.replicas)
         elif settings.keep_previous:
             deployments[previous] = (previous_image, 0)
-    migration = None
+    jobs: list[JobIntent] = []
+    if state.phase == "BackingUp" and state.target_image:
+        jobs.append(JobIntent("backup", state.revision, state.target_image))
     if state.phase == "Migrating" and state.target_image:
-        migration = (state.revision, state.target_image)
+        jobs.append(JobIntent("migrate", state.revision, state.target_image))
+    if state.phase == "Verifying" and settings.smoke_test_enabled and state.target_image:
+        jobs.append(JobIntent("smoke", state.revision, state.target_image, state.schema_revision))
+    if state.phase == "Downgrading" and state.downgrade_image:
+        jobs.append(JobIntent("downgrade", state.revision, state.downgrade_image, state.downgrade_to))
     preview = state.target_color if state.phase in ("Verifying", "Promoting") else None
     return Intent(
         deployments=deployments,
         active_service_color=state.active_color,
         preview_service_color=preview or state.active_color,
-        migration=migration,
+        jobs=tuple(jobs),
     )

@@ -94,6 +94,8 @@ class Backup(Model):
     enabled: bool = False
     pvc_name: str | None = Field(default=None, alias="pvcName")
     retention: int = Field(default=5, ge=1, le=100)
+    #: pg_dump must be at least the server's major version.
+    image: str = "postgres:17-alpine"
 
     @model_validator(mode="after")
     def _pvc(self) -> Backup:
@@ -109,11 +111,29 @@ class Migrations(Model):
     downgrade_on_abort: bool = Field(default=False, alias="downgradeOnAbort")
 
 
+class SmokeTest(Model):
+    enabled: bool = True
+    timeout_seconds: int = Field(default=300, ge=1, le=3600, alias="timeoutSeconds")
+
+
+class MetricGate(Model):
+    enabled: bool = False
+    prometheus_url: str = Field(default="http://prometheus-operated.monitoring.svc:9090", alias="prometheusUrl")
+    window_seconds: int = Field(default=300, ge=0, le=86_400, alias="windowSeconds")
+    deadline_seconds: int = Field(default=900, ge=0, le=86_400, alias="deadlineSeconds")
+    max_error_rate: float = Field(default=0.05, ge=0, le=1, alias="maxErrorRate")
+    max_p95_seconds: float = Field(default=2.0, gt=0, alias="maxP95Seconds")
+    on_no_data: Literal["wait", "pass", "fail"] = Field(default="wait", alias="onNoData")
+
+
 class BlueGreen(Model):
     auto_promote: bool = Field(default=True, alias="autoPromote")
     scale_down_delay_seconds: int = Field(default=300, ge=0, alias="scaleDownDelaySeconds")
     keep_previous: bool = Field(default=True, alias="keepPrevious")
-    ready_timeout_seconds: int = Field(default=600, ge=10, alias="readyTimeoutSeconds")
+    ready_timeout_seconds: int = Field(default=600, ge=1, alias="readyTimeoutSeconds")
+    smoke_test: SmokeTest = Field(default_factory=SmokeTest, alias="smokeTest")
+    metric_gate: MetricGate = Field(default_factory=MetricGate, alias="metricGate")
+    history_limit: int = Field(default=10, ge=1, le=100, alias="historyLimit")
 
 
 class Strategy(Model):
@@ -136,6 +156,11 @@ class Resources(Model):
     limits: dict[str, str | int] = Field(default_factory=lambda: dict[str, str | int](memory="1Gi"))
 
 
+class Rollback(Model):
+    #: A revision from status.history; 0 means the one before the active revision.
+    to_revision: int = Field(default=0, ge=0, alias="toRevision")
+
+
 class RagSpec(Model):
     image: str = Field(min_length=1)
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
@@ -152,6 +177,7 @@ class RagSpec(Model):
     strategy: Strategy = Field(default_factory=Strategy)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     service: ServiceSpec = Field(default_factory=ServiceSpec)
+    rollback: Rollback | None = None
 
 
 def parse_spec(raw: dict[str, Any]) -> RagSpec:

@@ -2,6 +2,7 @@
 
     ragcorp-service serve [--host H] [--port P] [--migrate]
     ragcorp-service db upgrade [REV] | downgrade REV | current | heads
+    ragcorp-service smoke --url URL [--expect-schema REV]
 
 With no DATABASE_URL both start the embedded PostgreSQL under RAGCORP_DATA_DIR.
 """
@@ -55,6 +56,17 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _smoke(settings: Settings, args: argparse.Namespace) -> int:
+    from ragcorp_service.client.smoke import run_smoke_test
+    from ragcorp_service.db.migrations import write_termination_message
+
+    key = next((k for k, scopes in settings.api_key_scopes.items() if "ask" in scopes), None)
+    result = run_smoke_test(args.url, key, args.expect_schema)
+    print(("passed: " if result.passed else "failed: ") + result.detail)
+    write_termination_message({"smoke": "passed" if result.passed else "failed", "detail": result.detail})
+    return 0 if result.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ragcorp-service", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     downgrade.add_argument("revision")
     actions.add_parser("current", help="print the applied revision")
     actions.add_parser("heads", help="print the newest revision this version knows")
+    smoke = commands.add_parser("smoke", help="smoke-test a running service (health, version, search, ask)")
+    smoke.add_argument("--url", required=True)
+    smoke.add_argument("--expect-schema", help="fail unless /version reports this schema revision")
     return parser
 
 
@@ -85,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
     if args.command == "serve":
         return _serve(settings, args)
+    if args.command == "smoke":
+        return _smoke(settings, args)
     return _db(settings, args)
 
 

@@ -38,6 +38,19 @@ class ClusterHelper:
                 "PATCH", f"{path}/{name}", body={"spec": spec}, content_type="application/merge-patch+json"
             )
 
+    def annotate(self, name: str, annotations: dict[str, str | None]) -> None:
+        path = f"/apis/ragcorp.dev/v1alpha1/namespaces/{NAMESPACE}/ragcorpdeployments/{name}"
+        self.cluster._call(
+            "PATCH", path, body={"metadata": {"annotations": annotations}}, content_type="application/merge-patch+json"
+        )
+
+    def annotations(self, name: str) -> dict[str, str]:
+        return dict(((self.resource(name) or {}).get("metadata") or {}).get("annotations") or {})
+
+    def selector_color(self, service: str) -> str | None:
+        found = self.get("Service", service)
+        return found["spec"]["selector"].get("ragcorp.dev/color") if found else None
+
     def delete_resource(self, name: str) -> None:
         self.cluster._call("DELETE", f"/apis/ragcorp.dev/v1alpha1/namespaces/{NAMESPACE}/ragcorpdeployments/{name}")
 

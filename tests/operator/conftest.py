@@ -116,8 +116,8 @@ def helper(kubeconfig: Path) -> ClusterHelper:
     return ClusterHelper(Cluster(load_api_client()))
 
 
-@pytest.fixture
-def operator(kubeconfig: Path) -> Iterator[KopfRunner]:
+@contextlib.contextmanager
+def running_operator() -> Iterator[KopfRunner]:
     """The real kopf runtime with our handlers, in a background thread (kopf's KopfRunner)."""
     import kopf
 
@@ -127,3 +127,9 @@ def operator(kubeconfig: Path) -> Iterator[KopfRunner]:
     with KopfRunner(["run", "--standalone", "--all-namespaces"], registry=kopf.get_default_registry()) as runner:
         yield runner
     assert runner.exception is None, runner.output
+
+
+@pytest.fixture
+def operator(kubeconfig: Path) -> Iterator[KopfRunner]:
+    with running_operator() as runner:
+        yield runner

@@ -26,6 +26,8 @@ def deploy(helper: ClusterHelper, name: str = "rag", spec: dict | None = None) -
     helper.finish_job(f"{name}-migrate-1", succeeded=True)
     eventually(lambda: helper.get("Deployment", f"{name}-blue"))
     helper.mark_deployment_ready(f"{name}-blue")
+    eventually(lambda: helper.get("Job", f"{name}-smoke-1"))
+    helper.finish_job(f"{name}-smoke-1", succeeded=True)
     eventually(lambda: helper.condition(name, "Ready").get("status") == "True")
 
 
@@ -173,6 +175,10 @@ def test_image_change_rolls_out_blue_to_green_after_migrating(helper: ClusterHel
     eventually(lambda: helper.get("Deployment", "rag-green"))
     assert helper.get("Service", "rag")["spec"]["selector"]["ragcorp.dev/color"] == "blue"
     helper.mark_deployment_ready("rag-green")
+    eventually(lambda: helper.get("Job", "rag-smoke-2"))
+    assert helper.get("Service", "rag-preview")["spec"]["selector"]["ragcorp.dev/color"] == "green"
+    assert helper.get("Service", "rag")["spec"]["selector"]["ragcorp.dev/color"] == "blue"
+    helper.finish_job("rag-smoke-2", succeeded=True)
     eventually(lambda: helper.get("Service", "rag")["spec"]["selector"]["ragcorp.dev/color"] == "green")
     eventually(lambda: helper.status("rag").get("phase") == "Idle")
     status = helper.status("rag")

@@ -6,11 +6,14 @@ from typing import Any
 
 from ragcorp_operator.naming import (
     COLOR_LABEL,
+    JOB_KIND_LABEL,
+    REVISION_LABEL,
     Color,
     config_map_name,
     deployment_name,
     image_tag,
-    migration_job_name,
+    job_name,
+    preview_service_name,
     selector,
 )
 from ragcorp_operator.render.common import Manifest, Owner, metadata
@@ -99,21 +102,74 @@ def deployment(owner: Owner, spec: RagSpec, color: Color, image: str, replicas: 
     }
 
 
-def migration_job(owner: Owner, spec: RagSpec, image: str, revision: int) -> Manifest:
-    """`ragcorp-service db upgrade` in the new image; it reports the schema revision it reached."""
-    container = _container(spec, image, ["ragcorp-service", "db", "upgrade"])
+def _job(
+    owner: Owner,
+    spec: RagSpec,
+    kind: str,
+    revision: int,
+    container: dict[str, Any],
+    deadline: int,
+    backoff_limit: int,
+    volumes: list[dict[str, Any]] | None = None,
+) -> Manifest:
     container["terminationMessagePolicy"] = "File"
+    pod = _pod_spec(owner, spec, container, "Never")
+    pod["volumes"] = [*pod["volumes"], *(volumes or [])]
+    extra = {REVISION_LABEL: str(revision), JOB_KIND_LABEL: kind}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": metadata(owner, migration_job_name(owner.name, revision), component="migration"),
+        "metadata": metadata(owner, job_name(owner.name, kind, revision), component=kind, extra_labels=extra),
         "spec": {
-            "backoffLimit": 1,
-            "activeDeadlineSeconds": spec.migrations.timeout_seconds,
+            "backoffLimit": backoff_limit,
+            "activeDeadlineSeconds": deadline,
             "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
             "template": {
-                "metadata": {"labels": metadata(owner, "", component="migration")["labels"]},
-                "spec": _pod_spec(owner, spec, container, "Never"),
+                "metadata": {"labels": metadata(owner, "", component=kind, extra_labels=extra)["labels"]},
+                "spec": pod,
             },
         },
     }
+
+
+def migration_job(owner: Owner, spec: RagSpec, image: str, revision: int) -> Manifest:
+    """`ragcorp-service db upgrade` in the new image; it reports the schema revision it reached."""
+    container = _container(spec, image, ["ragcorp-service", "db", "upgrade"])
+    return _job(owner, spec, "migrate", revision, container, spec.migrations.timeout_seconds, 1)
+
+
+def downgrade_job(owner: Owner, spec: RagSpec, image: str, revision: int, schema_revision: str) -> Manifest:
+    """`ragcorp-service db downgrade REV`, always in the newer image: only it knows the way down."""
+    container = _container(spec, image, ["ragcorp-service", "db", "downgrade", schema_revision])
+    return _job(owner, spec, "downgrade", revision, container, spec.migrations.timeout_seconds, 1)
+
+
+def smoke_job(owner: Owner, spec: RagSpec, image: str, revision: int, schema_revision: str | None) -> Manifest:
+    """`ragcorp-service smoke` against the preview Service: health, version, a search and an ask."""
+    url = f"http://{preview_service_name(owner.name)}.{owner.namespace}.svc:{spec.service.port}"
+    command = ["ragcorp-service", "smoke", "--url", url]
+    if schema_revision:
+        command += ["--expect-schema", schema_revision]
+    container = _container(spec, image, command)
+    timeout = spec.strategy.blue_green.smoke_test.timeout_seconds
+    return _job(owner, spec, "smoke", revision, container, timeout, 0)
+
+
+def backup_job(owner: Owner, spec: RagSpec, revision: int) -> Manifest:
+    """`pg_dump` of DATABASE_URL to the backup PVC before anything changes; keeps the newest N."""
+    backup = spec.migrations.backup
+    prefix = f"/backups/{owner.name}-rev"
+    script = (
+        "set -eu; "
+        f'pg_dump --format=custom --file="{prefix}{revision}-$(date +%Y%m%dT%H%M%S).dump" "$DATABASE_URL"; '
+        f"ls -1t {prefix}*.dump | tail -n +{backup.retention + 1} | xargs -r rm --"
+    )
+    container = {
+        **_container(spec, backup.image, ["sh", "-c", script]),
+        "env": [e for e in secret_env(spec) if e["name"] == "DATABASE_URL"],
+        # The postgres images run as root by default; 70 is their `postgres` user.
+        "securityContext": {**_container(spec, backup.image, [])["securityContext"], "runAsUser": 70},
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, {"name": "backups", "mountPath": "/backups"}],
+    }
+    volumes = [{"name": "backups", "persistentVolumeClaim": {"claimName": backup.pvc_name}}]
+    return _job(owner, spec, "backup", revision, container, spec.migrations.timeout_seconds, 1, volumes)

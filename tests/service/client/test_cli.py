@@ -90,3 +90,16 @@ def test_errors_are_reported_not_raised(service_url: str, capsys: pytest.Capture
     assert "HTTP 422" in capsys.readouterr().err
     assert main(["--url", "http://127.0.0.1:9", "search", "anything"]) == 1
     assert "cannot reach" in capsys.readouterr().err
+
+
+def test_smoke_test_passes_against_a_healthy_service(
+    service_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ragcorp_service.cli import main as service_cli
+    from ragcorp_service.db.migrations import head_revision
+
+    assert service_cli(["smoke", "--url", service_url, "--expect-schema", head_revision()]) == 0
+    assert capsys.readouterr().out.startswith("passed")
+    assert service_cli(["smoke", "--url", service_url, "--expect-schema", "9999"]) == 1
+    assert "expected 9999" in capsys.readouterr().out
+    assert service_cli(["smoke", "--url", "http://127.0.0.1:9"]) == 1
