@@ -208,3 +208,25 @@ def test_a_restarted_operator_resumes_without_repeating_a_step(helper: ClusterHe
         eventually(lambda: helper.get("Job", "rag-smoke-2"))
         helper.finish_job("rag-smoke-2", succeeded=True)
         eventually(lambda: helper.selector_color("rag") == "green")
+
+
+def test_kubectl_plugin_shows_status_and_history_and_requests_a_rollback(
+    helper: ClusterHelper, operator: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ragcorp_operator.kubectl_plugin import main as kubectl_ragcorp
+
+    secrets(helper)
+    slow = {"blueGreen": {"scaleDownDelaySeconds": 3600}}
+    deploy(helper, spec=spec(strategy=slow))
+    roll_to_v2(helper, strategy=slow)
+    promote_v2(helper)
+    eventually(lambda: helper.status("rag").get("phase") == "ScalingDown")
+    assert kubectl_ragcorp(["-n", "default", "status", "rag"]) == 0
+    out = capsys.readouterr().out
+    assert "Phase:       ScalingDown" in out and f"green  {V2}" in out and "Ready " in out
+    assert kubectl_ragcorp(["-n", "default", "history", "rag"]) == 0
+    history = capsys.readouterr().out.splitlines()
+    assert history[1].split()[:2] == ["1", "promoted"] and history[2].split()[:2] == ["2", "promoted"]
+    assert kubectl_ragcorp(["-n", "default", "rollback", "rag", "--to-revision", "1"]) == 0
+    eventually(lambda: helper.selector_color("rag") == "blue")
+    assert kubectl_ragcorp(["-n", "default", "status", "missing"]) == 1

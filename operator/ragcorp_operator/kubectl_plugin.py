@@ -1,0 +1,109 @@
+"""`kubectl ragcorp`: status, history, and one-shot rollout requests for a RagCorpDeployment.
+
+    kubectl ragcorp status NAME [-n NS]
+    kubectl ragcorp history NAME [-n NS]
+    kubectl ragcorp promote NAME | abort NAME | retry NAME [-n NS]
+    kubectl ragcorp rollback NAME [--to-revision N] [-n NS]
+
+Requests are annotations the operator acts on once and then removes, so the
+plugin needs only `patch` on ragcorpdeployments, like `kubectl annotate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from ragcorp_operator import GROUP, PLURAL, VERSION
+from ragcorp_operator.cluster import Cluster, load_api_client
+
+
+def _path(namespace: str, name: str) -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+
+
+def format_status(resource: dict[str, Any]) -> str:
+    status = resource.get("status") or {}
+    lines = [
+        f"Name:        {resource['metadata']['name']}",
+        f"Phase:       {status.get('phase', 'Pending')}",
+        f"Active:      {status.get('activeColor') or '-'}  {status.get('activeImage') or '-'}",
+        f"Target:      {status.get('targetColor') or '-'}  {status.get('targetImage') or '-'}",
+        f"Preview:     {status.get('previewColor') or '-'}",
+        f"Schema:      {status.get('schemaRevision') or '-'}",
+        f"Revision:    {status.get('revision', 0)}",
+        f"Ready:       {status.get('readyReplicas', 0)}/{status.get('replicas', 0)}",
+    ]
+    failure = status.get("failure")
+    if failure:
+        lines.append(f"Failure:     {failure.get('step')}: {failure.get('reason')}: {failure.get('message')}")
+    lines.append("Conditions:")
+    for condition in status.get("conditions") or []:
+        lines.append(
+            f"  {condition['type']:<18} {condition['status']:<6} {condition.get('reason', '')}"
+            + (f": {condition['message']}" if condition.get("message") else "")
+        )
+    return "\n".join(lines)
+
+
+def format_history(resource: dict[str, Any]) -> str:
+    rows = [f"{'REVISION':<9} {'OUTCOME':<11} {'SCHEMA':<8} {'AT':<33} IMAGE"]
+    for entry in (resource.get("status") or {}).get("history") or []:
+        rows.append(
+            f"{entry['revision']:<9} {entry['outcome']:<11} {entry.get('schema_revision') or '-':<8} "
+            f"{entry.get('at', ''):<33} {entry['image']}"
+            + (f"  ({entry['reason']})" if entry.get("reason") else "")
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kubectl ragcorp", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", "--namespace", default=None, help="default: the kubeconfig context's namespace")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for command in ("status", "history", "promote", "abort", "retry", "rollback"):
+        sub = commands.add_parser(command)
+        sub.add_argument("name")
+        if command == "rollback":
+            sub.add_argument("--to-revision", type=int, default=None, help="a revision from `history` (default: previous)")
+    args = parser.parse_args(argv)
+    namespace = args.namespace or _default_namespace()
+    cluster = Cluster(load_api_client())
+    try:
+        resource: dict[str, Any] = cluster._call("GET", _path(namespace, args.name))
+    except ApiException as exc:
+        print(f"kubectl-ragcorp: cannot read ragcorpdeployment {namespace}/{args.name}: {exc.reason}", file=sys.stderr)
+        return 1
+    if args.command == "status":
+        print(format_status(resource))
+        return 0
+    if args.command == "history":
+        print(format_history(resource))
+        return 0
+    value = "true"
+    if args.command == "rollback":
+        value = str(args.to_revision) if args.to_revision is not None else "previous"
+    cluster._call(
+        "PATCH", _path(namespace, args.name),
+        body={"metadata": {"annotations": {f"ragcorp.dev/{args.command}": value}}},
+        content_type="application/merge-patch+json",
+    )
+    print(f"ragcorpdeployment {namespace}/{args.name}: {args.command} requested")
+    return 0
+
+
+def _default_namespace() -> str:
+    from kubernetes import config
+
+    try:
+        _, context = config.list_kube_config_contexts()
+        return str(context.get("context", {}).get("namespace") or "default")
+    except Exception:
+        return "default"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
