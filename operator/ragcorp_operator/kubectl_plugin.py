@@ -54,8 +54,7 @@ def format_history(resource: dict[str, Any]) -> str:
     for entry in (resource.get("status") or {}).get("history") or []:
         rows.append(
             f"{entry['revision']:<9} {entry['outcome']:<11} {entry.get('schema_revision') or '-':<8} "
-            f"{entry.get('at', ''):<33} {entry['image']}"
-            + (f"  ({entry['reason']})" if entry.get("reason") else "")
+            f"{entry.get('at', ''):<33} {entry['image']}" + (f"  ({entry['reason']})" if entry.get("reason") else "")
         )
     return "\n".join(rows)
 
@@ -68,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         sub = commands.add_parser(command)
         sub.add_argument("name")
         if command == "rollback":
-            sub.add_argument("--to-revision", type=int, default=None, help="a revision from `history` (default: previous)")
+            sub.add_argument(
+                "--to-revision", type=int, default=None, help="a revision from `history` (default: previous)"
+            )
     args = parser.parse_args(argv)
     namespace = args.namespace or _default_namespace()
     cluster = Cluster(load_api_client())
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "rollback":
         value = str(args.to_revision) if args.to_revision is not None else "previous"
     cluster._call(
-        "PATCH", _path(namespace, args.name),
+        "PATCH",
+        _path(namespace, args.name),
         body={"metadata": {"annotations": {f"ragcorp.dev/{args.command}": value}}},
         content_type="application/merge-patch+json",
     )
@@ -99,7 +101,7 @@ def _default_namespace() -> str:
     from kubernetes import config
 
     try:
-        _, context = config.list_kube_config_contexts()
+        _, context = config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
         return str(context.get("context", {}).get("namespace") or "default")
     except Exception:
         return "default"

@@ -37,13 +37,20 @@ def roll_to_v2(helper: ClusterHelper, **changes: Any) -> None:
     helper.apply_resource("rag", spec(image=V2, **changes))
 
 
-def promote_v2(helper: ClusterHelper, revision: int = 2, schema: str = "0003") -> None:
+def migrate_deploy_and_smoke(
+    helper: ClusterHelper, smoke_passes: bool, revision: int = 2, schema: str = "0003"
+) -> None:
+    """Play the cluster through one rollout to green: migration succeeds, green turns ready, smoke test ends."""
     eventually(lambda: helper.get("Job", f"rag-migrate-{revision}"))
     helper.finish_job(f"rag-migrate-{revision}", succeeded=True, schema_revision=schema)
     eventually(lambda: helper.get("Deployment", "rag-green"))
     helper.mark_deployment_ready("rag-green")
     eventually(lambda: helper.get("Job", f"rag-smoke-{revision}"))
-    helper.finish_job(f"rag-smoke-{revision}", succeeded=True)
+    helper.finish_job(f"rag-smoke-{revision}", succeeded=smoke_passes)
+
+
+def promote_v2(helper: ClusterHelper) -> None:
+    migrate_deploy_and_smoke(helper, smoke_passes=True)
     eventually(lambda: helper.selector_color("rag") == "green")
 
 
@@ -99,12 +106,7 @@ def test_abort_downgrades_the_schema_with_the_new_image(helper: ClusterHelper, o
     secrets(helper)
     deploy(helper, spec=spec(migrations={"downgradeOnAbort": True}))
     roll_to_v2(helper, migrations={"downgradeOnAbort": True})
-    eventually(lambda: helper.get("Job", "rag-migrate-2"))
-    helper.finish_job("rag-migrate-2", succeeded=True, schema_revision="0003")
-    eventually(lambda: helper.get("Deployment", "rag-green"))
-    helper.mark_deployment_ready("rag-green")
-    eventually(lambda: helper.get("Job", "rag-smoke-2"))
-    helper.finish_job("rag-smoke-2", succeeded=False)
+    migrate_deploy_and_smoke(helper, smoke_passes=False)
     downgrade = eventually(lambda: helper.get("Job", "rag-downgrade-2"))
     container = downgrade["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == V2
@@ -134,12 +136,7 @@ def test_manual_promote_and_abort_by_annotation(helper: ClusterHelper, operator:
     manual = {"blueGreen": {"autoPromote": False, "scaleDownDelaySeconds": 0}}
     deploy(helper, spec=spec())
     helper.apply_resource("rag", spec(image=V2, strategy=manual))
-    eventually(lambda: helper.get("Job", "rag-migrate-2"))
-    helper.finish_job("rag-migrate-2", succeeded=True, schema_revision="0003")
-    eventually(lambda: helper.get("Deployment", "rag-green"))
-    helper.mark_deployment_ready("rag-green")
-    eventually(lambda: helper.get("Job", "rag-smoke-2"))
-    helper.finish_job("rag-smoke-2", succeeded=True)
+    migrate_deploy_and_smoke(helper, smoke_passes=True)
     eventually(lambda: helper.status("rag").get("phase") == "Promoting")
     assert helper.selector_color("rag") == "blue" and helper.selector_color("rag-preview") == "green"
     helper.annotate("rag", {"ragcorp.dev/promote": "true"})
