@@ -129,14 +129,24 @@ def _gate(spec: RagSpec, resource: Resource, state: RolloutState) -> GateResult 
     )
 
 
+def _finished(job: dict[str, Any]) -> bool:
+    status = job.get("status") or {}
+    done = {c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"}
+    return bool(done & {"Complete", "Failed"}) or int(status.get("succeeded") or 0) >= 1
+
+
 def _clean_old_jobs(cluster: Cluster, resource: Resource, revision: int, emit: EventSink) -> None:
+    """Stop the unfinished Jobs of superseded revisions (never two migrations at once), and
+    delete finished ones older than JOB_REVISIONS_KEPT revisions."""
     for job in cluster.list("Job", resource.namespace, {INSTANCE_LABEL: resource.name}):
         labels = job.get("metadata", {}).get("labels") or {}
         job_revision = labels.get(REVISION_LABEL, "")
-        if job_revision.isdigit() and int(job_revision) <= revision - JOB_REVISIONS_KEPT:
-            name = job["metadata"]["name"]
-            if cluster.delete("Job", resource.namespace, name):
-                emit(Event("Normal", "Deleted", f"deleted Job {name} (older than {JOB_REVISIONS_KEPT} revisions)"))
+        if not job_revision.isdigit() or int(job_revision) >= revision:
+            continue
+        stale = int(job_revision) <= revision - JOB_REVISIONS_KEPT
+        if (stale or not _finished(job)) and cluster.delete("Job", resource.namespace, job["metadata"]["name"]):
+            why = "superseded" if not stale else f"older than {JOB_REVISIONS_KEPT} revisions"
+            emit(Event("Normal", "Deleted", f"deleted Job {job['metadata']['name']} ({why})"))
 
 
 def reconcile(cluster: Cluster, resource: Resource, emit: EventSink, now: datetime | None = None) -> Outcome:
