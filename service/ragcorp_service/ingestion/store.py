@@ -103,6 +103,14 @@ async def insert_document(
             [Vector(embedding) for embedding in embeddings],  # objects, or asyncpg recurses into them
             document.title,
         )
+        await connection.execute(
+            """
+            INSERT INTO chunk_terms (term, chunk_id, tf)
+            SELECT u.lexeme, c.id, coalesce(array_length(u.positions, 1), 1)
+            FROM chunks c, unnest(c.tsv) u WHERE c.document_id = $1
+            """,
+            record.id,
+        )
         await _add_statistics(connection, record.id)
         return record, True
 

@@ -92,17 +92,11 @@ async def vector_search(
     return [_row_to_chunk(row) for row in rows]
 
 
-def keyword_query(text: str) -> str:
-    """Any-of-the-words query for websearch_to_tsquery; operators in user text are ignored."""
-    return " or ".join(_WORD.findall(text))
-
-
 async def keyword_search(connection: asyncpg.Connection, request: SearchRequest, limit: int) -> list[RetrievedChunk]:
-    """BM25 (k1=1.2, b=0.75) over chunks matching any query term."""
-    any_words = keyword_query(request.query)
-    if not any_words:
+    """BM25 (k1=1.2, b=0.75) over chunks containing any query term, read from the posting list."""
+    if not _WORD.search(request.query):  # only punctuation: nothing to match
         return []
-    where, params = _filter_sql(request, 4)
+    where, params = _filter_sql(request, 3)
     rows = await connection.fetch(
         f"""
         WITH stats AS (
@@ -111,29 +105,25 @@ async def keyword_search(connection: asyncpg.Connection, request: SearchRequest,
             SELECT t.term, ln(1 + (s.chunk_count - ts.chunk_freq + 0.5) / (ts.chunk_freq + 0.5)) AS idf
             FROM unnest(tsvector_to_array(to_tsvector('english', $1))) AS t(term)
             JOIN term_stats ts ON ts.term = t.term CROSS JOIN stats s
-        ), matches AS (
-            SELECT c.id, c.document_id, c.text, c.collection, c.term_count, c.tsv
-            FROM chunks c WHERE c.tsv @@ websearch_to_tsquery('english', $2) AND {where}
         ), scored AS (
-            SELECT m.id, sum(
-                terms.idf * (u.tf * ({BM25_K1} + 1))
-                / (u.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * m.term_count / s.avgdl))
+            SELECT ct.chunk_id, sum(
+                terms.idf * (ct.tf * ({BM25_K1} + 1))
+                / (ct.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * c.term_count / s.avgdl))
             ) AS score
-            FROM matches m CROSS JOIN stats s
-            CROSS JOIN LATERAL (
-                SELECT lexeme, coalesce(array_length(positions, 1), 1) AS tf FROM unnest(m.tsv)
-            ) u
-            JOIN terms ON terms.term = u.lexeme
-            GROUP BY m.id
-            ORDER BY score DESC, m.id
-            LIMIT $3
+            FROM terms
+            JOIN chunk_terms ct ON ct.term = terms.term
+            JOIN chunks c ON c.id = ct.chunk_id
+            CROSS JOIN stats s
+            WHERE {where}
+            GROUP BY ct.chunk_id
+            ORDER BY score DESC, ct.chunk_id
+            LIMIT $2
         )
         SELECT c.id, c.document_id, d.title, c.text, c.collection, d.metadata::text AS metadata, scored.score
-        FROM scored JOIN chunks c ON c.id = scored.id JOIN documents d ON d.id = c.document_id
+        FROM scored JOIN chunks c ON c.id = scored.chunk_id JOIN documents d ON d.id = c.document_id
         ORDER BY scored.score DESC, c.id
         """,
         request.query,
-        any_words,
         limit,
         *params,
     )

@@ -32,7 +32,9 @@ def tables(url: str) -> set[str]:
 def test_round_trip_upgrade_downgrade_upgrade(empty_database_url: str) -> None:
     target = migrations.target_for(make_settings(empty_database_url))
     assert migrations.upgrade(target) == migrations.head_revision()
-    assert {"documents", "chunks", "embedding_config", "term_stats", "corpus_stats"} <= tables(empty_database_url)
+    assert {"documents", "chunks", "embedding_config", "term_stats", "corpus_stats", "chunk_terms"} <= tables(
+        empty_database_url
+    )
     assert migrations.downgrade(target, "base") is None
     assert tables(empty_database_url) == {"alembic_version"}
     assert migrations.upgrade(target) == migrations.head_revision()
@@ -103,4 +105,5 @@ async def test_service_refuses_a_database_built_for_another_embedder(database_ur
 
 
 def test_template_database_is_reused_not_remigrated(postgres: PostgresForTests, template_database: str) -> None:
-    assert asyncio.run(migrations.read_current_revision(postgres.url(template_database))) == "0002"
+    revision = asyncio.run(migrations.read_current_revision(postgres.url(template_database)))
+    assert revision == migrations.head_revision() == "0003"
