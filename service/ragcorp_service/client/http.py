@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+MAX_RATE_LIMIT_RETRIES = 30
 
 
 class ServiceError(RuntimeError):
@@ -37,23 +40,32 @@ class RagCorpClient:
             )
         return response.json() if response.content else None
 
+    async def _post(self, path: str, **kwargs: Any) -> httpx.Response:
+        """POST, waiting out rate limits: a 429's Retry-After says when to try again."""
+        for _ in range(MAX_RATE_LIMIT_RETRIES):
+            response = await self._http.post(path, **kwargs)
+            if response.status_code != 429:
+                return response
+            await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+        return response
+
     async def upload(self, paths: list[Path], collection: str) -> list[dict[str, Any]]:
         files = [("files", (p.name, p.read_bytes())) for p in paths]
-        response = await self._http.post("/v1/documents", files=files, data={"collection": collection})
+        response = await self._post("/v1/documents", files=files, data={"collection": collection})
         documents: list[dict[str, Any]] = self._checked(response)["documents"]
         return documents
 
     async def ingest_batch(self, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        response = await self._http.post("/v1/documents/batch", json={"documents": documents})
+        response = await self._post("/v1/documents/batch", json={"documents": documents})
         stored: list[dict[str, Any]] = self._checked(response)["documents"]
         return stored
 
     async def search(self, query: str, **options: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self._checked(await self._http.post("/v1/search", json={"query": query, **options}))
+        result: dict[str, Any] = self._checked(await self._post("/v1/search", json={"query": query, **options}))
         return result
 
     async def ask(self, question: str, **options: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self._checked(await self._http.post("/v1/ask", json={"question": question, **options}))
+        result: dict[str, Any] = self._checked(await self._post("/v1/ask", json={"question": question, **options}))
         return result
 
     async def ask_stream(self, question: str, **options: Any) -> AsyncIterator[tuple[str, Any]]:

@@ -103,3 +103,11 @@ def test_smoke_test_passes_against_a_healthy_service(
     assert service_cli(["smoke", "--url", service_url, "--expect-schema", "9999"]) == 1
     assert "expected 9999" in capsys.readouterr().out
     assert service_cli(["smoke", "--url", "http://127.0.0.1:9"]) == 1
+
+
+def test_the_client_waits_out_rate_limits(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    limited = settings.model_copy(update={"rate_limit_rps": 2.0, "rate_limit_burst": 1})
+    with serving(create_app(limited)) as url:
+        for _ in range(3):  # each after the first is answered 429 first, then retried
+            assert main(["--url", url, "search", "anything", "--mode", "keyword"]) == 0
+    assert "HTTP 429" not in capsys.readouterr().err
