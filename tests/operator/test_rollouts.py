@@ -54,6 +54,16 @@ def promote_v2(helper: ClusterHelper) -> None:
     eventually(lambda: helper.selector_color("rag") == "green")
 
 
+def promote_v2_while_blue_still_serves(helper: ClusterHelper) -> None:
+    """v1 on blue, then v2 promoted to green with blue kept serving (a long scale-down delay)."""
+    secrets(helper)
+    slow = {"blueGreen": {"scaleDownDelaySeconds": 3600}}
+    deploy(helper, spec=spec(strategy=slow))
+    roll_to_v2(helper, strategy=slow)
+    promote_v2(helper)
+    eventually(lambda: helper.status("rag").get("phase") == "ScalingDown")
+
+
 def test_backup_then_migrate_then_deploy_then_switch(helper: ClusterHelper, operator: object) -> None:
     secrets(helper)
     backups = {"enabled": True, "pvcName": "backups", "retention": 3}
@@ -153,12 +163,7 @@ def test_manual_promote_and_abort_by_annotation(helper: ClusterHelper, operator:
 def test_instant_rollback_by_annotation_and_rollback_after_scale_down_by_spec(
     helper: ClusterHelper, operator: object
 ) -> None:
-    secrets(helper)
-    slow = {"blueGreen": {"scaleDownDelaySeconds": 3600}}
-    deploy(helper, spec=spec(strategy=slow))
-    roll_to_v2(helper, strategy=slow)
-    promote_v2(helper)
-    eventually(lambda: helper.status("rag").get("phase") == "ScalingDown")  # blue still serves
+    promote_v2_while_blue_still_serves(helper)
     helper.annotate("rag", {"ragcorp.dev/rollback": "previous"})
     eventually(lambda: helper.selector_color("rag") == "blue")  # instant: no Job ran first
     downgrade = eventually(lambda: helper.get("Job", "rag-downgrade-3"))
@@ -212,12 +217,7 @@ def test_kubectl_plugin_shows_status_and_history_and_requests_a_rollback(
 ) -> None:
     from ragcorp_operator.kubectl_plugin import main as kubectl_ragcorp
 
-    secrets(helper)
-    slow = {"blueGreen": {"scaleDownDelaySeconds": 3600}}
-    deploy(helper, spec=spec(strategy=slow))
-    roll_to_v2(helper, strategy=slow)
-    promote_v2(helper)
-    eventually(lambda: helper.status("rag").get("phase") == "ScalingDown")
+    promote_v2_while_blue_still_serves(helper)
     assert kubectl_ragcorp(["-n", "default", "status", "rag"]) == 0
     out = capsys.readouterr().out
     assert "Phase:       ScalingDown" in out and f"green  {V2}" in out and "Ready " in out
