@@ -102,13 +102,11 @@ def render_job(owner: Owner, spec: RagSpec, job: JobIntent) -> Manifest:
     return downgrade_job(owner, spec, job.image, job.revision, job.schema_revision)
 
 
-def conditions(decision: Decision, active_ready: bool, problem: Condition | None = None) -> list[Condition]:
-    """The four conditions for a decision; a spec or Secret problem overrides Degraded."""
+def conditions(decision: Decision, active_ready: bool) -> list[Condition]:
+    """The four conditions for a decision (spec and Secret problems are reported before deciding)."""
     state = decision.state
     in_flight = state.phase in IN_FLIGHT
-    if problem is not None:
-        degraded = problem
-    elif state.phase == "Aborted" and state.failure:
+    if state.phase == "Aborted" and state.failure:
         degraded = Condition("Degraded", "True", state.failure.reason, state.failure.message)
     else:
         degraded = Condition("Degraded", "False", "AsExpected")

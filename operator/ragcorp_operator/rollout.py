@@ -281,7 +281,7 @@ def _start(
     observed: Observed, state: RolloutState, image: str, events: list[Event], rollback: bool = False
 ) -> RolloutState:
     settings, now = observed.settings, observed.now
-    if state.phase in IN_FLIGHT and state.target_image and state.phase not in ("ScalingDown",):
+    if state.phase in IN_FLIGHT and state.target_image:  # ScalingDown and Idle have no target
         events.append(Event("Normal", "Superseded", f"rollout of {state.target_image} superseded by {image}"))
         state = replace(
             state,

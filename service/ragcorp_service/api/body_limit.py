@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ragcorp_service.api.errors import RequestTooLarge
 
-class BodyTooLarge(HTTPException):
-    """An HTTPException, so FastAPI's body parsing passes it on as a 413 instead of a 400."""
 
+class BodyTooLarge(RequestTooLarge):
     def __init__(self, max_bytes: int) -> None:
-        super().__init__(413, f"request body exceeds the limit of {max_bytes} bytes (MAX_REQUEST_BYTES)")
+        super().__init__(f"request body exceeds the limit of {max_bytes} bytes (MAX_REQUEST_BYTES)")
 
 
 class BodyLimitMiddleware:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 import asyncpg
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from ragcorp_service.api.metrics import ServiceMetrics
@@ -29,27 +29,22 @@ DATABASE_UNAVAILABLE = (
 )
 
 
-class RequestTooLarge(Exception):
+class RequestTooLarge(HTTPException):
+    """413 with a message naming the limit. An HTTPException, so FastAPI's own handler renders
+    it, and its body parsing passes it on instead of turning it into a 400."""
+
     def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+        super().__init__(413, detail)
 
 
-class InvalidRequest(Exception):
+class InvalidRequest(HTTPException):
+    """422 for a request that parsed but cannot be served as asked."""
+
     def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+        super().__init__(422, detail)
 
 
 def install_error_handlers(app: FastAPI, metrics: ServiceMetrics) -> None:
-    @app.exception_handler(RequestTooLarge)
-    async def too_large(_: Request, exc: RequestTooLarge) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=413)
-
-    @app.exception_handler(InvalidRequest)
-    async def invalid(_: Request, exc: InvalidRequest) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=422)
-
     @app.exception_handler(UnreadableFile)
     async def unreadable(_: Request, exc: UnreadableFile) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=415)
