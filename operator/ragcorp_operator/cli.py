@@ -7,6 +7,7 @@ ragcorp-operator run [--namespace NS ...]    # like `kopf run`, from kubeconfig 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -41,6 +42,8 @@ def _run(namespaces: list[str], liveness_port: int, standalone: bool) -> int:
             clusterwide=not namespaces,
             namespaces=namespaces,
             standalone=standalone,
+            # A named peering is mandatory: replicas wait for their peering object rather than all act at once.
+            peering_name=None if standalone else os.environ.get("RAGCORP_PEERING_NAME", "ragcorp-operator"),
             liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
         )
     )

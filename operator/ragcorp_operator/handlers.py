@@ -36,7 +36,9 @@ def cluster() -> Cluster:
 def login(**_: Any) -> kopf.ConnectionInfo:
     """The same credentials as the operator's own client (kubeconfig or in-cluster)."""
     configuration = kube_configuration()
-    token = (configuration.api_key or {}).get("authorization", "").removeprefix("Bearer ").strip() or None
+    # The client keeps "Bearer <token>" under BearerToken and refreshes expiring (bound) tokens here.
+    raw = configuration.get_api_key_with_prefix("BearerToken") or ""
+    token = raw.removeprefix("Bearer ").strip() or None
     return kopf.ConnectionInfo(
         server=configuration.host,
         token=token,

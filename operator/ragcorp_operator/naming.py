@@ -29,6 +29,10 @@ def config_map_name(name: str) -> str:
     return f"{name}-config"
 
 
+def dashboards_name(name: str) -> str:
+    return f"{name}-dashboards"
+
+
 def job_name(name: str, kind: str, revision: int) -> str:
     """`<name>-migrate-<rev>`, `<name>-backup-<rev>`, `<name>-smoke-<rev>`, `<name>-downgrade-<rev>`."""
     return f"{name}-{kind}-{revision}"

@@ -10,10 +10,10 @@ from datetime import timedelta
 from typing import Any
 
 from ragcorp_operator.conditions import Condition
-from ragcorp_operator.naming import COLORS, deployment_name
+from ragcorp_operator.naming import COLORS, dashboards_name, deployment_name
 from ragcorp_operator.render.common import Manifest, Owner
 from ragcorp_operator.render.config import config_map
-from ragcorp_operator.render.monitoring import prometheus_rule, service_monitor
+from ragcorp_operator.render.monitoring import dashboards_config_map, prometheus_rule, service_monitor
 from ragcorp_operator.render.networking import active_service, autoscaler, disruption_budget, preview_service
 from ragcorp_operator.render.workloads import backup_job, deployment, downgrade_job, migration_job, smoke_job
 from ragcorp_operator.rollout import IN_FLIGHT, Decision, Intent, JobIntent, Settings
@@ -85,9 +85,13 @@ def children(owner: Owner, spec: RagSpec, intent: Intent, monitoring_kinds: froz
     ):
         if kind in monitoring_kinds:
             if wanted:
-                apply.append(make(owner))
+                apply.append(make(owner, spec))
             else:
                 delete.append(ObjectRef(kind[0], kind[1], owner.name))
+    if spec.monitoring.dashboards:
+        apply.append(dashboards_config_map(owner))
+    else:
+        delete.append(ObjectRef("v1", "ConfigMap", dashboards_name(owner.name)))
     return Plan(apply=apply, delete=delete)
 
 

@@ -144,6 +144,8 @@ class Monitoring(Model):
     prometheus_rule: bool = Field(default=True, alias="prometheusRule")
     service_monitor: bool = Field(default=True, alias="serviceMonitor")
     dashboards: bool = True
+    #: A raw API key with the `metrics` scope for Prometheus, when the service has API_KEYS.
+    metrics_key: SecretKeyRef | None = Field(default=None, alias="metricsKey")
 
 
 class ServiceSpec(Model):

@@ -1,8 +1,9 @@
 """`ragcorp-service`: serve the API, or manage the database schema.
 
-    ragcorp-service serve [--host H] [--port P] [--migrate]
+    ragcorp-service serve [--host H] [--port P] [--migrate] [--reload]
     ragcorp-service db upgrade [REV] | downgrade REV | current | heads
     ragcorp-service smoke --url URL [--expect-schema REV]
+    ragcorp-service healthcheck          # the image's HEALTHCHECK: GET /healthz on this host
 
 With no DATABASE_URL both start the embedded PostgreSQL under RAGCORP_DATA_DIR.
 """
@@ -11,7 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 from ragcorp_service.settings import Settings, SettingsError, load_settings
 
@@ -25,17 +30,32 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     database_url = migrations.resolve_database_url(settings)
     if args.migrate:
         migrations.upgrade(migrations.target_for(settings, database_url))
-    settings = settings.model_copy(update={"database_url": database_url})
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=args.host or settings.host,
-        port=args.port if args.port is not None else settings.port,
-        log_config=None,
-        proxy_headers=True,
-        timeout_graceful_shutdown=20,
-    )
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    if args.reload:
+        # Development (compose.yaml): uvicorn re-imports the app factory in a child process on each
+        # change, so the resolved URL (perhaps the embedded server this process runs) goes by env.
+        os.environ["DATABASE_URL"] = database_url
+        package = str(Path(__file__).resolve().parent)
+        factory = "ragcorp_service.api.main:create_app"
+        uvicorn.run(factory, host=host, port=port, log_config=None, factory=True, reload=True, reload_dirs=[package])
+        return 0
+    app = create_app(settings.model_copy(update={"database_url": database_url}))
+    uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True, timeout_graceful_shutdown=20)
     return 0
+
+
+def _healthcheck(settings: Settings, args: argparse.Namespace) -> int:
+    """Liveness from inside the container: slim images have no curl, and this knows PORT."""
+    url = f"http://127.0.0.1:{settings.port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+            healthy = response.status == 200
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        print(f"unhealthy: {url}: {exc}", file=sys.stderr)
+        return 1
+    print("healthy" if healthy else f"unhealthy: {url}")
+    return 0 if healthy else 1
 
 
 def _db(settings: Settings, args: argparse.Namespace) -> int:
@@ -74,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (default: HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: PORT or 8000)")
     serve.add_argument("--migrate", action="store_true", help="apply migrations before serving")
+    serve.add_argument("--reload", action="store_true", help="restart on code changes (development only)")
+    health = commands.add_parser("healthcheck", help="exit 0 when GET /healthz on this host's PORT answers 200")
+    health.add_argument("--timeout", type=float, default=4.0)
     db = commands.add_parser("db", help="manage the database schema")
     actions = db.add_subparsers(dest="action", required=True)
     upgrade = actions.add_parser("upgrade", help="migrate up (default: to head)")
@@ -102,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(settings, args)
     if args.command == "smoke":
         return _smoke(settings, args)
+    if args.command == "healthcheck":
+        return _healthcheck(settings, args)
     return _db(settings, args)
 
 

@@ -121,6 +121,12 @@ class Settings(BaseSettings):
             raise ValueError("must be a postgresql:// URL")
         return value
 
+    @field_validator("google_api_key")
+    @classmethod
+    def _blank_key_is_no_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """Compose passes `GOOGLE_API_KEY: ${GOOGLE_API_KEY:-}`: an empty key means the offline provider."""
+        return value if value is not None and value.get_secret_value().strip() else None
+
     @field_validator("api_keys")
     @classmethod
     def _valid_api_keys(cls, value: SecretStr | None) -> SecretStr | None:

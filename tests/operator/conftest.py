@@ -52,19 +52,25 @@ def with_monitoring() -> bool:
     return True
 
 
+#: The operator authenticates with this token, the test helper with its own, so the emulator's
+#: call log tells the operator's calls apart.
+OPERATOR_TOKEN = "operator-token"
+HELPER_TOKEN = "helper-token"
+
+
 @contextlib.contextmanager
-def running_api_server(resources: dict[str, kmock.ResourceInfo]) -> Iterator[str]:
+def running_api_server(resources: dict[str, kmock.ResourceInfo]) -> Iterator[ApiServer]:
     """The emulator on its own event loop in a thread, so tests and the operator can block freely."""
     started = threading.Event()
     stop: dict[str, asyncio.Event] = {}
-    url: dict[str, str] = {}
+    running: dict[str, ApiServer] = {}
 
     async def serve() -> None:
         stop["event"] = asyncio.Event()
         async with ApiServer() as server, kmock.Server(server):
             for key, info in resources.items():
                 server.resources[key] = info
-            url["value"] = str(server.url).rstrip("/")
+            running["server"] = server
             started.set()
             await stop["event"].wait()
 
@@ -73,7 +79,7 @@ def running_api_server(resources: dict[str, kmock.ResourceInfo]) -> Iterator[str
     thread.start()
     assert started.wait(timeout=30), "the Kubernetes emulator did not start"
     try:
-        yield url["value"]
+        yield running["server"]
     finally:
         loop.call_soon_threadsafe(stop["event"].set)
         thread.join(timeout=30)
@@ -81,9 +87,19 @@ def running_api_server(resources: dict[str, kmock.ResourceInfo]) -> Iterator[str
 
 
 @pytest.fixture
-def api_url(with_monitoring: bool) -> Iterator[str]:
-    with running_api_server({**RESOURCES, **(MONITORING if with_monitoring else {})}) as url:
-        yield url
+def extra_resources() -> dict[str, kmock.ResourceInfo]:
+    return {}
+
+
+@pytest.fixture
+def api_server(with_monitoring: bool, extra_resources: dict[str, kmock.ResourceInfo]) -> Iterator[ApiServer]:
+    with running_api_server({**RESOURCES, **(MONITORING if with_monitoring else {}), **extra_resources}) as server:
+        yield server
+
+
+@pytest.fixture
+def api_url(api_server: ApiServer) -> str:
+    return str(api_server.url).rstrip("/")
 
 
 @pytest.fixture
@@ -97,9 +113,9 @@ def kubeconfig(api_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
                 "kind": "Config",
                 "current-context": "emulator",
                 "clusters": [{"name": "emulator", "cluster": {"server": api_url}}],
-                "users": [{"name": "tester", "user": {"token": "test-token"}}],
+                "users": [{"name": "operator", "user": {"token": OPERATOR_TOKEN}}],
                 "contexts": [
-                    {"name": "emulator", "context": {"cluster": "emulator", "user": "tester", "namespace": "default"}}
+                    {"name": "emulator", "context": {"cluster": "emulator", "user": "operator", "namespace": "default"}}
                 ],
             }
         )
@@ -113,18 +129,25 @@ def kubeconfig(api_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 def helper(kubeconfig: Path) -> ClusterHelper:
     from ragcorp_operator.cluster import Cluster, load_api_client
 
-    return ClusterHelper(Cluster(load_api_client()))
+    api_client = load_api_client()
+    api_client.configuration.refresh_api_key_hook = None  # it would restore the kubeconfig's token
+    api_client.configuration.api_key["BearerToken"] = f"Bearer {HELPER_TOKEN}"
+    return ClusterHelper(Cluster(api_client))
 
 
 @contextlib.contextmanager
-def running_operator() -> Iterator[KopfRunner]:
-    """The real kopf runtime with our handlers, in a background thread (kopf's KopfRunner)."""
+def running_operator(peering: str | None = None) -> Iterator[KopfRunner]:
+    """The real kopf runtime with our handlers, in a background thread (kopf's KopfRunner).
+
+    Standalone unless `peering` names a ClusterKopfPeering, as the Helm chart's replicas run.
+    """
     import kopf
 
     from ragcorp_operator import handlers
 
     handlers._cluster = None  # connect afresh, through this test's kubeconfig
-    with KopfRunner(["run", "--standalone", "--all-namespaces"], registry=kopf.get_default_registry()) as runner:
+    mode = ["--peering", peering] if peering else ["--standalone"]
+    with KopfRunner(["run", *mode, "--all-namespaces"], registry=kopf.get_default_registry()) as runner:
         yield runner
     assert runner.exception is None, runner.output
 

@@ -3,7 +3,9 @@
 kmock's docs invite subclassing to fill its gaps; these are the ones we need:
 `uid`, `resourceVersion`, `generation` (bumped on spec changes) and
 `creationTimestamp` on objects; names from `generateName`; label selectors on lists; and garbage
-collection of children by ownerReferences when their owner is deleted.
+collection of children by ownerReferences when their owner is deleted. It also keeps
+a log of every call as (bearer token, RBAC verb, API group, resource[/subresource]),
+which the chart's RBAC test reads.
 """
 
 from __future__ import annotations
@@ -28,9 +30,38 @@ def _matches(labels: dict[str, str], selector: str) -> bool:
     return True
 
 
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+
+
+@attrs.frozen
+class Call:
+    token: str
+    verb: str
+    group: str
+    resource: str
+
+
+def rbac_verb(request: rendering.Request) -> str:
+    """The verb an API server's authorizer checks for this request."""
+    method = str(request.method.value if hasattr(request.method, "value") else request.method).upper()
+    if method == "GET":
+        if request.params.get("watch") in ("true", "1"):
+            return "watch"
+        return "get" if request.name else "list"
+    if method == "DELETE":
+        return "delete" if request.name else "deletecollection"
+    return _VERBS[method]
+
+
 @attrs.define(kw_only=True)
 class ApiServer(kmock.KubernetesEmulator):
+    calls: list[Call] = attrs.field(factory=list)
+
     async def _handle(self, request: rendering.Request) -> Any:
+        if request.resource is not None and request.resource.plural:  # not discovery
+            resource = request.resource.plural + (f"/{request.subresource}" if request.subresource else "")
+            token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            self.calls.append(Call(token, rbac_verb(request), request.resource.group or "", resource))
         if request.resource is not None and isinstance(request.data, dict):
             meta = request.data.setdefault("metadata", {})
             if request.action == enums.action.CREATE:

@@ -140,3 +140,27 @@ def test_render_cli_reports_an_invalid_resource(tmp_path: Path, capsys: pytest.C
     assert operator_cli(["render", "-f", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "spec.replicas" in err and "spec.secrets" in err
+
+
+def test_dashboards_ship_as_a_configmap_grafanas_sidecar_picks_up() -> None:
+    resource = example(ROOT / "crds/examples/production.yaml")
+    manifests = {(m["kind"], m["metadata"]["name"]): m for m in render_resource(resource)}
+    dashboards = manifests["ConfigMap", "ragcorp-dashboards"]
+    assert dashboards["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert sorted(dashboards["data"]) == sorted(p.name for p in (ROOT / "infra/grafana/dashboards").glob("*.json"))
+    resource["spec"]["monitoring"]["dashboards"] = False
+    assert ("ConfigMap", "ragcorp-dashboards") not in {
+        (m["kind"], m["metadata"]["name"]) for m in render_resource(resource)
+    }
+
+
+def test_service_monitor_authenticates_with_the_metrics_key_when_given() -> None:
+    resource = example(ROOT / "crds/examples/production.yaml")
+    resource["spec"]["monitoring"]["metricsKey"] = {"name": "ragcorp-secrets", "key": "METRICS_KEY"}
+    crd_validator().validate(resource)
+    parse_spec(resource["spec"])
+    monitor = next(m for m in render_resource(resource) if m["kind"] == "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["authorization"] == {
+        "type": "Bearer",
+        "credentials": {"name": "ragcorp-secrets", "key": "METRICS_KEY"},
+    }

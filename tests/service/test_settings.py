@@ -63,3 +63,8 @@ def test_cli_exits_2_with_the_message(monkeypatch: pytest.MonkeyPatch, capsys: p
     monkeypatch.setenv("PORT", "not-a-port")
     assert main(["db", "heads"]) == 2
     assert "invalid setting PORT" in capsys.readouterr().err
+
+
+def test_a_blank_gemini_key_means_the_offline_provider() -> None:
+    # compose.yaml passes GOOGLE_API_KEY: ${GOOGLE_API_KEY:-}, an empty string when unset.
+    assert Settings(google_api_key="  ", api_keys=None).provider == "local"

@@ -63,5 +63,5 @@ def config_map(owner: Owner, spec: RagSpec) -> Manifest:
 
 
 def referenced_secrets(spec: RagSpec) -> list[SecretKeyRef]:
-    refs = [spec.secrets.database_url, spec.secrets.google_api_key, spec.secrets.api_keys]
+    refs = [spec.secrets.database_url, spec.secrets.google_api_key, spec.secrets.api_keys, spec.monitoring.metrics_key]
     return [ref for ref in refs if ref is not None]

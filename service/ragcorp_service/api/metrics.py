@@ -4,18 +4,40 @@ Names follow Prometheus conventions (`_total` counters, `_seconds` histograms,
 base units) so the alert rules shipped with the operator can be written
 against them: error rate from `ragcorp_http_requests_total{status=~"5.."}`,
 p95 from `ragcorp_http_request_duration_seconds_bucket`, and database
-trouble from `ragcorp_db_connection_errors_total`.
+trouble from `ragcorp_db_connection_errors_total`, memory pressure from
+`process_resident_memory_bytes / ragcorp_memory_limit_bytes` (the limit is
+read from the container's cgroup, so the ratio means the same thing under
+Compose and in a Pod without cAdvisor's metrics).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
+#: cgroup v2, then v1: where a container's memory limit can be read.
+CGROUP_MEMORY_LIMITS = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+#: cgroup v1 writes "no limit" as a page-rounded 2**63.
+_UNLIMITED = 2**60
+
+
+def memory_limit_bytes(candidates: tuple[Path, ...] = CGROUP_MEMORY_LIMITS) -> float:
+    """The container's memory limit; +Inf when there is none, so a usage ratio is 0, not absent."""
+    for path in candidates:
+        try:
+            raw = path.read_text().strip()
+        except OSError:
+            continue
+        if raw == "max" or not raw.isdigit() or int(raw) >= _UNLIMITED:
+            return math.inf
+        return float(raw)
+    return math.inf
 
 
 class PoolCollector(Collector):
@@ -66,6 +88,11 @@ class ServiceMetrics:
         )
         self.documents = Gauge("ragcorp_documents", "Documents stored", registry=r)
         self.chunks = Gauge("ragcorp_chunks", "Chunks stored", registry=r)
+        ProcessCollector(registry=r)  # process_resident_memory_bytes, process_cpu_seconds_total, ...
+        memory_limit = Gauge(
+            "ragcorp_memory_limit_bytes", "The container's memory limit (+Inf when unlimited)", registry=r
+        )
+        memory_limit.set_function(memory_limit_bytes)
 
     def watch_pool(self, sizes: Callable[[], tuple[int, int] | None]) -> None:
         self.registry.register(PoolCollector(sizes))

