@@ -20,13 +20,14 @@ from tests.operator.emulator import ApiServer
 os.environ.setdefault("RAGCORP_RECONCILE_INTERVAL", "0.3")
 os.environ.setdefault("RAGCORP_OPERATOR_METRICS_PORT", "0")
 
+ALL_VERBS = {"get", "list", "watch", "create", "update", "patch", "delete"}
 RESOURCES = {
     "ragcorp.dev/v1alpha1/ragcorpdeployments": kmock.ResourceInfo(
         kind="RagCorpDeployment",
         namespaced=True,
         shortnames={"rcd"},
         subresources={"status", "scale"},
-        verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+        verbs=ALL_VERBS,
     ),
     # kopf waits for the namespaces resource to exist even when it watches cluster-wide.
     "v1/namespaces": kmock.ResourceInfo(kind="Namespace", namespaced=False, verbs={"list", "watch", "get"}),
@@ -35,8 +36,10 @@ RESOURCES = {
     "v1/services": kmock.ResourceInfo(kind="Service", namespaced=True),
     "v1/pods": kmock.ResourceInfo(kind="Pod", namespaced=True),
     "v1/events": kmock.ResourceInfo(kind="Event", namespaced=True),
-    "apps/v1/deployments": kmock.ResourceInfo(kind="Deployment", namespaced=True, subresources={"status"}),
-    "batch/v1/jobs": kmock.ResourceInfo(kind="Job", namespaced=True, subresources={"status"}),
+    "apps/v1/deployments": kmock.ResourceInfo(
+        kind="Deployment", namespaced=True, subresources={"status"}, verbs=ALL_VERBS
+    ),
+    "batch/v1/jobs": kmock.ResourceInfo(kind="Job", namespaced=True, subresources={"status"}, verbs=ALL_VERBS),
     "autoscaling/v2/horizontalpodautoscalers": kmock.ResourceInfo(kind="HorizontalPodAutoscaler", namespaced=True),
     "policy/v1/poddisruptionbudgets": kmock.ResourceInfo(kind="PodDisruptionBudget", namespaced=True),
     "coordination.k8s.io/v1/leases": kmock.ResourceInfo(kind="Lease", namespaced=True),
@@ -102,10 +105,8 @@ def api_url(api_server: ApiServer) -> str:
     return str(api_server.url).rstrip("/")
 
 
-@pytest.fixture
-def kubeconfig(api_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def write_kubeconfig(path: Path, api_url: str) -> Path:
     """A kubeconfig pointing at the emulator: the operator connects exactly as it would to a cluster."""
-    path = tmp_path / "kubeconfig"
     path.write_text(
         yaml.safe_dump(
             {
@@ -120,6 +121,12 @@ def kubeconfig(api_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             }
         )
     )
+    return path
+
+
+@pytest.fixture
+def kubeconfig(api_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = write_kubeconfig(tmp_path / "kubeconfig", api_url)
     monkeypatch.setenv("KUBECONFIG", str(path))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     return path

@@ -71,14 +71,20 @@ async def _run_batches(
     return created, existing
 
 
+async def _ingest_beir(
+    client: RagCorpClient, folder: Path, collection: str, batch_size: int, concurrency: int
+) -> tuple[int, int]:
+    documents = list(beir.read_corpus(folder))
+    for document in documents:
+        document["collection"] = collection
+    return await _run_batches(_batches(documents, batch_size), client.ingest_batch, concurrency, len(documents))
+
+
 async def _ingest(client: RagCorpClient, args: argparse.Namespace) -> None:
     started = time.perf_counter()
     if args.beir:
-        documents = list(beir.read_corpus(Path(args.beir)))
-        for document in documents:
-            document["collection"] = args.collection
-        created, existing = await _run_batches(
-            _batches(documents, args.batch_size), client.ingest_batch, args.concurrency, len(documents)
+        created, existing = await _ingest_beir(
+            client, Path(args.beir), args.collection, args.batch_size, args.concurrency
         )
     else:
         files = _files([Path(p) for p in args.paths])
@@ -122,6 +128,10 @@ async def _ask(client: RagCorpClient, args: argparse.Namespace) -> None:
 
 
 async def _eval(client: RagCorpClient, args: argparse.Namespace) -> None:
+    collection = args.collection or Path(args.beir).name
+    if not args.no_ingest:  # documents already stored are recognised by content hash and skipped
+        created, existing = await _ingest_beir(client, Path(args.beir), collection, 32, 2)
+        print(f"corpus: {created} documents ingested, {existing} already stored", file=sys.stderr)
     queries = beir.read_queries(Path(args.queries))
     qrels = beir.read_qrels(Path(args.qrels))
     judged = [(qid, text) for qid, text in queries.items() if qid in qrels]
@@ -131,7 +141,7 @@ async def _eval(client: RagCorpClient, args: argparse.Namespace) -> None:
 
         async def rank(query: str, mode: str = mode) -> list[str]:
             async with limiter:
-                result = await client.search(query, mode=mode, top_k=args.top_k, collection=args.collection)
+                result = await client.search(query, mode=mode, top_k=args.top_k, collection=collection)
             return documents_by_best_chunk([(h["metadata"]["beir_id"], h["score"]) for h in result["results"]])
 
         started = time.perf_counter()
@@ -187,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--queries", required=True)
     evaluate.add_argument("--qrels", required=True)
     evaluate.add_argument("--modes", default="hybrid,vector,keyword")
-    evaluate.add_argument("--collection")
+    evaluate.add_argument("--collection", help="where the corpus is stored (default: the BEIR folder's name)")
+    evaluate.add_argument("--no-ingest", action="store_true", help="evaluate what is stored, ingest nothing")
     evaluate.add_argument("--top-k", type=int, default=100)
     evaluate.add_argument("--concurrency", type=int, default=4)
     evaluate.add_argument("--json", action="store_true")

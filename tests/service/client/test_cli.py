@@ -78,7 +78,9 @@ def test_beir_ingest_and_eval(service_url: str, tmp_path: Path, capsys: pytest.C
         )
         == 0
     )
-    report = json.loads(capsys.readouterr().out)
+    output = capsys.readouterr()
+    assert "corpus: 3 documents ingested" in output.err  # into the collection named after the folder
+    report = json.loads(output.out)
     assert set(report) == {"hybrid", "vector", "keyword"}
     for mode, row in report.items():
         assert row["queries"] == 2

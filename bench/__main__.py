@@ -1,0 +1,122 @@
+"""`python -m bench` (or `make bench`): every benchmark, one table, bench/results.json.
+
+Each section is saved as soon as it finishes, over what bench/results.json already
+holds, so `BENCH_ONLY=search make bench` refreshes one section and keeps the others.
+
+Knobs (environment): BENCH_ONLY (comma list of quality, ingest, search, ask, operator),
+BENCH_SECONDS (each timed load, default 10), BENCH_INGEST_DOCS (default 1000),
+BENCH_CHUNKS (the large corpus, default 100000), BENCH_OPERATOR_RESOURCES (default 200),
+BENCH_OPERATOR_SECONDS (the time the operator gets with them, default 300),
+BENCH_DATABASE_URL (an external PostgreSQL instead of the embedded one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench import ask_load, ingest, machine, operator_load, quality, search_latency, synthetic
+from bench.service import database_name, database_url, ensure_database, serving, with_database
+from ragcorp_service.client.beir import read_queries
+from ragcorp_service.providers.embedders import LocalEmbedder
+from ragcorp_service.settings import LOCAL_EMBEDDING_MODEL
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+SECTIONS = ("quality", "ingest", "search", "ask", "operator")
+
+
+def knob(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+class Results(dict[str, Any]):
+    """Sections measured now, over those of earlier runs; saved after every section."""
+
+    def __init__(self) -> None:
+        super().__init__(json.loads(RESULTS.read_text()) if RESULTS.exists() else {})
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        super().__setitem__(f"{key}_measured_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        RESULTS.write_text(json.dumps(self, indent=2) + "\n")
+
+
+async def run(only: set[str]) -> dict[str, Any]:
+    seconds = knob("BENCH_SECONDS", 10)
+    url = database_url()
+    await ensure_database(url)
+    corpus, queries_file, _ = quality.scifact_paths()
+    queries = list(read_queries(queries_file).values())
+    embedder = LocalEmbedder(LOCAL_EMBEDDING_MODEL)
+    vectors = [embedder.encode([q])[0] for q in queries[:200]]
+    results = Results()
+
+    with serving(url) as service:
+        results["machine"] = await machine.describe(url)
+        if "quality" in only or "search" in only or "ask" in only:
+            print("quality: SciFact train through `ragcorp eval` (ingests the corpus on the first run) ...", flush=True)
+            results["quality"] = await asyncio.to_thread(quality.evaluate, service)  # the CLI runs its own loop
+        if "ingest" in only:
+            print("ingest: pipeline vs bare embedder ...", flush=True)
+            results["ingest"] = await ingest.measure(service, corpus, embedder, int(knob("BENCH_INGEST_DOCS", 1000)))
+        if "search" in only:
+            print("search: at the SciFact size ...", flush=True)
+            results["search_small"] = await _search(url, service, queries, vectors, embedder, seconds)
+        if "ask" in only:
+            print("ask: 32 concurrent clients ...", flush=True)
+            results["ask"] = await ask_load.measure(service, queries, seconds)
+
+    if "search" in only:
+        # A copy (made once, then reused) grows to the large size; the small database stays SciFact only.
+        large = with_database(url, f"{database_name(url)}_large")
+        await ensure_database(large, template=database_name(url))
+        target = int(knob("BENCH_CHUNKS", 100_000))
+        print(f"search: growing a copy to {target} chunks ...", flush=True)
+        results["synthetic"] = await synthetic.grow_to(large, target)
+        with serving(large) as service:
+            results["search_large"] = await _search(large, service, queries, vectors, embedder, seconds)
+
+    if "operator" in only:
+        print("operator: one rollout, then many resources ...", flush=True)
+        interval = knob("BENCH_OPERATOR_INTERVAL", 10)
+        results["operator_rollout"] = operator_load.rollout_timings(interval)
+        count = int(knob("BENCH_OPERATOR_RESOURCES", 200))
+        budget = knob("BENCH_OPERATOR_SECONDS", 300)
+        results["operator_scale"] = operator_load.many_resources(count, interval, budget)
+    return results
+
+
+async def _search(
+    url: str, service: str, queries: list[str], vectors: list[Any], embedder: LocalEmbedder, seconds: float
+) -> dict[str, Any]:
+    connection = await asyncpg.connect(url)
+    try:
+        chunks = int(await connection.fetchval("SELECT count(*) FROM chunks"))
+    finally:
+        await connection.close()
+    return {
+        "chunks": chunks,
+        "http": await search_latency.over_http(service, queries, seconds),
+        "database_only": await search_latency.in_database(url, queries, vectors, seconds),
+        "query_embedding": search_latency.query_embedding(embedder, queries),
+        "plans": await search_latency.plans(url, queries[0], vectors[0]),
+    }
+
+
+def main() -> None:
+    only = set(filter(None, os.environ.get("BENCH_ONLY", ",".join(SECTIONS)).split(",")))
+    results = asyncio.run(run(only))
+    from bench.report import table
+
+    print(table(results))
+    print(f"\nwritten to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

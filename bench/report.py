@@ -1,0 +1,93 @@
+"""The results as one Markdown table (the README keeps the latest)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _latency(row: dict[str, Any]) -> str:
+    return f"{row['p50_ms']} / {row['p95_ms']} / {row['p99_ms']} ms, {row['per_second']}/s" + (
+        f", {row['errors']} errors" if row.get("errors") else ""
+    )
+
+
+def _search_rows(label: str, search: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    size = f"{search['chunks']:,} chunks"
+    for key, row in search["http"].items():
+        mode, clients = key.split("/")
+        rows.append((f"{label}: `/v1/search` {mode}, {clients} client(s), {size}", _latency(row)))
+    for mode, row in search["database_only"].items():
+        rows.append((f"{label}: {mode} in the database only (query pre-embedded), {size}", _latency(row)))
+    rows.append((f"{label}: query embedding alone", _latency(search["query_embedding"])))
+    for query, used in search["plans"].items():
+        rows.append((f"{label}: plan, {query}", ", ".join(used)))
+    return rows
+
+
+def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    m = results.get("machine", {})
+    found.append(
+        (
+            "machine",
+            f"{m.get('cores')} cores, {m.get('memory_gib')} GiB; PostgreSQL {m.get('postgresql')}, "
+            f"pgvector {m.get('pgvector')}, torch {m.get('torch')}, Python {m.get('python')}",
+        )
+    )
+    for mode, row in results.get("quality", {}).items():
+        found.append(
+            (
+                f"SciFact train, {mode}",
+                f"nDCG@10 {row['ndcg@10']:.4f}, Recall@100 {row['recall@100']:.4f}, MRR@10 {row['mrr@10']:.4f} "
+                f"({row['queries']:.0f} queries)",
+            )
+        )
+    if ingest := results.get("ingest"):
+        found.append(
+            (
+                f"ingest, {ingest['documents']} SciFact documents ({ingest['chunks']} chunks)",
+                f"pipeline {ingest['pipeline_chunks_per_s']} chunks/s vs bare embedder "
+                f"{ingest['embedder_chunks_per_s']} chunks/s ({ingest['pipeline_share_of_embedder']:.0%})",
+            )
+        )
+    if (synthetic := results.get("synthetic")) and synthetic.get("added"):
+        found.append(
+            (
+                f"ingest, synthetic to {synthetic['chunks']:,} chunks (store path, embedding excluded)",
+                f"{synthetic['write_chunks_per_s']} chunks/s for {synthetic['added']:,} chunks",
+            )
+        )
+    for label, key in (("small", "search_small"), ("large", "search_large")):
+        if key in results:
+            found.extend(_search_rows(label, results[key]))
+    if ask := results.get("ask"):
+        found.append(("`/v1/ask` extractive, 32 clients", _latency(ask)))
+    if r := results.get("operator_rollout"):
+        found.append(
+            (
+                f"operator, reconcile interval {r['reconcile_interval_s']:g} s",
+                f"apply -> children {r['apply_to_children_s']} s; apply -> Ready {r['apply_to_ready_s']} s; "
+                f"smoke Job success -> Service switched {r['last_gate_to_switch_s']} s",
+            )
+        )
+    if s := results.get("operator_scale"):
+        outcome = (
+            f"all Ready after {s['all_ready_s']} s"
+            if s.get("all_ready_s") is not None
+            else f"{s['applied']} applied, {s['ready']} Ready within {s['window_s']} s (the emulator set the pace)"
+        )
+        found.append(
+            (
+                f"operator, {s['resources']} resources",
+                f"{outcome}; operator {s['operator_cpu_cores']} CPU cores on average, "
+                f"{s['operator_rss_mib']} MiB RSS at most",
+            )
+        )
+    return found
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = ["| benchmark | result |", "| --- | --- |"]
+    lines += [f"| {name} | {value} |" for name, value in rows(results)]
+    return "\n".join(lines)

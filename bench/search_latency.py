@@ -1,0 +1,116 @@
+"""Search latency: end to end over HTTP (one client, then 16), and the database's part alone
+(the same retrieval code with the query already embedded), plus the plans PostgreSQL chose."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import httpx
+import numpy as np
+
+from bench.stats import Latency, load
+from ragcorp_service.providers.embedders import LocalEmbedder
+from ragcorp_service.retrieval.search import SearchRequest, search
+
+MODES = ("hybrid", "vector", "keyword")
+
+
+async def over_http(url: str, queries: Sequence[str], seconds: float) -> dict[str, Any]:
+    report: dict[str, Any] = {}
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=32)) as client:
+        for mode in MODES:
+            for clients in (1, 16):
+
+                async def one(i: int, mode: str = mode) -> None:
+                    body = {"query": queries[i % len(queries)], "mode": mode, "top_k": 10}
+                    (await client.post("/v1/search", json=body)).raise_for_status()
+
+                report[f"{mode}/{clients}"] = (await load(one, clients=clients, seconds=seconds)).__dict__
+    return report
+
+
+async def in_database(
+    database_url: str, queries: Sequence[str], vectors: Sequence[np.ndarray], seconds: float
+) -> dict[str, Any]:
+    """One client calling the service's own retrieval function with precomputed query vectors."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2, init=_register_vector)
+    try:
+        report = {}
+        for mode in MODES:
+
+            async def one(i: int, mode: str = mode) -> None:
+                request = SearchRequest(query=queries[i % len(queries)], top_k=10, mode=mode)  # type: ignore[arg-type]
+                await search(pool, request, vectors[i % len(vectors)])
+
+            report[mode] = (await load(one, clients=1, seconds=seconds)).__dict__
+        return report
+    finally:
+        await pool.close()
+
+
+async def _register_vector(connection: asyncpg.Connection) -> None:
+    from pgvector.asyncpg import register_vector
+
+    await register_vector(connection)
+
+
+def query_embedding(embedder: LocalEmbedder, queries: Sequence[str]) -> dict[str, Any]:
+    timings = []
+    for query in queries[:200]:
+        started = time.perf_counter()
+        embedder.encode([query])
+        timings.append(time.perf_counter() - started)
+    return Latency.of(timings, sum(timings)).__dict__
+
+
+class _Explaining:
+    """A connection that EXPLAINs each query before running it: the plans the real code gets."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+        self.plans: list[dict[str, Any]] = []
+
+    def transaction(self, **options: Any) -> Any:
+        return self._connection.transaction(**options)
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        return str(await self._connection.execute(sql, *args))
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        plan = await self._connection.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
+        self.plans.append(json.loads(plan)[0]["Plan"])
+        return list(await self._connection.fetch(sql, *args))
+
+
+def _indexes(plan: dict[str, Any]) -> set[str]:
+    found = {plan["Index Name"]} if "Index Name" in plan else set()
+    for child in plan.get("Plans", []):
+        found |= _indexes(child)
+    return found
+
+
+async def plans(database_url: str, query: str, vector: np.ndarray) -> dict[str, list[str]]:
+    """Which indexes the vector and keyword queries use, plain and with a collection filter."""
+    from ragcorp_service.retrieval.search import keyword_search, vector_search
+
+    connection = await asyncpg.connect(database_url)
+    await _register_vector(connection)
+    try:
+        used: dict[str, list[str]] = {}
+        for label, request in (
+            ("unfiltered", SearchRequest(query=query, top_k=10)),
+            ("collection filter", SearchRequest(query=query, top_k=10, collection="scifact")),
+        ):
+            explaining = _Explaining(connection)
+            returned = await vector_search(explaining, vector, request, 10)  # type: ignore[arg-type]
+            used[f"vector, {label}"] = [*sorted(_indexes(explaining.plans[-1])), f"{len(returned)} rows"]
+            explaining = _Explaining(connection)
+            returned = await keyword_search(explaining, request, 10)  # type: ignore[arg-type]
+            used[f"keyword, {label}"] = [*sorted(_indexes(explaining.plans[-1])), f"{len(returned)} rows"]
+        return used
+    finally:
+        await connection.close()

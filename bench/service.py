@@ -1,0 +1,95 @@
+"""The system under test: embedded PostgreSQL (kept under bench/.data between runs, so the
+SciFact corpus is ingested once) and the service in its own process, as it runs in production."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+
+from ragcorp_service.embedded_db import start_embedded_postgres
+
+DATA = Path(__file__).resolve().parent / ".data"
+DATABASE = "ragcorp_bench"
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server, another database (the embedded server's URL names a socket in its query)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+def database_url() -> str:
+    """BENCH_DATABASE_URL when given (an external server), else the embedded one."""
+    if url := os.environ.get("BENCH_DATABASE_URL"):
+        return url
+    return with_database(start_embedded_postgres(DATA / "postgres"), DATABASE)
+
+
+async def ensure_database(url: str, template: str | None = None) -> None:
+    """Create the database unless it exists (as a copy of `template` when given)."""
+    connection = await asyncpg.connect(with_database(url, "postgres"))
+    try:
+        name = database_name(url)
+        if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            copy = f' TEMPLATE "{template}"' if template else ""
+            await connection.execute(f'CREATE DATABASE "{name}"{copy}')
+    finally:
+        await connection.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(database_url: str, **environment: str) -> Iterator[str]:
+    """`ragcorp-service serve --migrate` in a child process; yields its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "RATE_LIMIT_RPS": "1000000",
+        "LOG_LEVEL": "WARNING",
+        "DB_POOL_MAX_SIZE": "20",
+        **environment,
+    }
+    env.pop("API_KEYS", None)
+    env.pop("GOOGLE_API_KEY", None)
+    command = [str(Path(sys.executable).with_name("ragcorp-service")), "serve", "--migrate"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the service exited with {process.returncode}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the service did not start within 300 s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
