@@ -46,7 +46,6 @@ KINDS: dict[str, Kind] = {
     "PodDisruptionBudget": Kind("policy", "v1", "poddisruptionbudgets"),
     "ServiceMonitor": Kind("monitoring.coreos.com", "v1", "servicemonitors"),
     "PrometheusRule": Kind("monitoring.coreos.com", "v1", "prometheusrules"),
-    "RagCorpDeployment": Kind("ragcorp.dev", "v1alpha1", "ragcorpdeployments"),
 }
 
 
@@ -162,21 +161,6 @@ class Cluster:
             content_type="application/merge-patch+json",
         )
         return "updated"
-
-    def annotate(self, kind: str, namespace: str, name: str, annotations: dict[str, str]) -> bool:
-        """Merge annotations into an object; False when it is gone."""
-        try:
-            self._call(
-                "PATCH",
-                self._path(kind, namespace, name),
-                body={"metadata": {"annotations": annotations}},
-                content_type="application/merge-patch+json",
-            )
-            return True
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         try:

@@ -1,10 +1,8 @@
 """kopf handlers: thin adapters from kopf's callbacks to `reconciling.reconcile`.
 
-Create, update and resume react at once. A child reaching a state a rollout waits
-for (a Job finished, a Deployment fully ready) pokes its owner with an annotation,
-which kopf sees as an update, so the next step follows within a second instead of
-at the next timer tick. The timer stays the level-triggered heartbeat: it advances
-anything a poke missed and restores children someone deleted or edited by hand.
+Create, update and resume react at once; the timer is the level-triggered
+heartbeat that advances rollouts (Job finished, replicas ready) and restores
+children someone deleted or edited by hand.
 """
 
 from __future__ import annotations
@@ -16,16 +14,11 @@ from typing import Any
 import kopf
 import prometheus_client
 
-from ragcorp_operator import GROUP, KIND, PLURAL, VERSION, metrics
+from ragcorp_operator import GROUP, PLURAL, VERSION, metrics
 from ragcorp_operator.cluster import Cluster, kube_configuration, load_api_client
-from ragcorp_operator.naming import MANAGED_BY
-from ragcorp_operator.observe import owner_name, settled
 from ragcorp_operator.reconciling import Resource, reconcile
 from ragcorp_operator.rollout import Event
 
-#: Outside the `ragcorp.dev/` prefix kopf keeps for itself, so a change to it counts as an update.
-POKE_ANNOTATION = "operator.ragcorp.dev/child-settled"
-OWNED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 RECONCILE_INTERVAL = float(os.environ.get("RAGCORP_RECONCILE_INTERVAL", "10"))
 #: The operator's own /metrics (0 disables it).
 METRICS_PORT = int(os.environ.get("RAGCORP_OPERATOR_METRICS_PORT", "9090"))
@@ -112,12 +105,3 @@ def react(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
 @kopf.timer(GROUP, VERSION, PLURAL, interval=RECONCILE_INTERVAL, id="reconcile-periodically")
 def heartbeat(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     _run(body, patch)
-
-
-@kopf.on.event("batch", "v1", "jobs", labels=OWNED, id="poke-on-job")
-@kopf.on.event("apps", "v1", "deployments", labels=OWNED, id="poke-on-deployment")
-def poke_owner(body: kopf.Body, event: kopf.RawEvent, **_: Any) -> None:
-    token = settled(dict(body)) if event.get("type") != "DELETED" else None
-    owner = owner_name(dict(body), KIND)
-    if token and owner:
-        cluster().annotate(KIND, body.metadata.namespace or "", owner, {POKE_ANNOTATION: token})

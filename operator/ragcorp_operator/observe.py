@@ -66,27 +66,3 @@ def job_state(job: dict[str, Any] | None, pods: list[dict[str, Any]], created_be
             return JobState("failed", message="the migration Job succeeded but reported no schema revision")
         return JobState("succeeded", schema_revision=revision)
     return JobState("running")
-
-
-def owner_name(manifest: dict[str, Any], kind: str) -> str | None:
-    """The name of the `kind` object that controls this child, if any."""
-    for reference in manifest.get("metadata", {}).get("ownerReferences") or []:
-        if reference.get("kind") == kind and reference.get("controller"):
-            return str(reference["name"])
-    return None
-
-
-def settled(manifest: dict[str, Any]) -> str | None:
-    """A token for a child that reached a state a rollout waits for (a Job finished, a Deployment
-    fully ready), else None; the same state always gives the same token, so re-reporting it is a no-op."""
-    name = manifest.get("metadata", {}).get("name")
-    if manifest.get("kind") == "Job":
-        for kind in ("Complete", "Failed"):
-            if _condition(manifest, kind) is not None:
-                return f"Job/{name}/{kind}"
-        return None
-    state = deployment_state(manifest)
-    if state.exists and state.ready_replicas >= state.replicas and state.updated_replicas >= state.replicas:
-        generation = manifest.get("metadata", {}).get("generation")
-        return f"Deployment/{name}/{generation}/{state.ready_replicas}"
-    return None

@@ -3,7 +3,8 @@
 kmock's docs invite subclassing to fill its gaps; these are the ones we need:
 `uid`, `resourceVersion`, `generation` (bumped on spec changes) and
 `creationTimestamp` on objects; names from `generateName`; label selectors on lists; and garbage
-collection of children by ownerReferences when their owner is deleted. It also keeps
+collection of children by ownerReferences once their owner is gone (after its finalizers, as the
+API server's garbage collector does). It also keeps
 a log of every call as (bearer token, RBAC verb, API group, resource[/subresource]),
 which the chart's RBAC test reads.
 """
@@ -31,6 +32,7 @@ def _matches(labels: dict[str, str], selector: str) -> bool:
 
 
 _VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+_REMOVING = (enums.action.DELETE, enums.action.UPDATE)
 
 
 @attrs.frozen
@@ -77,13 +79,14 @@ class ApiServer(kmock.KubernetesEmulator):
                     meta["resourceVersion"] = str(next(_versions))
                     if "spec" in request.data and request.subresource is None:
                         meta["generation"] = int(current.get("metadata", {}).get("generation") or 1) + 1
-        deleted_uid = None
-        if request.resource is not None and request.action == enums.action.DELETE and request.name is not None:
-            current = self._current(request)
-            deleted_uid = (current or {}).get("metadata", {}).get("uid")
+        # Garbage collection follows the owner's actual removal: a DELETE of an object with
+        # finalizers only marks it, and the PATCH that clears the last finalizer removes it.
+        uid = None
+        if request.resource is not None and request.name is not None and request.action in _REMOVING:
+            uid = ((self._current(request) or {}).get("metadata") or {}).get("uid")
         response = await super()._handle(request)
-        if deleted_uid:
-            await self._collect_garbage(deleted_uid)
+        if uid and self._current(request) is None:
+            await self._collect_garbage(uid)
         return response
 
     def _current(self, request: rendering.Request) -> dict[str, Any] | None:

@@ -290,26 +290,3 @@ def test_deciding_twice_changes_nothing() -> None:
 def test_status_round_trip() -> None:
     state = replace(promoted_green(), failure=None)
     assert RolloutState.from_status(state.to_status()) == state
-
-
-def test_settled_children_give_stable_tokens_and_others_none() -> None:
-    from ragcorp_operator.observe import owner_name, settled
-
-    owner = {"ownerReferences": [{"kind": "RagCorpDeployment", "name": "rag", "controller": True}]}
-    running = {"kind": "Job", "metadata": {"name": "rag-smoke-2", **owner}, "status": {"active": 1}}
-    done = {**running, "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
-    assert (settled(running), settled(done), settled(done)) == (
-        None,
-        "Job/rag-smoke-2/Complete",
-        "Job/rag-smoke-2/Complete",
-    )
-    spec = {"replicas": 2, "template": {"spec": {"containers": [{"image": "i"}]}}}
-    half = {
-        "kind": "Deployment",
-        "metadata": {"name": "rag-green", "generation": 3},
-        "spec": spec,
-        "status": {"readyReplicas": 1, "updatedReplicas": 2},
-    }
-    ready = {**half, "status": {"readyReplicas": 2, "updatedReplicas": 2}}
-    assert (settled(half), settled(ready)) == (None, "Deployment/rag-green/3/2")
-    assert owner_name(done, "RagCorpDeployment") == "rag" and owner_name(half, "RagCorpDeployment") is None

@@ -227,16 +227,3 @@ def test_kubectl_plugin_shows_status_and_history_and_requests_a_rollback(
     assert kubectl_ragcorp(["-n", "default", "rollback", "rag", "--to-revision", "1"]) == 0
     eventually(lambda: helper.selector_color("rag") == "blue")
     assert kubectl_ragcorp(["-n", "default", "status", "missing"]) == 1
-
-
-def test_a_finished_job_or_ready_deployment_pokes_its_owner_at_once(helper: ClusterHelper, operator: object) -> None:
-    from ragcorp_operator.handlers import POKE_ANNOTATION
-
-    secrets(helper)
-    helper.apply_resource("rag", spec())
-    eventually(lambda: helper.get("Job", "rag-migrate-1"))
-    helper.finish_job("rag-migrate-1", succeeded=True)
-    eventually(lambda: helper.annotations("rag").get(POKE_ANNOTATION) == "Job/rag-migrate-1/Complete")
-    eventually(lambda: helper.get("Deployment", "rag-blue"))
-    helper.mark_deployment_ready("rag-blue")
-    eventually(lambda: helper.annotations("rag").get(POKE_ANNOTATION, "").startswith("Deployment/rag-blue/"))
