@@ -14,7 +14,7 @@ import numpy as np
 
 from bench.stats import Latency, load
 from ragcorp_service.providers.embedders import LocalEmbedder
-from ragcorp_service.retrieval.search import SearchRequest, search
+from ragcorp_service.retrieval.search import SearchRequest, keyword_search, search, vector_search
 
 MODES = ("hybrid", "vector", "keyword")
 
@@ -95,8 +95,6 @@ def _indexes(plan: dict[str, Any]) -> set[str]:
 
 async def plans(database_url: str, query: str, vector: np.ndarray) -> dict[str, list[str]]:
     """Which indexes the vector and keyword queries use, plain and with a collection filter."""
-    from ragcorp_service.retrieval.search import keyword_search, vector_search
-
     connection = await asyncpg.connect(database_url)
     await _register_vector(connection)
     try:
