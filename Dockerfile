@@ -62,6 +62,7 @@ COPY --from=build /opt/VERSION /app/VERSION
 # Nothing writes under / at run time: caches go to /tmp (an emptyDir or tmpfs with a read-only root).
 ENV HOST=0.0.0.0 \
     PORT=8000 \
+    RAGCORP_VERSION="${VERSION}" \
     HOME=/tmp \
     HF_HOME=/tmp/huggingface \
     HF_HUB_OFFLINE=1 \

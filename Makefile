@@ -13,7 +13,7 @@ CHART := charts/ragcorp-operator
 KUBE_VERSIONS ?= 1.27.0 1.37.0
 IMAGE_TAG ?= dev
 
-.PHONY: run test bench lint format typecheck clean crds chart-check images e2e-kind
+.PHONY: run test bench lint format typecheck clean crds chart-check images e2e-kind e2e-local
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,10 @@ chart-check: $(VENV)/.dev
 images:
 	docker build -t ragcorp-service:$(IMAGE_TAG) --build-arg VERSION=$(IMAGE_TAG) .
 	docker build -t ragcorp-operator:$(IMAGE_TAG) --build-arg VERSION=$(IMAGE_TAG) -f operator/Dockerfile .
+
+# The operator driving the real service on a local cluster (real processes, no Docker); part of `make test`.
+e2e-local: $(VENV)/.dev
+	$(BIN)/python -m pytest -s tests/e2e/local $(PYTEST_ARGS)
 
 # Needs Docker, kind, kubectl and helm; skips with a message where they are missing.
 e2e-kind:

@@ -21,8 +21,7 @@ from typing import Any
 
 from ragcorp_operator.cluster import Cluster, load_api_client
 from tests.operator.cluster_helper import ClusterHelper
-from tests.operator.conftest import HELPER_TOKEN, MONITORING, RESOURCES, running_api_server, write_kubeconfig
-from tests.operator.emulator import ApiServer
+from tests.operator.emulator import HELPER_TOKEN, MONITORING, RESOURCES, ApiServer, running_api_server, write_kubeconfig
 
 SPEC = {
     "image": "registry.example/ragcorp:1.0",

@@ -37,6 +37,8 @@ def _run(namespaces: list[str], liveness_port: int, standalone: bool) -> int:
 
     from ragcorp_operator import handlers  # noqa: F401  (registers the handlers)
 
+    # kopf's own CLI sets up logging; called as a library it must be told, or `kubectl logs` stays empty.
+    kopf.configure(log_format=kopf.LogFormat.JSON, log_refkey="resource")
     asyncio.run(
         kopf.operator(
             clusterwide=not namespaces,

@@ -8,6 +8,7 @@ children someone deleted or edited by hand.
 from __future__ import annotations
 
 import os
+import random
 import time
 from typing import Any
 
@@ -22,6 +23,9 @@ from ragcorp_operator.rollout import Event
 RECONCILE_INTERVAL = float(os.environ.get("RAGCORP_RECONCILE_INTERVAL", "10"))
 #: The operator's own /metrics (0 disables it).
 METRICS_PORT = int(os.environ.get("RAGCORP_OPERATOR_METRICS_PORT", "9090"))
+#: kopf peering: this replica's priority (0 draws one at random) and how long a silent peer counts as alive.
+PEERING_PRIORITY = int(os.environ.get("RAGCORP_PEERING_PRIORITY", "0"))
+PEERING_LIFETIME = int(os.environ.get("RAGCORP_PEERING_LIFETIME", "15"))
 _cluster: Cluster | None = None
 
 
@@ -58,6 +62,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="ragcorp.dev")
     settings.watching.server_timeout = 300
     settings.peering.name = os.environ.get("RAGCORP_PEERING_NAME", "ragcorp-operator")
+    # kopf pauses every peer that shares the highest priority, so replicas of one Deployment (same
+    # args, same env) must not share one: each draws its own unless one is configured.
+    settings.peering.priority = PEERING_PRIORITY or random.SystemRandom().randint(1, 2**31 - 1)
+    # A replica that dies without saying goodbye (kill -9, a lost node) blocks the others until
+    # its keep-alive expires: this many seconds bounds a takeover.
+    settings.peering.lifetime = PEERING_LIFETIME
     if METRICS_PORT:
         prometheus_client.start_http_server(METRICS_PORT)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 Color = Literal["blue", "green"]
@@ -11,6 +12,20 @@ COLOR_LABEL = "ragcorp.dev/color"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 REVISION_LABEL = "ragcorp.dev/revision"
 JOB_KIND_LABEL = "ragcorp.dev/job"
+#: Leaves room for `<name>-downgrade-<revision>` within a label value's 63 characters (revisions to 999999).
+MAX_NAME_LENGTH = 63 - len("-downgrade-") - 6
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def name_problem(name: str) -> str | None:
+    """Why children cannot be derived from this resource name, or None (the CRD's CEL rule, again)."""
+    if len(name) > MAX_NAME_LENGTH or not _DNS_LABEL.match(name):
+        return (
+            f"metadata.name must be at most {MAX_NAME_LENGTH} characters, lowercase letters, digits and '-', "
+            "starting with a letter: the operator names children <name>-downgrade-<revision> "
+            "(63 characters at most) and <name>-preview (a DNS label)"
+        )
+    return None
 
 
 def other(color: Color) -> Color:

@@ -2,8 +2,15 @@
 
 The Job contract: succeeded means `succeeded >= 1` or condition Complete; failed
 means condition Failed (which covers a passed deadline and backoff exhaustion),
-or the Job vanished after we created it. The schema revision comes from the
-first container's termination message, `{"schemaRevision": "..."}`.
+or the Job vanished after we created it. What a finished Job reported depends
+on its kind, because each runs a different program:
+
+- `migrate` and `downgrade` run `ragcorp-service db upgrade|downgrade`, which
+  writes `{"schemaRevision": "..."}` to the termination log; a success without
+  it is a failure (the operator cannot know the schema it would promote onto).
+- `smoke` runs `ragcorp-service smoke`, which writes its verdict
+  `{"smoke": "passed"|"failed", "detail": ...}`; the detail explains a failure.
+- `backup` runs `pg_dump` in a shell and writes nothing: its exit status is all.
 """
 
 from __future__ import annotations
@@ -11,7 +18,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ragcorp_operator.rollout import DeploymentState, JobState
+from ragcorp_operator.rollout import DeploymentState, JobKind, JobState
+
+#: The kinds whose success must come with a schema revision.
+REPORTS_SCHEMA: frozenset[JobKind] = frozenset({"migrate", "downgrade"})
 
 
 def deployment_state(manifest: dict[str, Any] | None) -> DeploymentState:
@@ -36,33 +46,66 @@ def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return None
 
 
-def schema_revision_from_pods(pods: list[dict[str, Any]]) -> str | None:
+def termination_reports(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The JSON objects the Job's Pods left as termination messages (their last line each)."""
+    reports = []
     for pod in pods:
         for container in (pod.get("status") or {}).get("containerStatuses") or []:
             message = ((container.get("state") or {}).get("terminated") or {}).get("message")
-            if message:
-                try:
-                    revision = json.loads(message.strip().splitlines()[-1]).get("schemaRevision")
-                except (ValueError, AttributeError):
-                    continue
-                if isinstance(revision, str):
-                    return revision
+            if not message or not message.strip():
+                continue
+            try:
+                report = json.loads(message.strip().splitlines()[-1])
+            except ValueError:
+                continue
+            if isinstance(report, dict):
+                reports.append(report)
+    return reports
+
+
+def schema_revision_from_pods(pods: list[dict[str, Any]]) -> str | None:
+    for report in termination_reports(pods):
+        revision = report.get("schemaRevision")
+        if isinstance(revision, str):
+            return revision
     return None
 
 
-def job_state(job: dict[str, Any] | None, pods: list[dict[str, Any]], created_before: bool) -> JobState:
+def smoke_detail_from_pods(pods: list[dict[str, Any]]) -> str | None:
+    for report in termination_reports(pods):
+        if "smoke" in report:
+            return str(report.get("detail") or report["smoke"])
+    return None
+
+
+def job_state(kind: JobKind, job: dict[str, Any] | None, pods: list[dict[str, Any]], created_before: bool) -> JobState:
+    """One Job's outcome; `pods` matter only for a finished migrate/downgrade (the revision)
+    and a failed smoke test (why it failed)."""
     if job is None:
         if created_before:
-            return JobState("failed", message="the migration Job was deleted before it finished")
+            return JobState("failed", message=f"the {kind} Job was deleted before it finished")
         return JobState("missing")
     failed = _condition(job, "Failed")
     if failed is not None:
         reason = failed.get("reason") or "Failed"
-        return JobState("failed", message=f"{reason}: {failed.get('message') or 'the Job failed'}")
+        message = f"{reason}: {failed.get('message') or 'the Job failed'}"
+        detail = smoke_detail_from_pods(pods) if kind == "smoke" else None
+        return JobState("failed", message=f"{message}; {detail}" if detail else message)
     status = job.get("status") or {}
     if int(status.get("succeeded") or 0) >= 1 or _condition(job, "Complete") is not None:
+        if kind not in REPORTS_SCHEMA:
+            return JobState("succeeded")
         revision = schema_revision_from_pods(pods)
         if revision is None:
-            return JobState("failed", message="the migration Job succeeded but reported no schema revision")
+            return JobState("failed", message=f"the {kind} Job succeeded but reported no schema revision")
         return JobState("succeeded", schema_revision=revision)
     return JobState("running")
+
+
+def needs_pods(kind: JobKind, job: dict[str, Any] | None) -> bool:
+    """Whether `job_state` needs this Job's Pods: read them only then (a LIST per Job is not free)."""
+    if job is None:
+        return False
+    if kind in REPORTS_SCHEMA:
+        return int((job.get("status") or {}).get("succeeded") or 0) >= 1 or _condition(job, "Complete") is not None
+    return kind == "smoke" and _condition(job, "Failed") is not None

@@ -23,10 +23,11 @@ from ragcorp_operator.naming import (
     REVISION_LABEL,
     deployment_name,
     job_name,
+    name_problem,
     preview_service_name,
     selector,
 )
-from ragcorp_operator.observe import deployment_state, job_state
+from ragcorp_operator.observe import deployment_state, job_state, needs_pods
 from ragcorp_operator.plan import PROMETHEUS_RULE, SERVICE_MONITOR, children, conditions, rollout_settings
 from ragcorp_operator.prometheus import evaluate_gate
 from ragcorp_operator.render.common import Owner
@@ -101,7 +102,7 @@ def _problem_status(resource: Resource, problem: Condition, now: datetime) -> di
 
 
 def _jobs(cluster: Cluster, resource: Resource, revision: int) -> dict[JobKind, JobState]:
-    """This revision's Jobs, by kind: one list call, and Pods read only for finished Jobs."""
+    """This revision's Jobs, by kind: one list call, and Pods read only where a report matters."""
     created = set(resource.status.get("createdJobs") or [])
     listed = cluster.list("Job", resource.namespace, {INSTANCE_LABEL: resource.name, REVISION_LABEL: str(revision)})
     by_name = {job["metadata"]["name"]: job for job in listed}
@@ -109,9 +110,8 @@ def _jobs(cluster: Cluster, resource: Resource, revision: int) -> dict[JobKind, 
     for kind in JOB_KINDS:
         name = job_name(resource.name, kind, revision)
         job = by_name.get(name)
-        finished = job is not None and int((job.get("status") or {}).get("succeeded") or 0) >= 1
-        pods = cluster.list("Pod", resource.namespace, {"job-name": name}) if finished else []
-        states[kind] = job_state(job, pods, created_before=name in created)
+        pods = cluster.list("Pod", resource.namespace, {"job-name": name}) if needs_pods(kind, job) else []
+        states[kind] = job_state(kind, job, pods, created_before=name in created)
     return states
 
 
@@ -154,6 +154,9 @@ def reconcile(cluster: Cluster, resource: Resource, emit: EventSink, now: dateti
     now = now or datetime.now(UTC)
     with _locks[resource.uid]:
         try:
+            bad_name = name_problem(resource.name)
+            if bad_name:
+                raise SpecError(bad_name)
             spec = parse_spec(resource.spec)
         except SpecError as exc:
             problem = Condition("Degraded", "True", "InvalidSpec", str(exc))

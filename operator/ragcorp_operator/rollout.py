@@ -466,6 +466,13 @@ def decide(observed: Observed) -> Decision:
         else:
             events.append(Event("Warning", "RollbackRejected", f"cannot roll back during {state.phase}"))
 
+    if state.phase == "Aborted" and settings.image == state.active_image and state.target_image != settings.image:
+        # The user put spec.image back to what serves: the failed rollout is dropped, not kept failing.
+        events.append(
+            Event("Normal", "RolloutDropped", f"spec.image is {settings.image} again; {state.target_image} dropped")
+        )
+        state = replace(state, phase="Idle", target_color=None, target_image=None, failure=None, step_started_at=now)
+
     wants_new_image = settings.image not in (state.active_image, state.target_image, state.held_image)
     if wants_new_image and not started_this_pass and state.phase != "Downgrading":
         state = _start(observed, state, settings.image, events)

@@ -11,11 +11,26 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ragcorp_operator.cluster import Cluster
+from ragcorp_operator.naming import JOB_KIND_LABEL
 
 NAMESPACE = "default"
+#: Captured from the real commands by the local cluster (tests/e2e/local checks they still match).
+TERMINATION_MESSAGES: dict[str, str] = json.loads((Path(__file__).with_name("termination_messages.json")).read_text())
+
+
+def termination_message(kind: str, succeeded: bool, schema_revision: str) -> str:
+    """What `kind`'s real command leaves in its termination log when it succeeds or fails."""
+    if kind in ("migrate", "downgrade"):
+        if not succeeded:
+            return ""  # the command fails before it can report a revision
+        return TERMINATION_MESSAGES[kind].replace('"0004"', json.dumps(schema_revision))
+    if kind == "smoke":
+        return TERMINATION_MESSAGES["smoke-passed" if succeeded else "smoke-failed"]
+    return TERMINATION_MESSAGES[kind]
 
 
 class ClusterHelper:
@@ -97,9 +112,16 @@ class ClusterHelper:
         )
 
     def finish_job(self, name: str, succeeded: bool, schema_revision: str = "0002") -> None:
+        """End a Job as the Job controller would, its Pod holding what the Job's real command writes."""
         job = self.get("Job", name)
         assert job is not None, f"no Job {name}"
-        message = json.dumps({"schemaRevision": schema_revision}) if succeeded else "migration failed"
+        message = termination_message(job["metadata"]["labels"][JOB_KIND_LABEL], succeeded, schema_revision)
+        terminated: dict[str, Any] = {
+            "exitCode": 0 if succeeded else 1,
+            "reason": "Completed" if succeeded else "Error",
+        }
+        if message:
+            terminated["message"] = message
         self.cluster.apply(
             {
                 "apiVersion": "v1",
@@ -112,29 +134,22 @@ class ClusterHelper:
                     "containerStatuses": [
                         {
                             "name": "api",
-                            "state": {"terminated": {"exitCode": 0 if succeeded else 1, "message": message}},
+                            "state": {"terminated": terminated},
                         }
                     ]
                 },
             }
         )
-        kind = "Complete" if succeeded else "Failed"
-        self._patch_status(
-            "Job",
-            name,
-            {
-                "succeeded": 1 if succeeded else 0,
-                "failed": 0 if succeeded else 1,
-                "conditions": [
-                    {
-                        "type": kind,
-                        "status": "True",
-                        "reason": "BackoffLimitExceeded" if not succeeded else "Completed",
-                        "message": "" if succeeded else "Job has reached the specified backoff limit",
-                    }
-                ],
-            },
-        )
+        # The Job controller's conditions (Kubernetes 1.31+), as tests/e2e/local's controller writes them.
+        if succeeded:
+            reason, message = "CompletionsReached", "Reached expected number of succeeded pods"
+            kinds = ("SuccessCriteriaMet", "Complete")
+        else:
+            reason, message = "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+            kinds = ("FailureTarget", "Failed")
+        conditions = [{"type": kind, "status": "True", "reason": reason, "message": message} for kind in kinds]
+        counts = {"succeeded": 1} if succeeded else {"failed": 1}
+        self._patch_status("Job", name, {**counts, "conditions": conditions})
 
     def _patch_status(self, kind: str, name: str, status: dict[str, Any]) -> None:
         self.cluster._call(

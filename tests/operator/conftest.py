@@ -2,91 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import kmock
 import pytest
-import yaml
 from kopf.testing import KopfRunner
 
 from tests.operator.cluster_helper import ClusterHelper
-from tests.operator.emulator import ApiServer
+from tests.operator.emulator import (
+    HELPER_TOKEN,
+    MONITORING,
+    RESOURCES,
+    ApiServer,
+    running_api_server,
+    write_kubeconfig,
+)
 
 os.environ.setdefault("RAGCORP_RECONCILE_INTERVAL", "0.3")
 os.environ.setdefault("RAGCORP_OPERATOR_METRICS_PORT", "0")
-
-ALL_VERBS = {"get", "list", "watch", "create", "update", "patch", "delete"}
-RESOURCES = {
-    "ragcorp.dev/v1alpha1/ragcorpdeployments": kmock.ResourceInfo(
-        kind="RagCorpDeployment",
-        namespaced=True,
-        shortnames={"rcd"},
-        subresources={"status", "scale"},
-        verbs=ALL_VERBS,
-    ),
-    # kopf waits for the namespaces resource to exist even when it watches cluster-wide.
-    "v1/namespaces": kmock.ResourceInfo(kind="Namespace", namespaced=False, verbs={"list", "watch", "get"}),
-    "v1/configmaps": kmock.ResourceInfo(kind="ConfigMap", namespaced=True),
-    "v1/secrets": kmock.ResourceInfo(kind="Secret", namespaced=True),
-    "v1/services": kmock.ResourceInfo(kind="Service", namespaced=True),
-    "v1/pods": kmock.ResourceInfo(kind="Pod", namespaced=True),
-    "v1/events": kmock.ResourceInfo(kind="Event", namespaced=True),
-    "apps/v1/deployments": kmock.ResourceInfo(
-        kind="Deployment", namespaced=True, subresources={"status"}, verbs=ALL_VERBS
-    ),
-    "batch/v1/jobs": kmock.ResourceInfo(kind="Job", namespaced=True, subresources={"status"}, verbs=ALL_VERBS),
-    "autoscaling/v2/horizontalpodautoscalers": kmock.ResourceInfo(kind="HorizontalPodAutoscaler", namespaced=True),
-    "policy/v1/poddisruptionbudgets": kmock.ResourceInfo(kind="PodDisruptionBudget", namespaced=True),
-    "coordination.k8s.io/v1/leases": kmock.ResourceInfo(kind="Lease", namespaced=True),
-}
-MONITORING = {
-    "monitoring.coreos.com/v1/servicemonitors": kmock.ResourceInfo(kind="ServiceMonitor", namespaced=True),
-    "monitoring.coreos.com/v1/prometheusrules": kmock.ResourceInfo(kind="PrometheusRule", namespaced=True),
-}
 
 
 @pytest.fixture
 def with_monitoring() -> bool:
     return True
-
-
-#: The operator authenticates with this token, the test helper with its own, so the emulator's
-#: call log tells the operator's calls apart.
-OPERATOR_TOKEN = "operator-token"
-HELPER_TOKEN = "helper-token"
-
-
-@contextlib.contextmanager
-def running_api_server(resources: dict[str, kmock.ResourceInfo]) -> Iterator[ApiServer]:
-    """The emulator on its own event loop in a thread, so tests and the operator can block freely."""
-    started = threading.Event()
-    stop: dict[str, asyncio.Event] = {}
-    running: dict[str, ApiServer] = {}
-
-    async def serve() -> None:
-        stop["event"] = asyncio.Event()
-        async with ApiServer() as server, kmock.Server(server):
-            for key, info in resources.items():
-                server.resources[key] = info
-            running["server"] = server
-            started.set()
-            await stop["event"].wait()
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    assert started.wait(timeout=30), "the Kubernetes emulator did not start"
-    try:
-        yield running["server"]
-    finally:
-        loop.call_soon_threadsafe(stop["event"].set)
-        thread.join(timeout=30)
-        loop.close()
 
 
 @pytest.fixture
@@ -103,25 +44,6 @@ def api_server(with_monitoring: bool, extra_resources: dict[str, kmock.ResourceI
 @pytest.fixture
 def api_url(api_server: ApiServer) -> str:
     return str(api_server.url).rstrip("/")
-
-
-def write_kubeconfig(path: Path, api_url: str) -> Path:
-    """A kubeconfig pointing at the emulator: the operator connects exactly as it would to a cluster."""
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "emulator",
-                "clusters": [{"name": "emulator", "cluster": {"server": api_url}}],
-                "users": [{"name": "operator", "user": {"token": OPERATOR_TOKEN}}],
-                "contexts": [
-                    {"name": "emulator", "context": {"cluster": "emulator", "user": "operator", "namespace": "default"}}
-                ],
-            }
-        )
-    )
-    return path
 
 
 @pytest.fixture

@@ -25,8 +25,8 @@ from ragcorp_operator.render.common import Owner
 from ragcorp_operator.rollout import Intent, JobIntent, JobKind
 from ragcorp_operator.spec import parse_spec
 from tests.operator.cluster_helper import ClusterHelper, eventually
-from tests.operator.conftest import OPERATOR_TOKEN, running_operator
-from tests.operator.emulator import ApiServer
+from tests.operator.conftest import running_operator
+from tests.operator.emulator import OPERATOR_TOKEN, ApiServer
 from tests.operator.test_rollouts import promote_v2_while_blue_still_serves
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,8 +94,21 @@ def calls_of_the_planner() -> Iterator[Permission]:
     yield from (permission(ref.kind, "delete") for ref in emptied.delete)
 
 
+def owner_reference_permissions() -> Iterator[Permission]:
+    """Setting `blockOwnerDeletion: true` needs update on the owner's finalizers: the
+    OwnerReferencesPermissionEnforcement admission plugin refuses the child without it."""
+    resource = yaml.safe_load((ROOT / "crds" / "examples" / "production.yaml").read_text())
+    resource["metadata"]["uid"] = "uid"
+    for manifest in render_resource(resource):
+        for ref in manifest["metadata"].get("ownerReferences") or []:
+            if ref.get("blockOwnerDeletion"):
+                group = ref["apiVersion"].split("/")[0]
+                yield (group, f"{ragcorp_operator.PLURAL}/finalizers", "update")
+
+
 def test_the_chart_grants_every_call_in_the_operators_code() -> None:
-    needed = set(calls_in_code()) | set(calls_of_the_planner())
+    needed = set(calls_in_code()) | set(calls_of_the_planner()) | set(owner_reference_permissions())
+    assert ("ragcorp.dev", "ragcorpdeployments/finalizers", "update") in needed
     assert ("", "secrets", "get") in needed and ("batch", "jobs", "delete") in needed  # the derivation works
     assert needed - chart_rules() == set()
 

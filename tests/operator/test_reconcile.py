@@ -152,6 +152,20 @@ def test_invalid_spec_degrades_and_the_operator_keeps_running(helper: ClusterHel
     deploy(helper, "good")
 
 
+def test_a_name_too_long_for_the_childrens_names_degrades_without_children(
+    helper: ClusterHelper, operator: object
+) -> None:
+    """The CRD refuses such a name; a cluster with an older CRD still gets a clear condition."""
+    secrets(helper)
+    name = "r" * 47
+    helper.apply_resource(name, SPEC)
+    degraded = eventually(
+        lambda: helper.condition(name, "Degraded").get("reason") == "InvalidSpec" and helper.condition(name, "Degraded")
+    )
+    assert "at most 46 characters" in degraded["message"]
+    assert helper.get("ConfigMap", f"{name}-config") is None and helper.get("Job", f"{name}-migrate-1") is None
+
+
 def test_deleting_the_resource_removes_its_children(helper: ClusterHelper, operator: object) -> None:
     secrets(helper)
     deploy(helper)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import celpy
 import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 
 from ragcorp_operator.cli import main as operator_cli
+from ragcorp_operator.naming import MAX_NAME_LENGTH, job_name, name_problem
 from ragcorp_operator.plan import render_resource
 from ragcorp_operator.render.config import service_settings
 from ragcorp_operator.spec import SpecError, parse_spec
@@ -122,10 +124,42 @@ def test_every_variable_the_operator_sets_is_read_by_the_service() -> None:
     assert {"DATABASE_URL", "GOOGLE_API_KEY", "API_KEYS", "RATE_LIMIT_RPS", "DB_POOL_MIN_SIZE"} <= variables
 
 
-def test_cel_rules_are_present_for_cross_field_checks() -> None:
-    rules = [r["rule"] for r in crd_schema()["properties"]["spec"]["x-kubernetes-validations"]]
-    assert any("minReplicas <= self.autoscaling.maxReplicas" in r for r in rules)
-    assert any("dbPool.minSize <= self.config.dbPool.maxSize" in r for r in rules)
+def cel_rejections(resource: dict[str, Any]) -> list[str]:
+    """The messages of every CRD CEL rule the resource breaks, evaluated as the API server does
+    (the root's rules see the whole object, the spec's rules see the spec)."""
+    environment = celpy.Environment()
+    schema = crd_schema()
+    scopes = [(schema, resource), (schema["properties"]["spec"], resource["spec"])]
+    broken = []
+    for node, value in scopes:
+        for rule in node.get("x-kubernetes-validations") or []:
+            program = environment.program(environment.compile(rule["rule"]))
+            if not program.evaluate({"self": celpy.json_to_cel(value)}):
+                broken.append(rule["message"])
+    return broken
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_examples_pass_the_crds_cel_rules(path: Path) -> None:
+    assert cel_rejections(example(path)) == []
+
+
+def test_cel_rules_refuse_cross_field_mistakes_and_names_too_long_for_the_children() -> None:
+    resource = example(ROOT / "crds/examples/minimal.yaml")
+    resource["spec"]["autoscaling"] = {"enabled": True, "minReplicas": 5, "maxReplicas": 2}
+    assert cel_rejections(resource) == ["autoscaling.minReplicas must not exceed autoscaling.maxReplicas"]
+    longest = "r" * MAX_NAME_LENGTH
+    assert len(job_name(longest, "downgrade", 999_999)) == 63
+    for name, accepted in [(longest, True), (longest + "x", False), ("Rag", False), ("rag.corp", False)]:
+        named = example(ROOT / "crds/examples/minimal.yaml") | {"metadata": {"name": name}}
+        rejections = cel_rejections(named)
+        assert (rejections == []) is accepted, name
+        assert (name_problem(name) is None) is accepted, name
+        if not accepted:
+            assert (
+                f"at most {MAX_NAME_LENGTH} characters" in rejections[0]
+                and "<name>-downgrade-<revision>" in rejections[0]
+            )
 
 
 def test_render_cli_prints_the_manifests_offline(capsys: pytest.CaptureFixture[str]) -> None:

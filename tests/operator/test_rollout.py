@@ -199,6 +199,19 @@ def test_manual_promotion_and_abort() -> None:
     assert aborted.state.phase == "Aborted" and aborted.state.failure and aborted.state.failure.reason == "ManualAbort"
 
 
+def test_putting_spec_image_back_to_the_active_image_drops_an_aborted_rollout() -> None:
+    aborted = decide(
+        observe(at("Verifying"), jobs={"smoke": JobState("failed", message="HTTP 500")}, green=READY_GREEN)
+    )
+    assert aborted.state.phase == "Aborted"
+    still = decide(observe(aborted.state))
+    assert still.state.phase == "Aborted", "the same spec keeps the failure on record"
+    reverted = decide(observe(aborted.state, settings=replace(SETTINGS, image="app:1")))
+    assert (reverted.state.phase, reverted.state.target_image, reverted.state.failure) == ("Idle", None, None)
+    assert reverted.intent.deployments == {"blue": ("app:1", 2)}
+    assert [e.reason for e in reverted.events] == ["RolloutDropped"]
+
+
 @pytest.mark.parametrize(
     ("gate", "policy", "elapsed", "next_phase"),
     [

@@ -1,0 +1,57 @@
+"""A container's start, done the way a container runtime does it (run by the kubelet).
+
+Runs as root inside `unshare --mount --propagation private`, so every mount below is
+the Pod's alone: `/dev` becomes an overlay holding the termination-message file the
+kubelet created (the program writes `/dev/termination-log` and the kubelet reads what
+it left), `/dev/shm` a fresh tmpfs, `/etc/hosts` the cluster's DNS records, and each
+volume is bound at its mountPath. Then it drops to the container's user and execs the
+command with the container's environment. Standalone on purpose: it imports nothing
+from the project, and it runs one program.
+
+    python launcher.py SPEC.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+
+def mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True)
+
+
+def main() -> None:
+    with open(sys.argv[1]) as handle:
+        spec = json.load(handle)
+    layers = f"lowerdir=/dev,upperdir={spec['dev_upper']},workdir={spec['dev_work']}"
+    mount("-t", "overlay", "overlay", "-o", layers, "/dev")
+    mount("-t", "tmpfs", "-o", "mode=1777", "shm", "/dev/shm")
+    mount("--bind", spec["hosts"], "/etc/hosts")
+    if spec.get("expose"):
+        # The program's interpreter lives under a directory only root may enter (e.g. /root/.pyenv):
+        # cover that directory with an empty tmpfs and put the one subtree back, as an image holds it.
+        closed, opened = spec["expose"]
+        stash = spec["stash"]
+        os.makedirs(stash, exist_ok=True)
+        mount("--bind", opened, stash)
+        mount("-t", "tmpfs", "-o", "mode=755", "hidden", closed)
+        os.makedirs(opened)
+        mount("--move", stash, opened)
+    for volume in spec["mounts"]:
+        os.makedirs(volume["target"], exist_ok=True)
+        mount("--bind", volume["source"], volume["target"])
+    if spec.get("gid") is not None:
+        os.setgroups([])
+        os.setgid(spec["gid"])
+    if spec.get("uid") is not None:
+        os.setuid(spec["uid"])
+    os.chdir(spec.get("workdir") or "/")
+    argv = spec["argv"]
+    os.execvpe(argv[0], argv, spec["env"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Reading Jobs: each kind is judged by what its real command leaves behind (pure, no cluster).
+
+The termination messages are the ones the real commands wrote on the local cluster
+(`termination_messages.json`, checked there by tests/e2e/local).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ragcorp_operator.observe import job_state, needs_pods
+from ragcorp_operator.rollout import JobKind
+from tests.operator.cluster_helper import TERMINATION_MESSAGES
+
+COMPLETE = {
+    "succeeded": 1,
+    "conditions": [{"type": "SuccessCriteriaMet", "status": "True"}, {"type": "Complete", "status": "True"}],
+}
+FAILED = {
+    "failed": 1,
+    "conditions": [
+        {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded"},
+        {
+            "type": "Failed",
+            "status": "True",
+            "reason": "BackoffLimitExceeded",
+            "message": "Job has reached the specified backoff limit",
+        },
+    ],
+}
+
+
+def job(status: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"name": "rag-x-2"}, "status": status}
+
+
+def pod(message: str, exit_code: int = 0) -> dict[str, Any]:
+    terminated: dict[str, Any] = {"exitCode": exit_code}
+    if message:  # the kubelet leaves the field out when the file is empty
+        terminated["message"] = message
+    return {"status": {"containerStatuses": [{"name": "api", "state": {"terminated": terminated}}]}}
+
+
+@pytest.mark.parametrize(
+    ("kind", "message", "revision"),
+    [
+        ("migrate", TERMINATION_MESSAGES["migrate"], "0004"),
+        ("downgrade", TERMINATION_MESSAGES["downgrade"], "0004"),
+        ("smoke", TERMINATION_MESSAGES["smoke-passed"], None),
+        ("backup", TERMINATION_MESSAGES["backup"], None),
+    ],
+)
+def test_each_kind_succeeds_on_what_its_command_reports(kind: JobKind, message: str, revision: str | None) -> None:
+    state = job_state(kind, job(COMPLETE), [pod(message)], created_before=True)
+    assert (state.phase, state.schema_revision) == ("succeeded", revision)
+
+
+def test_a_migration_that_reports_no_revision_is_not_trusted() -> None:
+    for kind in ("migrate", "downgrade"):
+        state = job_state(kind, job(COMPLETE), [pod(TERMINATION_MESSAGES["backup"])], created_before=True)
+        assert state.phase == "failed" and "no schema revision" in state.message
+
+
+def test_a_failed_smoke_test_says_why() -> None:
+    state = job_state("smoke", job(FAILED), [pod(TERMINATION_MESSAGES["smoke-failed"], 1)], created_before=True)
+    assert state.phase == "failed"
+    assert state.message.startswith("BackoffLimitExceeded: Job has reached the specified backoff limit")
+    assert "/v1/ask answered 500" in state.message
+
+
+def test_running_missing_and_vanished_jobs() -> None:
+    assert job_state("smoke", job({"active": 1}), [], created_before=True).phase == "running"
+    assert job_state("migrate", None, [], created_before=False).phase == "missing"
+    vanished = job_state("migrate", None, [], created_before=True)
+    assert vanished.phase == "failed" and "deleted before it finished" in vanished.message
+
+
+def test_pods_are_read_only_where_a_report_matters() -> None:
+    assert needs_pods("migrate", job(COMPLETE)) and needs_pods("downgrade", job(COMPLETE))
+    assert needs_pods("smoke", job(FAILED))
+    assert not needs_pods("smoke", job(COMPLETE)) and not needs_pods("backup", job(COMPLETE))
+    assert not needs_pods("migrate", job({"active": 1})) and not needs_pods("migrate", None)
