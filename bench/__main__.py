@@ -3,7 +3,7 @@
 Each section is saved as soon as it finishes, over what bench/results.json already
 holds, so `BENCH_ONLY=search make bench` refreshes one section and keeps the others.
 
-Knobs (environment): BENCH_ONLY (comma list of quality, ingest, search, ask, operator),
+Knobs (environment): BENCH_ONLY (comma list of quality, ingest, search, ask, operator, e2e),
 BENCH_SECONDS (each timed load, default 10), BENCH_INGEST_DOCS (default 1000),
 BENCH_CHUNKS (the large corpus, default 100000), BENCH_OPERATOR_RESOURCES (default 200),
 BENCH_OPERATOR_SECONDS (the time the operator gets with them, default 300),
@@ -21,14 +21,14 @@ from typing import Any
 
 import asyncpg
 
-from bench import ask_load, ingest, machine, operator_load, quality, search_latency, synthetic
+from bench import ask_load, e2e_local, ingest, machine, operator_load, quality, search_latency, synthetic
 from bench.service import database_name, database_url, ensure_database, serving, with_database
 from ragcorp_service.client.beir import read_queries
 from ragcorp_service.providers.embedders import LocalEmbedder
 from ragcorp_service.settings import LOCAL_EMBEDDING_MODEL
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
-SECTIONS = ("quality", "ingest", "search", "ask", "operator")
+SECTIONS = ("quality", "ingest", "search", "ask", "operator", "e2e")
 
 
 def knob(name: str, default: float) -> float:
@@ -89,6 +89,10 @@ async def run(only: set[str]) -> dict[str, Any]:
         count = int(knob("BENCH_OPERATOR_RESOURCES", 200))
         budget = knob("BENCH_OPERATOR_SECONDS", 300)
         results["operator_scale"] = operator_load.many_resources(count, interval, budget)
+
+    if "e2e" in only:
+        print("e2e: the operator driving the real service on the local cluster ...", flush=True)
+        results["e2e_local"] = e2e_local.scenarios()
     return results
 
 

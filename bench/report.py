@@ -84,6 +84,12 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                 f"{s['operator_rss_mib']} MiB RSS at most",
             )
         )
+    if e2e := results.get("e2e_local"):
+        verdict = f"{'passed' if e2e['passed'] else 'FAILED'} in {e2e['seconds']} s"
+        found.append(("local cluster (`make e2e-local`), 6 scenarios", verdict))
+        found.extend(
+            (f"local cluster: {line.split(':', 1)[0]}", line.split(":", 1)[1].strip()) for line in e2e["lines"]
+        )
     return found
 
 

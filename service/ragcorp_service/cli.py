@@ -30,8 +30,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     database_url = migrations.resolve_database_url(settings)
     if args.migrate:
         migrations.upgrade(migrations.target_for(settings, database_url))
-    host = args.host or settings.host
-    port = args.port if args.port is not None else settings.port
+    host, port = settings.host, settings.port  # --host/--port were applied (and checked) as settings
     if args.reload:
         # Development (compose.yaml): uvicorn re-imports the app factory in a child process on each
         # change, so the resolved URL (perhaps the embedded server this process runs) goes by env.
@@ -41,7 +40,17 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         uvicorn.run(factory, host=host, port=port, log_config=None, factory=True, reload=True, reload_dirs=[package])
         return 0
     app = create_app(settings.model_copy(update={"database_url": database_url}))
-    uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True, timeout_graceful_shutdown=20)
+    trusted = settings.forwarded_allow_ips.strip()
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        # X-Forwarded-For picks the client (and so its rate-limit bucket) only from proxies named here.
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
+        timeout_graceful_shutdown=20,
+    )
     return 0
 
 
@@ -113,8 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    overrides: dict[str, object] = {}
+    if args.command == "serve":
+        # The address actually bound is the one the open-mode check (no API_KEYS off loopback) must see.
+        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     try:
-        settings = load_settings()
+        settings = load_settings(**overrides)
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65_535)
     api_keys: SecretStr | None = None
     allow_anonymous: bool = False
+    #: Proxies (comma-separated addresses, or *) whose X-Forwarded-For/-Proto are believed; none by default.
+    forwarded_allow_ips: str = ""
     allowed_origins: str = ""
     rate_limit_rps: float = Field(default=20.0, gt=0)
     rate_limit_burst: int | None = Field(default=None, ge=1)

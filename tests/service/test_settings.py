@@ -68,3 +68,16 @@ def test_cli_exits_2_with_the_message(monkeypatch: pytest.MonkeyPatch, capsys: p
 def test_a_blank_gemini_key_means_the_offline_provider() -> None:
     # compose.yaml passes GOOGLE_API_KEY: ${GOOGLE_API_KEY:-}, an empty string when unset.
     assert Settings(google_api_key="  ", api_keys=None).provider == "local"
+
+
+def test_serve_checks_the_address_it_binds_not_only_host(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`serve --host 0.0.0.0` without API_KEYS must refuse as HOST=0.0.0.0 does (it starts nothing)."""
+    from ragcorp_service.cli import main
+
+    monkeypatch.delenv("API_KEYS", raising=False)
+    monkeypatch.delenv("ALLOW_ANONYMOUS", raising=False)
+    monkeypatch.setenv("HOST", "127.0.0.1")
+    assert main(["serve", "--host", "0.0.0.0"]) == 2
+    assert "HOST=0.0.0.0 is not loopback" in capsys.readouterr().err

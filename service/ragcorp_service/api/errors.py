@@ -10,10 +10,12 @@ import logging
 
 import asyncpg
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from ragcorp_service.api.json_values import clean_errors
 from ragcorp_service.api.metrics import ServiceMetrics
-from ragcorp_service.ingestion.parsing import UnreadableFile
+from ragcorp_service.ingestion.parsing import ParseLimitExceeded, UnreadableFile
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,21 @@ class InvalidRequest(HTTPException):
 
 
 def install_error_handlers(app: FastAPI, metrics: ServiceMetrics) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes inputs as they came, and `inf` or "\ud800" cannot be encoded.
+        return JSONResponse({"detail": clean_errors(list(exc.errors()))}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """The last resort: a bug is still a JSON error, logged with its traceback."""
+        log.exception("unhandled error", extra={"path": request.url.path, "error": type(exc).__name__})
+        return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+    @app.exception_handler(ParseLimitExceeded)
+    async def too_costly(_: Request, exc: ParseLimitExceeded) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=413)
+
     @app.exception_handler(UnreadableFile)
     async def unreadable(_: Request, exc: UnreadableFile) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=415)

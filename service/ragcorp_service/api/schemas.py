@@ -8,6 +8,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from ragcorp_service.api.json_values import value_problem
+
 COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 Collection = Annotated[str, StringConstraints(pattern=COLLECTION_PATTERN)]
 NonBlank = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
@@ -17,26 +19,18 @@ Metadata = Annotated[
 ]
 
 
-def _contains_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(v) for v in value)
-    return False
-
-
 class Strict(BaseModel):
-    """Unknown fields are errors; so are NUL characters, which PostgreSQL text cannot hold."""
+    """Unknown fields are errors; so is any value the service cannot store or search
+    (NUL, lone surrogates, non-finite numbers, absurd nesting: see `json_values`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        if _contains_nul(data):
-            raise ValueError("strings must not contain NUL (\\u0000) characters")
+    def _storable(cls, data: Any) -> Any:
+        problem = value_problem(data)
+        if problem:
+            raise ValueError(problem)
         return data
 
 

@@ -20,6 +20,10 @@ class UnreadableFile(ValueError):
     """The file's type is unsupported, or its content does not parse as that type."""
 
 
+class ParseLimitExceeded(ValueError):
+    """Parsing the file would take more than a limit allows (decompressed size, time); the message names it."""
+
+
 @dataclass(frozen=True)
 class ParsedFile:
     title: str
@@ -28,6 +32,12 @@ class ParsedFile:
 
 
 def parse_file(filename: str, content: bytes) -> ParsedFile:
+    """The file's title and text; NUL characters (which no text store keeps) are dropped."""
+    parsed = _parse(filename, content)
+    return ParsedFile(parsed.title.replace("\x00", ""), parsed.text.replace("\x00", ""), parsed.media_type)
+
+
+def _parse(filename: str, content: bytes) -> ParsedFile:
     suffix = PurePath(filename).suffix.lower()
     stem = PurePath(filename).stem or filename
     if suffix in (".txt",):
@@ -68,7 +78,7 @@ def _parse_html(stem: str, html: str) -> ParsedFile:
 
 def _parse_pdf(filename: str, stem: str, content: bytes) -> ParsedFile:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import LimitReachedError, PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(content))
@@ -76,6 +86,8 @@ def _parse_pdf(filename: str, stem: str, content: bytes) -> ParsedFile:
             raise UnreadableFile(f"{filename}: encrypted PDFs are not supported")
         pages = [page.extract_text() or "" for page in reader.pages]
         title = (reader.metadata.title if reader.metadata else None) or stem
+    except LimitReachedError as exc:
+        raise ParseLimitExceeded(f"{filename}: refused, the PDF inflates past pypdf's safety limit ({exc})") from None
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         if isinstance(exc, UnreadableFile):
             raise

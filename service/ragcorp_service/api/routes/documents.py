@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ragcorp_service.api.deps import AskAllowed, IngestAllowed, PoolDep, SettingsDep, StateDep
 from ragcorp_service.api.errors import InvalidRequest, RequestTooLarge
+from ragcorp_service.api.json_values import clean_errors, json_safe, value_problem
 from ragcorp_service.api.schemas import (
     ChunkOut,
     Collection,
@@ -86,14 +87,13 @@ async def _form_items(request: Request, settings: Settings) -> list[IngestItem]:
         files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
         if not files:
             raise InvalidRequest("multipart upload needs at least one file in the 'files' field")
-        try:
-            collection = TypeAdapter(Collection).validate_python(form.get("collection") or "default")
-            metadata = TypeAdapter(Metadata).validate_python(json.loads(str(form.get("metadata") or "{}")))
-        except (ValidationError, json.JSONDecodeError) as exc:
-            raise InvalidRequest(f"invalid 'collection' or 'metadata' form field: {exc}") from None
+        collection = _form_field("collection", Collection, form.get("collection") or "default")
+        metadata = _form_field("metadata", Metadata, _form_json(str(form.get("metadata") or "{}")))
         items = []
         for upload in files:
             name = upload.filename or "upload.txt"
+            if value_problem(name):
+                raise InvalidRequest(f"file name {json_safe(name)!r}: {value_problem(name)}")
             parsed = parse_file(name, await upload.read())
             if not parsed.text.strip():
                 raise InvalidRequest(f"{name}: no text could be extracted")
@@ -112,11 +112,30 @@ async def _form_items(request: Request, settings: Settings) -> list[IngestItem]:
         await form.close()
 
 
+def _form_json(raw: str) -> Any:
+    """A form field's JSON, refusing what json.loads lets through or chokes on (see json_values)."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # ValueError covers bad JSON and 4,300+ digit integers
+        raise InvalidRequest(f"the 'metadata' form field is not valid JSON: {json_safe(str(exc))}") from None
+    problem = value_problem(value)
+    if problem:
+        raise InvalidRequest(f"the 'metadata' form field: {problem}")
+    return value
+
+
+def _form_field(name: str, kind: Any, value: Any) -> Any:
+    try:
+        return TypeAdapter(kind).validate_python(value)
+    except ValidationError as exc:
+        raise InvalidRequest(f"invalid {name!r} form field: {clean_errors(exc.errors())}") from None
+
+
 def _validated(model: type[DocumentIn] | type[DocumentBatchIn], raw: bytes) -> Any:
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, json.loads(exc.json(include_url=False))) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, clean_errors(exc.errors())) from None
 
 
 @router.post(

@@ -41,4 +41,6 @@ async def healthz(state: StateDep, full: bool = False) -> JSONResponse:
         checks["generator"]["name"] = generator.name
     healthy = all(check["status"] == "ok" for check in checks.values())
     body = HealthOut(status="ok" if healthy else "unavailable", checks=checks)
-    return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)
+    if healthy:
+        return JSONResponse(body.model_dump())
+    return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "5"})

@@ -38,8 +38,9 @@ async def test_database_outage_is_a_503_not_a_crash(
         health = await client.get("/healthz")
         assert health.status_code == 503
         assert health.json()["checks"]["database"]["status"] == "unavailable"
+        assert health.headers["retry-after"] == "5"
         search = await client.post("/v1/search", json={"query": "anything", "mode": "keyword"})
-        assert search.status_code == 503
+        assert search.status_code == 503 and search.headers["retry-after"] == "5"
         assert "database is unavailable" in search.json()["detail"]
     finally:
         postgres.sql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")

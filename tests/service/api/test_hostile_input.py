@@ -1,0 +1,149 @@
+"""Input a hostile (or careless) client sends: every case is a 4xx with a JSON detail, never a 500.
+
+The bodies are raw bytes on purpose: NaN, Infinity, 1e400 and lone surrogates are valid
+for Python's JSON parser but not values the service can store or search.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+NON_FINITE = ["NaN", "Infinity", "-Infinity", "1e400"]
+SURROGATE = '"\\ud800"'
+DOC = '{"title": "T", "text": "Some text about tides."'
+
+
+def assert_refused(response: httpx.Response, *words: str) -> None:
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    detail = json.dumps(response.json()["detail"])
+    for word in words:
+        assert word in detail, (word, detail)
+
+
+def post_raw(client: httpx.AsyncClient, path: str, body: str | bytes) -> object:
+    return client.post(path, content=body, headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize("number", NON_FINITE)
+async def test_non_finite_numbers_are_refused_everywhere(client: httpx.AsyncClient, number: str) -> None:
+    cases = [
+        ("/v1/search", f'{{"query": "tides", "filters": {{"x": {number}}}}}', "finite"),
+        ("/v1/search", f'{{"query": "tides", "top_k": {number}}}', "top_k"),
+        ("/v1/ask", f'{{"question": "tides", "filters": {{"x": {number}}}}}', "finite"),
+        ("/v1/documents", f'{DOC}, "metadata": {{"x": {number}}}}}', "finite"),
+        ("/v1/documents/batch", f'{{"documents": [{DOC}, "metadata": {{"x": [{number}]}}}}]}}', "finite"),
+    ]
+    for path, body, word in cases:
+        assert_refused(await post_raw(client, path, body), word)  # type: ignore[arg-type]
+    upload = await client.post(
+        "/v1/documents", files={"files": ("a.txt", b"Tides.")}, data={"metadata": f'{{"x": {number}}}'}
+    )
+    assert_refused(upload, "finite")
+
+
+async def test_lone_surrogates_are_refused(client: httpx.AsyncClient) -> None:
+    for path, body in [
+        ("/v1/search", f'{{"query": {SURROGATE}}}'),
+        ("/v1/search", f'{{"query": "tides", "filters": {{"k": {SURROGATE}}}}}'),
+        ("/v1/ask", f'{{"question": {SURROGATE}}}'),
+        ("/v1/documents/batch", f'{{"documents": [{{"title": "T", "text": {SURROGATE}}}]}}'),
+    ]:
+        assert_refused(await post_raw(client, path, body), "surrogate")  # type: ignore[arg-type]
+
+
+async def test_invalid_utf8_inside_a_json_body_is_refused(client: httpx.AsyncClient) -> None:
+    body = b'{"title": "T", "text": "caf\xe9 au lait"}'
+    for path in ("/v1/documents", "/v1/search"):
+        response = await post_raw(client, path, body)
+        assert 400 <= response.status_code < 500, response.text  # type: ignore[attr-defined]
+        response.json()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("metadata", "word"),
+    [
+        ('{"a": ' * 1500 + "1" + "}" * 1500, "metadata"),
+        ('{"a": "nul\\u0000"}', "NUL"),
+        ('{"a": NaN}', "finite"),
+        ('{"a": ' + "9" * 5000 + "}", "metadata"),
+    ],
+    ids=["nested-1500", "nul", "nan", "5000-digits"],
+)
+async def test_hostile_multipart_metadata_is_refused(client: httpx.AsyncClient, metadata: str, word: str) -> None:
+    response = await client.post("/v1/documents", files={"files": ("a.txt", b"Tides.")}, data={"metadata": metadata})
+    assert_refused(response, word)
+
+
+async def test_a_file_name_with_a_nul_byte_is_refused(client: httpx.AsyncClient) -> None:
+    # Written by hand: httpx would percent-encode the NUL, a hostile client does not.
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="files"; filename="a\x00b.txt"\r\n'
+        b"Content-Type: text/plain\r\n\r\nTides.\r\n--b--\r\n"
+    )
+    response = await client.post(
+        "/v1/documents", content=body, headers={"content-type": "multipart/form-data; boundary=b"}
+    )
+    assert_refused(response, "NUL")
+    assert (await client.get("/v1/documents")).json()["total"] == 0
+
+
+async def test_deeply_nested_json_bodies_are_refused(client: httpx.AsyncClient) -> None:
+    deep = '{"query": "tides", "filters": ' + '{"a": ' * 100 + "1" + "}" * 100 + "}"
+    assert_refused(await post_raw(client, "/v1/search", deep), "nested")  # type: ignore[arg-type]
+
+
+async def test_an_unexpected_error_is_still_json(app: FastAPI) -> None:
+    """A 500 (a bug) keeps the API's error shape, so clients can always parse the body."""
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    # Starlette answers, then re-raises for the server's log; a server would not pass that to the client.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        response = await http.get("/boom")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal server error"}
+
+
+def inflating_pdf(megabytes: int) -> bytes:
+    """One page whose content stream is a few hundred KB compressed and `megabytes` inflated."""
+    import zlib
+
+    stream = zlib.compress(b" " * (megabytes * 1_000_000), 9)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" /Filter /FlateDecode >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    body = b"%PDF-1.4\n"
+    offsets = []
+    for number, content in enumerate(objects, 1):
+        offsets.append(len(body))
+        body += f"{number} 0 obj\n".encode() + content + b"\nendobj\n"
+    xref = len(body)
+    body += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    body += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    return body + f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+
+
+async def test_a_pdf_that_inflates_past_the_limit_is_refused_by_name(client: httpx.AsyncClient) -> None:
+    bomb = inflating_pdf(100)
+    assert len(bomb) < 1_000_000
+    response = await client.post("/v1/documents", files={"files": ("bomb.pdf", bomb, "application/pdf")})
+    assert response.status_code == 413, response.text
+    assert "bomb.pdf" in response.json()["detail"] and "limit" in response.json()["detail"]
+
+
+async def test_a_text_file_of_only_nul_bytes_is_not_stored_as_an_empty_document(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/documents", files={"files": ("nul.txt", b"\x00" * 64)})
+    assert_refused(response, "no text")
+    assert (await client.get("/v1/documents")).json()["total"] == 0
