@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import urllib.error
 import urllib.request
@@ -21,8 +22,17 @@ from pathlib import Path
 from ragcorp_service.settings import Settings, SettingsError, load_settings
 
 
+def _exit_cleanly(signum: int, _: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
+
+    # uvicorn drains on SIGTERM, then raises the signal again with the handler it found: with the
+    # default one the process dies on the spot, skipping the exit hooks that stop the embedded
+    # PostgreSQL this process started. Exiting through SystemExit runs them (SIGINT already does).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
 
     from ragcorp_service.api.main import create_app
     from ragcorp_service.db import migrations

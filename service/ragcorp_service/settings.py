@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     max_document_chars: int = Field(default=2_000_000, ge=1)
     max_batch_documents: int = Field(default=64, ge=1, le=1000)
     max_upload_files: int = Field(default=16, ge=1)
+    #: Each uploaded file is parsed in a child process killed after this long (a 413 names it).
+    parse_timeout_seconds: float = Field(default=30.0, gt=0)
     max_top_k: int = Field(default=100, ge=1, le=1000)
 
     # Chunking, in embedder tokens.

@@ -1,12 +1,21 @@
-"""`ragcorp-service healthcheck`: the image's HEALTHCHECK, against a real server."""
+"""`ragcorp-service`: the image's HEALTHCHECK against a real server, and how `serve` stops."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
 import pytest
 
 from ragcorp_service.api.main import create_app
 from ragcorp_service.cli import main
 from ragcorp_service.settings import Settings
+from tests.operator.cluster_helper import eventually
 from tests.service.servers import free_port, serving
 
 
@@ -22,3 +31,40 @@ def test_healthcheck_fails_when_nothing_listens(
     monkeypatch.setenv("PORT", str(free_port()))
     assert main(["healthcheck", "--timeout", "2"]) == 1
     assert "unhealthy" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stopping_serve_stops_the_embedded_postgresql_it_started(stop: signal.Signals) -> None:
+    """`make run` on embedded defaults, then stopped as Kubernetes or Ctrl-C would: no server is left
+    behind for the next start to join silently."""
+    with tempfile.TemporaryDirectory(prefix="ragcorp-stop-", dir="/var/tmp") as directory:
+        os.chmod(directory, 0o755)  # the embedded server runs as its own user when we are root
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "API_KEYS")}
+        env.update(RAGCORP_DATA_DIR=directory, PORT=str(port), HOST="127.0.0.1")
+        service = subprocess.Popen(
+            [str(Path(sys.executable).with_name("ragcorp-service")), "serve", "--migrate"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            eventually(lambda: _healthy(port), timeout=180)
+            assert _postgres_for(directory), "the embedded PostgreSQL did not start"
+            service.send_signal(stop)
+            service.wait(timeout=60)
+        finally:
+            service.kill()
+        assert not _postgres_for(directory), "the embedded PostgreSQL outlived the service"
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _postgres_for(directory: str) -> bool:
+    found = subprocess.run(["pgrep", "-f", f"{directory}/pgdata"], capture_output=True, check=False)
+    return found.returncode == 0

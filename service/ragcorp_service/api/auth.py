@@ -16,6 +16,10 @@ from ragcorp_service.security.api_keys import ANONYMOUS, Principal, presented_ke
 from ragcorp_service.security.rate_limit import retry_after_header
 
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="ragcorp"'}
+#: Failed authentications a client address may make at once, then how many a second: a person
+#: mistyping a key never notices, a key-guessing loop runs at one guess a second.
+AUTH_FAILURES_BURST = 10
+AUTH_FAILURES_PER_SECOND = 1.0
 
 
 def authenticate(state: AppState, x_api_key: str | None, authorization: str | None) -> Principal:
@@ -45,7 +49,20 @@ def require(scope: str) -> object:
         authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> Principal:
         state: AppState = request.app.state.ragcorp
-        principal = authenticate(state, x_api_key, authorization)
+        address = request.client.host if request.client else "-"
+        blocked = state.auth_failures.wait(address)
+        if blocked > 0:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                "too many failed authentications from this address; wait before trying again",
+                headers={"Retry-After": retry_after_header(blocked)},
+            )
+        try:
+            principal = authenticate(state, x_api_key, authorization)
+        except HTTPException:
+            state.metrics.auth_failures.inc()
+            state.auth_failures.take(address)
+            raise
         if scope not in principal.scopes:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"this API key lacks the {scope!r} scope")
         caller = principal.name if not principal.anonymous else f"ip:{request.client.host if request.client else '-'}"

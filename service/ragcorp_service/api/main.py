@@ -18,6 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from ragcorp_service import __version__
+from ragcorp_service.api.auth import AUTH_FAILURES_BURST, AUTH_FAILURES_PER_SECOND
 from ragcorp_service.api.body_limit import BodyLimitMiddleware
 from ragcorp_service.api.errors import install_error_handlers
 from ragcorp_service.api.instrumented import InstrumentedEmbedder, InstrumentedGenerator
@@ -84,6 +85,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tuning=SearchTuning(),
         keys=keys,
         rate_limits=TokenBuckets(settings.rate_limit_rps, settings.effective_burst),
+        auth_failures=TokenBuckets(AUTH_FAILURES_PER_SECOND, AUTH_FAILURES_BURST),
         metrics=metrics,
         tracer=tracer,
     )

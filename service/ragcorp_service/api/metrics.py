@@ -73,6 +73,9 @@ class ServiceMetrics:
         self.rate_limited = Counter(
             "ragcorp_rate_limited_total", "Requests rejected by the rate limiter", ["route"], registry=r
         )
+        self.auth_failures = Counter(
+            "ragcorp_auth_failures_total", "Requests refused for a missing or invalid API key", registry=r
+        )
         self.db_connection_errors = Counter(
             "ragcorp_db_connection_errors_total", "Requests that found the database unreachable", registry=r
         )

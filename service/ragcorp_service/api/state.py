@@ -25,5 +25,7 @@ class AppState:
     tuning: SearchTuning
     keys: KeyRing
     rate_limits: TokenBuckets
+    #: Failed authentications per client address: key guessing is slowed to AUTH_FAILURES_PER_SECOND.
+    auth_failures: TokenBuckets
     metrics: ServiceMetrics
     tracer: trace.Tracer

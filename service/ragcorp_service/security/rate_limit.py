@@ -29,6 +29,14 @@ class TokenBuckets:
         self._buckets: dict[str, _Bucket] = {}
         self._max_keys = max_keys
 
+    def wait(self, key: str) -> float:
+        """Seconds until `key` has a token (0 when it has one now); spends nothing."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return 0.0
+        tokens = min(float(self.burst), bucket.tokens + (self._clock() - bucket.updated) * self.rate)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
     def take(self, key: str) -> float:
         """Spend one token; return 0 when allowed, else the seconds until one is available."""
         now = self._clock()

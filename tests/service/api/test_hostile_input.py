@@ -6,11 +6,14 @@ for Python's JSON parser but not values the service can store or search.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
 import pytest
 from fastapi import FastAPI
+
+from tests.service.conftest import ClientFactory
 
 NON_FINITE = ["NaN", "Infinity", "-Infinity", "1e400"]
 SURROGATE = '"\\ud800"'
@@ -147,3 +150,43 @@ async def test_a_text_file_of_only_nul_bytes_is_not_stored_as_an_empty_document(
     response = await client.post("/v1/documents", files={"files": ("nul.txt", b"\x00" * 64)})
     assert_refused(response, "no text")
     assert (await client.get("/v1/documents")).json()["total"] == 0
+
+
+def stalling_pdf(pages: int = 8, megabytes: int = 5) -> bytes:
+    """A small file whose pages all share one content stream of `megabytes` of text operators."""
+    import zlib
+
+    operators = b"BT /F1 12 Tf 72 720 Td (stall) Tj ET\n" * (megabytes * 1_000_000 // 38)
+    stream = zlib.compress(operators, 9)
+    kids = " ".join(f"{3 + i} 0 R" for i in range(pages)).encode()
+    content_number, font_number = 3 + pages, 4 + pages
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>" % pages]
+    objects += [
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+        b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (content_number, font_number)
+    ] * pages
+    objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    body = b"%PDF-1.4\n"
+    offsets = []
+    for number, content in enumerate(objects, 1):
+        offsets.append(len(body))
+        body += f"{number} 0 obj\n".encode() + content + b"\nendobj\n"
+    xref = len(body)
+    body += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    body += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    return body + f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+
+
+async def test_a_file_that_parses_slowly_is_cut_off_and_health_answers_meanwhile(client_for: ClientFactory) -> None:
+    client = await client_for(parse_timeout_seconds=2)
+    stall = stalling_pdf()
+    assert len(stall) < 100_000
+    upload = asyncio.create_task(client.post("/v1/documents", files={"files": ("stall.pdf", stall, "application/pdf")}))
+    await asyncio.sleep(0.5)
+    health = await client.get("/healthz")
+    assert health.status_code == 200
+    assert not upload.done(), "the health check had to wait for the parse"
+    response = await upload
+    assert response.status_code == 413, response.text
+    assert "PARSE_TIMEOUT_SECONDS" in response.json()["detail"]

@@ -12,6 +12,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from ragcorp_service.api.auth import AUTH_FAILURES_BURST
 from ragcorp_service.api.main import create_app
 from ragcorp_service.settings import SettingsError, load_settings
 from tests.service.conftest import ClientFactory
@@ -74,6 +75,22 @@ async def test_missing_wrong_and_malformed_keys_are_401(
     assert message in response.json()["detail"]
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert "s3cret" not in response.text and "s3cret" not in caplog.text
+
+
+async def test_key_guessing_is_slowed_per_address_and_counted(secured: httpx.AsyncClient) -> None:
+    for attempt in range(AUTH_FAILURES_BURST):
+        guess = await secured.post("/v1/search", json={"query": "q"}, headers={"X-API-Key": f"guess-{attempt}"})
+        assert guess.status_code == 401
+    blocked = await secured.post("/v1/search", json={"query": "q"}, headers={"X-API-Key": "ask-key"})
+    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1
+    assert "failed authentications" in blocked.json()["detail"]
+    assert (await secured.get("/healthz")).status_code == 200  # probes are never limited
+    # Another address is not held back by this one's guessing.
+    other = httpx.ASGITransport(app=secured._transport.app, client=("192.0.2.7", 4000))  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(transport=other, base_url="http://testserver") as elsewhere:
+        metrics = await elsewhere.get("/metrics", headers={"X-API-Key": "metrics-key"})
+    assert metrics.status_code == 200
+    assert f"ragcorp_auth_failures_total {AUTH_FAILURES_BURST}.0" in metrics.text
 
 
 async def test_health_and_version_need_no_key(secured: httpx.AsyncClient) -> None:

@@ -26,7 +26,8 @@ from ragcorp_service.api.schemas import (
     Metadata,
 )
 from ragcorp_service.ingestion import store
-from ragcorp_service.ingestion.parsing import SUPPORTED_EXTENSIONS, parse_file
+from ragcorp_service.ingestion.isolated_parsing import parse_isolated
+from ragcorp_service.ingestion.parsing import SUPPORTED_EXTENSIONS
 from ragcorp_service.ingestion.pipeline import IngestItem, IngestResult
 from ragcorp_service.settings import Settings
 
@@ -94,7 +95,7 @@ async def _form_items(request: Request, settings: Settings) -> list[IngestItem]:
             name = upload.filename or "upload.txt"
             if value_problem(name):
                 raise InvalidRequest(f"file name {json_safe(name)!r}: {value_problem(name)}")
-            parsed = parse_file(name, await upload.read())
+            parsed = await parse_isolated(name, await upload.read(), settings.parse_timeout_seconds)
             if not parsed.text.strip():
                 raise InvalidRequest(f"{name}: no text could be extracted")
             _check_length(settings, name, parsed.text)
