@@ -49,18 +49,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         factory = "ragcorp_service.api.main:create_app"
         uvicorn.run(factory, host=host, port=port, log_config=None, factory=True, reload=True, reload_dirs=[package])
         return 0
+    from ragcorp_service.api.server import server_config
+
     app = create_app(settings.model_copy(update={"database_url": database_url}))
-    trusted = settings.forwarded_allow_ips.strip()
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        # X-Forwarded-For picks the client (and so its rate-limit bucket) only from proxies named here.
-        proxy_headers=bool(trusted),
-        forwarded_allow_ips=trusted or None,
-        timeout_graceful_shutdown=20,
-    )
+    uvicorn.Server(server_config(app, settings)).run()
     return 0
 
 

@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     max_upload_files: int = Field(default=16, ge=1)
     #: Each uploaded file is parsed in a child process killed after this long (a 413 names it).
     parse_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: A connection whose request line and headers take longer is closed (slowloris).
+    request_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: A request body that stalls this long between pieces gets a 408.
+    request_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: The request line and headers together, in bytes (uvicorn answers 400 past it).
+    max_request_header_bytes: int = Field(default=16_384, ge=1024)
     max_top_k: int = Field(default=100, ge=1, le=1000)
 
     # Chunking, in embedder tokens.

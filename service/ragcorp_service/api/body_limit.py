@@ -1,4 +1,5 @@
-"""Reject request bodies over MAX_REQUEST_BYTES before they are read into memory.
+"""Reject request bodies over MAX_REQUEST_BYTES before they are read into memory, and bodies
+that stall (REQUEST_BODY_TIMEOUT_SECONDS between pieces) with a 408.
 
 Declared lengths are refused at once; chunked bodies are counted as they
 stream and cut off at the limit. Pure ASGI, so it also guards multipart parsing.
@@ -6,8 +7,10 @@ stream and cut off at the limit. Pure ASGI, so it also guards multipart parsing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ragcorp_service.api.errors import RequestTooLarge
@@ -18,17 +21,32 @@ class BodyTooLarge(RequestTooLarge):
         super().__init__(f"request body exceeds the limit of {max_bytes} bytes (MAX_REQUEST_BYTES)")
 
 
+class BodyTooSlow(HTTPException):
+    """An HTTPException, so FastAPI's body parsing passes it on (as it does RequestTooLarge)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, f"the request body stalled for {seconds:g} s (REQUEST_BODY_TIMEOUT_SECONDS)")
+
+
+#: Headers a request may carry (their bytes are bounded by MAX_REQUEST_HEADER_BYTES).
+MAX_REQUEST_HEADERS = 100
+
+
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, stall_seconds: float = 30.0, max_header_bytes: int = 16_384
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.stall_seconds = stall_seconds
+        self.max_header_bytes = max_header_bytes
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps({"detail": BodyTooLarge(self.max_bytes).detail}).encode()
+    async def _reject(self, send: Send, status: int = 413, detail: str | None = None) -> None:
+        body = json.dumps({"detail": detail or BodyTooLarge(self.max_bytes).detail}).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
             }
         )
@@ -38,19 +56,35 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = scope["headers"]
+        header_bytes = sum(len(name) + len(value) + 4 for name, value in headers)
+        if len(headers) > MAX_REQUEST_HEADERS or header_bytes > self.max_header_bytes:
+            detail = (
+                f"request headers exceed {MAX_REQUEST_HEADERS} fields or "
+                f"{self.max_header_bytes} bytes (MAX_REQUEST_HEADER_BYTES)"
+            )
+            await self._reject(send, 431, detail)
+            return
+        declared = dict(headers).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(send)
             return
 
         received = 0
+        body_complete = False
         response_started = False
 
         async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_complete
+            if body_complete:  # later reads wait for a disconnect (streaming responses): never time them
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.stall_seconds)
+            except TimeoutError:
+                raise BodyTooSlow(self.stall_seconds) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_complete = not message.get("more_body", False)
                 if received > self.max_bytes:
                     raise BodyTooLarge(self.max_bytes)
             return message
@@ -66,3 +100,6 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             if not response_started:
                 await self._reject(send)
+        except BodyTooSlow as exc:
+            if not response_started:
+                await self._reject(send, 408, str(exc.detail))

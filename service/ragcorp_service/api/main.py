@@ -119,7 +119,12 @@ def create_app(settings: Settings | None = None, span_exporter: SpanExporter | N
     app.state.tracer_provider = build_tracer_provider(settings, span_exporter)
     install_error_handlers(app, metrics)
     # Outermost last: the request context sees every response, CORS answers preflights early.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        stall_seconds=settings.request_body_timeout_seconds,
+        max_header_bytes=settings.max_request_header_bytes,
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

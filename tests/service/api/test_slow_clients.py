@@ -1,0 +1,93 @@
+"""Slow and oversized clients against the server `ragcorp-service serve` runs (real uvicorn, real sockets)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+import uvicorn
+
+from ragcorp_service.api.main import create_app
+from ragcorp_service.api.server import server_config
+from ragcorp_service.settings import Settings
+from tests.service.servers import free_port
+
+
+@contextmanager
+def served(settings: Settings) -> Iterator[int]:
+    port = free_port()
+    server = uvicorn.Server(server_config(create_app(settings), settings.model_copy(update={"port": port})))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def slow_limits(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={"request_header_timeout_seconds": 1.0, "request_body_timeout_seconds": 1.0, "rate_limit_rps": 1.0}
+    )
+
+
+def read_all(connection: socket.socket) -> bytes:
+    connection.settimeout(10)
+    chunks = []
+    while chunk := connection.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_request_head_that_trickles_in_is_cut_off(slow_limits: Settings) -> None:
+    with served(slow_limits) as port, socket.create_connection(("127.0.0.1", port)) as connection:
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # ... and the rest never comes
+        started = time.monotonic()
+        assert read_all(connection) == b""  # closed without an answer
+        assert time.monotonic() - started < 10
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200  # others are served
+
+
+def test_a_body_that_stalls_gets_a_408(slow_limits: Settings) -> None:
+    with served(slow_limits) as port, socket.create_connection(("127.0.0.1", port)) as connection:
+        connection.sendall(
+            b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+            b'{"query": '
+        )
+        answer = read_all(connection)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"REQUEST_BODY_TIMEOUT_SECONDS" in answer
+
+
+def test_request_headers_are_bounded(slow_limits: Settings) -> None:
+    with served(slow_limits) as port:
+        big = httpx.get(f"http://127.0.0.1:{port}/healthz", headers={"X-Filler": "y" * 20_000})
+        assert big.status_code == 431 and "MAX_REQUEST_HEADER_BYTES" in big.json()["detail"]
+        many = httpx.get(f"http://127.0.0.1:{port}/healthz", headers={f"X-F{i}": "y" for i in range(150)})
+        assert many.status_code == 431
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+
+
+def test_forwarded_for_from_an_untrusted_peer_does_not_pick_the_rate_limit_bucket(slow_limits: Settings) -> None:
+    """Anonymous mode limits per client address; a client on loopback naming others must not escape it."""
+    with served(slow_limits) as port:
+        statuses = [
+            httpx.post(
+                f"http://127.0.0.1:{port}/v1/search",
+                json={"query": "q", "mode": "keyword"},
+                headers={"X-Forwarded-For": f"198.51.100.{i}"},
+            ).status_code
+            for i in range(4)
+        ]
+    assert 429 in statuses, statuses
