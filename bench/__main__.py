@@ -3,7 +3,7 @@
 Each section is saved as soon as it finishes, over what bench/results.json already
 holds, so `BENCH_ONLY=search make bench` refreshes one section and keeps the others.
 
-Knobs (environment): BENCH_ONLY (comma list of quality, ingest, search, ask, operator, e2e),
+Knobs (environment): BENCH_ONLY (comma list of quality, ingest, search, ask, edge, operator, e2e),
 BENCH_SECONDS (each timed load, default 10), BENCH_INGEST_DOCS (default 1000),
 BENCH_CHUNKS (the large corpus, default 100000), BENCH_OPERATOR_RESOURCES (default 200),
 BENCH_OPERATOR_SECONDS (the time the operator gets with them, default 300),
@@ -21,14 +21,14 @@ from typing import Any
 
 import asyncpg
 
-from bench import ask_load, e2e_local, ingest, machine, operator_load, quality, search_latency, synthetic
+from bench import ask_load, e2e_local, edge, ingest, machine, operator_load, quality, search_latency, synthetic
 from bench.service import database_name, database_url, ensure_database, serving, with_database
 from ragcorp_service.client.beir import read_queries
 from ragcorp_service.providers.embedders import LocalEmbedder
 from ragcorp_service.settings import LOCAL_EMBEDDING_MODEL
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
-SECTIONS = ("quality", "ingest", "search", "ask", "operator", "e2e")
+SECTIONS = ("quality", "ingest", "search", "ask", "edge", "operator", "e2e")
 
 
 def knob(name: str, default: float) -> float:
@@ -71,6 +71,9 @@ async def run(only: set[str]) -> dict[str, Any]:
         if "ask" in only:
             print("ask: 32 concurrent clients ...", flush=True)
             results["ask"] = await ask_load.measure(service, queries, seconds)
+        if "edge" in only:
+            print("edge: /healthz while hostile uploads parse ...", flush=True)
+            results["edge"] = await asyncio.to_thread(edge.measure, service)
 
     if "search" in only:
         # A copy (made once, then reused) grows to the large size; the small database stays SciFact only.

@@ -63,6 +63,14 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
             found.extend(_search_rows(label, results[key]))
     if ask := results.get("ask"):
         found.append(("`/v1/ask` extractive, 32 clients", _latency(ask)))
+    for name, row in (results.get("edge") or {}).items():
+        found.append(
+            (
+                f"edge: {name} upload ({row['bytes']:,} bytes) while `/healthz` is polled",
+                f"upload {row['status']} after {row['seconds']} s; /healthz worst {row['healthz_worst_ms']} ms "
+                f"over {row['healthz_polls']} polls",
+            )
+        )
     if r := results.get("operator_rollout"):
         found.append(
             (
