@@ -49,10 +49,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         factory = "ragcorp_service.api.main:create_app"
         uvicorn.run(factory, host=host, port=port, log_config=None, factory=True, reload=True, reload_dirs=[package])
         return 0
-    from ragcorp_service.api.server import server_config
+    from ragcorp_service.api.server import server
 
     app = create_app(settings.model_copy(update={"database_url": database_url}))
-    uvicorn.Server(server_config(app, settings)).run()
+    server(app, settings).run()
     return 0
 
 

@@ -103,8 +103,10 @@ class Settings(BaseSettings):
     request_header_timeout_seconds: float = Field(default=10.0, gt=0)
     #: A request body that stalls this long between pieces gets a 408.
     request_body_timeout_seconds: float = Field(default=30.0, gt=0)
-    #: The request line and headers together, in bytes (uvicorn answers 400 past it).
+    #: The request line and headers together, in bytes (431 past it).
     max_request_header_bytes: int = Field(default=16_384, ge=1024)
+    #: After SIGTERM, seconds of serving with `Connection: close` and failing readiness before shutting down.
+    shutdown_drain_seconds: float = Field(default=5.0, ge=0)
     max_top_k: int = Field(default=100, ge=1, le=1000)
 
     # Chunking, in embedder tokens.

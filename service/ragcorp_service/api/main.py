@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from ragcorp_service import __version__
 from ragcorp_service.api.auth import AUTH_FAILURES_BURST, AUTH_FAILURES_PER_SECOND
 from ragcorp_service.api.body_limit import BodyLimitMiddleware
+from ragcorp_service.api.draining import Drain, DrainMiddleware
 from ragcorp_service.api.errors import install_error_handlers
 from ragcorp_service.api.instrumented import InstrumentedEmbedder, InstrumentedGenerator
 from ragcorp_service.api.metrics import ServiceMetrics
@@ -134,6 +135,8 @@ def create_app(settings: Settings | None = None, span_exporter: SpanExporter | N
         max_age=600,
     )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.state.drain = Drain()
+    app.add_middleware(DrainMiddleware, drain=app.state.drain)
     for router in (health.router, version.router, metrics_route.router, documents.router, search.router, ask.router):
         app.include_router(router)
     if app.state.tracer_provider is not None:

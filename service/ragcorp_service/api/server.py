@@ -11,11 +11,15 @@ for REQUEST_BODY_TIMEOUT_SECONDS.
 from __future__ import annotations
 
 import asyncio
+import signal
+import threading
+from types import FrameType
 from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ragcorp_service.api.draining import Drain
 from ragcorp_service.settings import Settings
 
 
@@ -52,8 +56,32 @@ class HeadTimeoutProtocol(H11Protocol):
             self.transport.close()
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, draining for `drain_seconds` after SIGTERM before it shuts down
+    (see `draining`); SIGINT, or a second signal, stops at once as uvicorn does."""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.drain = drain
+        self.drain_seconds = drain_seconds
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig != signal.SIGTERM or self.drain.active or self.drain_seconds <= 0:
+            super().handle_exit(sig, frame)
+            return
+        self.drain.active = True
+        later = threading.Timer(self.drain_seconds, super().handle_exit, (sig, frame))
+        later.daemon = True
+        later.start()
+
+
+def server(app: Any, settings: Settings) -> DrainingServer:
+    """The server `serve` runs (tests start the same one)."""
+    return DrainingServer(server_config(app, settings), app.state.drain, settings.shutdown_drain_seconds)
+
+
 def server_config(app: Any, settings: Settings) -> uvicorn.Config:
-    """The uvicorn configuration `serve` runs with (tests start the same one)."""
+    """The uvicorn configuration `serve` runs with."""
 
     class Protocol(HeadTimeoutProtocol):
         head_timeout = settings.request_header_timeout_seconds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -10,18 +11,19 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
-import uvicorn
 
 from ragcorp_service.api.main import create_app
-from ragcorp_service.api.server import server_config
+from ragcorp_service.api.server import DrainingServer
+from ragcorp_service.api.server import server as serve
 from ragcorp_service.settings import Settings
 from tests.service.servers import free_port
 
 
 @contextmanager
-def served(settings: Settings) -> Iterator[int]:
+def served(settings: Settings) -> Iterator[tuple[int, DrainingServer]]:
     port = free_port()
-    server = uvicorn.Server(server_config(create_app(settings), settings.model_copy(update={"port": port})))
+    settings = settings.model_copy(update={"port": port})
+    server = serve(create_app(settings), settings)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 120
@@ -29,7 +31,7 @@ def served(settings: Settings) -> Iterator[int]:
         assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
         time.sleep(0.05)
     try:
-        yield port
+        yield port, server
     finally:
         server.should_exit = True
         thread.join(timeout=30)
@@ -51,7 +53,7 @@ def read_all(connection: socket.socket) -> bytes:
 
 
 def test_a_request_head_that_trickles_in_is_cut_off(slow_limits: Settings) -> None:
-    with served(slow_limits) as port, socket.create_connection(("127.0.0.1", port)) as connection:
+    with served(slow_limits) as (port, _), socket.create_connection(("127.0.0.1", port)) as connection:
         connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # ... and the rest never comes
         started = time.monotonic()
         assert read_all(connection) == b""  # closed without an answer
@@ -60,7 +62,7 @@ def test_a_request_head_that_trickles_in_is_cut_off(slow_limits: Settings) -> No
 
 
 def test_a_body_that_stalls_gets_a_408(slow_limits: Settings) -> None:
-    with served(slow_limits) as port, socket.create_connection(("127.0.0.1", port)) as connection:
+    with served(slow_limits) as (port, _), socket.create_connection(("127.0.0.1", port)) as connection:
         connection.sendall(
             b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
             b'{"query": '
@@ -71,7 +73,7 @@ def test_a_body_that_stalls_gets_a_408(slow_limits: Settings) -> None:
 
 
 def test_request_headers_are_bounded(slow_limits: Settings) -> None:
-    with served(slow_limits) as port:
+    with served(slow_limits) as (port, _):
         big = httpx.get(f"http://127.0.0.1:{port}/healthz", headers={"X-Filler": "y" * 20_000})
         assert big.status_code == 431 and "MAX_REQUEST_HEADER_BYTES" in big.json()["detail"]
         many = httpx.get(f"http://127.0.0.1:{port}/healthz", headers={f"X-F{i}": "y" for i in range(150)})
@@ -81,7 +83,7 @@ def test_request_headers_are_bounded(slow_limits: Settings) -> None:
 
 def test_forwarded_for_from_an_untrusted_peer_does_not_pick_the_rate_limit_bucket(slow_limits: Settings) -> None:
     """Anonymous mode limits per client address; a client on loopback naming others must not escape it."""
-    with served(slow_limits) as port:
+    with served(slow_limits) as (port, _):
         statuses = [
             httpx.post(
                 f"http://127.0.0.1:{port}/v1/search",
@@ -91,3 +93,20 @@ def test_forwarded_for_from_an_untrusted_peer_does_not_pick_the_rate_limit_bucke
             for i in range(4)
         ]
     assert 429 in statuses, statuses
+
+
+def test_sigterm_drains_kept_alive_clients_before_shutting_down(settings: Settings) -> None:
+    """After SIGTERM: still serving, every answer says Connection: close, readiness fails; then it stops."""
+    drained = settings.model_copy(update={"shutdown_drain_seconds": 2.0})
+    with served(drained) as (port, server), httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        assert client.get("/healthz").headers.get("connection") != "close"
+        server.handle_exit(signal.SIGTERM, None)  # what the signal handler calls
+        answer = client.get("/healthz")
+        assert answer.status_code == 200 and answer.headers["connection"] == "close"
+        ready = client.get("/healthz", params={"full": "true"})
+        assert ready.status_code == 503 and ready.json()["checks"]["shutdown"]["status"] == "draining"
+        assert not server.should_exit
+        deadline = time.monotonic() + 30
+        while not server.should_exit and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.should_exit, "the drain never ended"

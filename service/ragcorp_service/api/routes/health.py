@@ -11,7 +11,7 @@ import asyncio
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from ragcorp_service.api.deps import StateDep
@@ -33,12 +33,14 @@ async def _timed(check: Any) -> dict[str, Any]:
 
 
 @router.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
-async def healthz(state: StateDep, full: bool = False) -> JSONResponse:
+async def healthz(request: Request, state: StateDep, full: bool = False) -> JSONResponse:
     checks = {"database": await _timed(state.pool.fetchval("SELECT 1"))}
     if full:
         generator = state.providers.generator
         checks["generator"] = await _timed(generator.check())
         checks["generator"]["name"] = generator.name
+        if request.app.state.drain.active:  # shutting down: out of rotation, while still serving
+            checks["shutdown"] = {"status": "draining"}
     healthy = all(check["status"] == "ok" for check in checks.values())
     body = HealthOut(status="ok" if healthy else "unavailable", checks=checks)
     if healthy:
