@@ -95,6 +95,17 @@ def test_forwarded_for_from_an_untrusted_peer_does_not_pick_the_rate_limit_bucke
     assert 429 in statuses, statuses
 
 
+@pytest.fixture
+def restores_sse_exit_flag() -> Iterator[None]:
+    """sse-starlette wraps uvicorn's exit handler to end every SSE stream in the process for good
+    (a class-level flag): after a test drives that handler, later tests' streams must not inherit it."""
+    from sse_starlette.sse import AppStatus
+
+    yield
+    AppStatus.should_exit = False
+
+
+@pytest.mark.usefixtures("restores_sse_exit_flag")
 def test_sigterm_drains_kept_alive_clients_before_shutting_down(settings: Settings) -> None:
     """After SIGTERM: still serving, every answer says Connection: close, readiness fails; then it stops."""
     drained = settings.model_copy(update={"shutdown_drain_seconds": 2.0})
