@@ -62,6 +62,20 @@ class Outcome:
     clear_annotations: tuple[str, ...] = ()
 
 
+def _rollback_request(spec: RagSpec) -> dict[str, Any] | None:
+    return spec.rollback.model_dump(by_alias=True) if spec.rollback is not None else None
+
+
+def _handled_rollback(status: dict[str, Any], spec: RagSpec) -> dict[str, Any] | None:
+    """The `spec.rollback` last acted on. A request is its content, not the generation it was seen
+    at: any later spec edit bumps the generation, and must not fire a stale rollback again. (Status
+    written by an older operator recorded only a generation: its request counts as handled.)"""
+    if "handledRollback" not in status and status.get("handledRollbackGeneration") is not None:
+        return _rollback_request(spec)
+    handled = status.get("handledRollback")
+    return handled if isinstance(handled, dict) else None
+
+
 def requests_from(resource: Resource, spec: RagSpec) -> Requests:
     """Annotations and a new `spec.rollback` as one-shot requests (pure)."""
     annotations = resource.annotations
@@ -69,7 +83,7 @@ def requests_from(resource: Resource, spec: RagSpec) -> Requests:
     raw = annotations.get(ROLLBACK)
     if raw is not None:
         rollback_to = 0 if raw.strip() in ("", "previous") else int(raw) if raw.strip().isdigit() else -1
-    elif spec.rollback is not None and resource.status.get("handledRollbackGeneration") != resource.generation:
+    elif spec.rollback is not None and _handled_rollback(resource.status, spec) != _rollback_request(spec):
         rollback_to = spec.rollback.to_revision
     return Requests(
         promote=PROMOTE in annotations,
@@ -218,8 +232,9 @@ def reconcile(cluster: Cluster, resource: Resource, emit: EventSink, now: dateti
                 resource.status.get("conditions") or [], conditions(decision, active_ready), now
             ),
         }
-        if spec.rollback is not None:
-            status["handledRollbackGeneration"] = resource.generation
+        # Cleared when spec.rollback goes: setting the same request again asks again.
+        status["handledRollback"] = _rollback_request(spec)
+        status["handledRollbackGeneration"] = None
         handled = decision.handled
         cleared = [
             key
