@@ -46,6 +46,10 @@ def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return None
 
 
+def _succeeded(job: dict[str, Any]) -> bool:
+    return int((job.get("status") or {}).get("succeeded") or 0) >= 1 or _condition(job, "Complete") is not None
+
+
 def termination_reports(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The JSON objects the Job's Pods left as termination messages (their last line each)."""
     reports = []
@@ -91,8 +95,7 @@ def job_state(kind: JobKind, job: dict[str, Any] | None, pods: list[dict[str, An
         message = f"{reason}: {failed.get('message') or 'the Job failed'}"
         detail = smoke_detail_from_pods(pods) if kind == "smoke" else None
         return JobState("failed", message=f"{message}; {detail}" if detail else message)
-    status = job.get("status") or {}
-    if int(status.get("succeeded") or 0) >= 1 or _condition(job, "Complete") is not None:
+    if _succeeded(job):
         if kind not in REPORTS_SCHEMA:
             return JobState("succeeded")
         revision = schema_revision_from_pods(pods)
@@ -107,5 +110,5 @@ def needs_pods(kind: JobKind, job: dict[str, Any] | None) -> bool:
     if job is None:
         return False
     if kind in REPORTS_SCHEMA:
-        return int((job.get("status") or {}).get("succeeded") or 0) >= 1 or _condition(job, "Complete") is not None
+        return _succeeded(job)
     return kind == "smoke" and _condition(job, "Failed") is not None

@@ -65,7 +65,7 @@ def require(scope: str) -> object:
             raise
         if scope not in principal.scopes:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"this API key lacks the {scope!r} scope")
-        caller = principal.name if not principal.anonymous else f"ip:{request.client.host if request.client else '-'}"
+        caller = principal.name if not principal.anonymous else f"ip:{address}"
         wait = state.rate_limits.take(caller)
         if wait > 0:
             state.metrics.rate_limited.labels(route_of(request.scope)).inc()

@@ -29,12 +29,15 @@ class TokenBuckets:
         self._buckets: dict[str, _Bucket] = {}
         self._max_keys = max_keys
 
+    def _refilled(self, bucket: _Bucket, now: float) -> float:
+        return min(float(self.burst), bucket.tokens + (now - bucket.updated) * self.rate)
+
     def wait(self, key: str) -> float:
         """Seconds until `key` has a token (0 when it has one now); spends nothing."""
         bucket = self._buckets.get(key)
         if bucket is None:
             return 0.0
-        tokens = min(float(self.burst), bucket.tokens + (self._clock() - bucket.updated) * self.rate)
+        tokens = self._refilled(bucket, self._clock())
         return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
 
     def take(self, key: str) -> float:
@@ -45,7 +48,7 @@ class TokenBuckets:
             if len(self._buckets) >= self._max_keys:
                 self._evict_full(now)
             bucket = self._buckets[key] = _Bucket(float(self.burst), now)
-        bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.updated) * self.rate)
+        bucket.tokens = self._refilled(bucket, now)
         bucket.updated = now
         if bucket.tokens >= 1:
             bucket.tokens -= 1

@@ -55,9 +55,6 @@ class DeploymentController:
         self.kubelet = kubelet
         self.written: dict[str, dict[str, Any]] = {}
 
-    def pods_of(self, uid: str) -> list[Pod]:
-        return [p for p in self.kubelet.pods.values() if p.owner == uid and not p.terminating]
-
     def retire(self, pod: Pod) -> None:
         pod.terminating = True  # out of every Service now, as the endpoints controller does
         pod.ready = False
@@ -330,7 +327,6 @@ class ServiceProxy:
         self.kubelet = kubelet
         self.hosts_file = hosts_file
         self.services: dict[tuple[str, str], ServiceEntry] = {}
-        self.connections = 0
         self.external_names: set[tuple[str, str]] = set()
         self._write_hosts()
 
@@ -394,7 +390,6 @@ class ServiceProxy:
             return
         pod = backends[entry.turn % len(backends)]
         entry.turn += 1
-        self.connections += 1
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(
                 pod.ip, pod.port(port.get("targetPort", port["port"]))

@@ -93,8 +93,8 @@ async def _form_items(request: Request, settings: Settings) -> list[IngestItem]:
         items = []
         for upload in files:
             name = upload.filename or "upload.txt"
-            if value_problem(name):
-                raise InvalidRequest(f"file name {json_safe(name)!r}: {value_problem(name)}")
+            if problem := value_problem(name):
+                raise InvalidRequest(f"file name {json_safe(name)!r}: {problem}")
             parsed = await parse_isolated(name, await upload.read(), settings.parse_timeout_seconds)
             if not parsed.text.strip():
                 raise InvalidRequest(f"{name}: no text could be extracted")
