@@ -81,10 +81,6 @@ class Pod:
                 return int(port["containerPort"])
         raise KeyError(f"pod {self.name} has no port named {name_or_number}")
 
-    def log(self) -> str:
-        path = self.directory / "log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
 
 def closed_ancestor(path: Path) -> tuple[str, str] | None:
     """The first directory on `path` that other users cannot enter, and its child on the path."""
