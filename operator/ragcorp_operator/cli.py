@@ -7,12 +7,12 @@ ragcorp-operator run [--namespace NS ...]    # like `kopf run`, from kubeconfig 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import yaml
 
+from ragcorp_operator.operator_settings import OperatorSettings
 from ragcorp_operator.spec import SpecError
 
 
@@ -30,12 +30,22 @@ def _render(path: str) -> int:
     return 0
 
 
-def _run(namespaces: list[str], liveness_port: int, standalone: bool) -> int:
+def _run(args: argparse.Namespace) -> int:
     import asyncio
 
     import kopf
 
-    from ragcorp_operator import handlers  # noqa: F401  (registers the handlers)
+    from ragcorp_operator import handlers  # registers the handlers
+
+    handlers.configured = OperatorSettings(
+        resync_seconds=args.resync_seconds,
+        metrics_port=args.metrics_port,
+        peering_name=args.peering_name,
+        peering_priority=args.peering_priority,
+        peering_lifetime=args.peering_lifetime,
+        namespaces=tuple(args.namespace),
+    )
+    namespaces, standalone = args.namespace, args.standalone
 
     # kopf's own CLI sets up logging; called as a library it must be told, or `kubectl logs` stays empty.
     kopf.configure(log_format=kopf.LogFormat.JSON, log_refkey="resource")
@@ -45,8 +55,8 @@ def _run(namespaces: list[str], liveness_port: int, standalone: bool) -> int:
             namespaces=namespaces,
             standalone=standalone,
             # A named peering is mandatory: replicas wait for their peering object rather than all act at once.
-            peering_name=None if standalone else os.environ.get("RAGCORP_PEERING_NAME", "ragcorp-operator"),
-            liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
+            peering_name=None if standalone else args.peering_name,
+            liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None,
         )
     )
     return 0
@@ -61,10 +71,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--namespace", "-n", action="append", default=[], help="watch only these (default: all)")
     run.add_argument("--liveness-port", type=int, default=8080, help="0 disables the liveness endpoint")
     run.add_argument("--standalone", action="store_true", help="no peering (single replica, or tests)")
+    defaults = OperatorSettings.from_env()
+    for flag, value, text in (
+        ("--resync-seconds", defaults.resync_seconds, "full passes over a quiet resource [RAGCORP_RESYNC_SECONDS]"),
+        ("--metrics-port", defaults.metrics_port, "the operator's /metrics, 0 disables [RAGCORP_OPERATOR_METRICS_PORT]"),
+        ("--peering-name", defaults.peering_name, "kopf peering shared by the replicas [RAGCORP_PEERING_NAME]"),
+        ("--peering-priority", defaults.peering_priority, "0 draws one at random [RAGCORP_PEERING_PRIORITY]"),
+        ("--peering-lifetime", defaults.peering_lifetime, "seconds a silent peer counts [RAGCORP_PEERING_LIFETIME]"),
+    ):
+        run.add_argument(flag, type=type(value), default=value, help=f"{text} (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.command == "render":
         return _render(args.filename)
-    return _run(args.namespace, args.liveness_port, args.standalone)
+    return _run(args)
 
 
 if __name__ == "__main__":

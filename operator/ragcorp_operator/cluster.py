@@ -3,7 +3,10 @@
 A thin layer over the official client's REST call so that every kind, custom
 or built-in, takes the same path. Writes are JSON merge patches of the desired
 manifest (lists replaced whole), skipped when the object already matches, so a
-drift-correction pass over a healthy resource writes nothing.
+drift-correction pass over a healthy resource writes nothing. A Job's template
+is immutable, so a Job that differs is replaced, never patched. The resource's
+own status is written with the `resourceVersion` it was computed from as a
+precondition: a pass that read stale state loses (`Conflict`) and reads again.
 """
 
 from __future__ import annotations
@@ -17,9 +20,15 @@ from typing import Any, Literal
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from ragcorp_operator import GROUP, PLURAL, VERSION
+
 Manifest = dict[str, Any]
 KIND_CACHE_SECONDS = 60.0
-Outcome = Literal["created", "updated", "unchanged"]
+Outcome = Literal["created", "updated", "replaced", "unchanged"]
+
+
+class Conflict(Exception):
+    """The object changed since it was read (HTTP 409): read it again and decide again."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,10 @@ KINDS: dict[str, Kind] = {
     "ServiceMonitor": Kind("monitoring.coreos.com", "v1", "servicemonitors"),
     "PrometheusRule": Kind("monitoring.coreos.com", "v1", "prometheusrules"),
 }
+
+
+def _resource_path(namespace: str, name: str) -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
 
 
 def kube_configuration() -> client.Configuration:
@@ -84,6 +97,10 @@ class Cluster:
         self._api = api_client
         self._kinds: dict[str, tuple[bool, float]] = {}
 
+    @property
+    def api_client(self) -> client.ApiClient:
+        return self._api
+
     def _path(self, kind: str, namespace: str, name: str | None = None) -> str:
         spec = KINDS[kind]
         base = f"/apis/{spec.group}/{spec.version}" if spec.group else f"/api/{spec.version}"
@@ -111,6 +128,41 @@ class Cluster:
         if not 200 <= response.status <= 299:
             raise ApiException(http_resp=response)
         return json.loads(response.data) if response.data else None
+
+    def get_resource(self, namespace: str, name: str) -> Manifest | None:
+        """The RagCorpDeployment itself, or None once it is gone."""
+        try:
+            found: Manifest = self._call("GET", _resource_path(namespace, name))
+            return found
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any], resource_version: str) -> Manifest:
+        """Write the resource's status only if nothing changed since `resource_version` was read."""
+        body = {"metadata": {"resourceVersion": resource_version}, "status": status}
+        try:
+            patched: Manifest = self._call(
+                "PATCH",
+                _resource_path(namespace, name) + "/status",
+                body=body,
+                content_type="application/merge-patch+json",
+            )
+            return patched
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(f"{namespace}/{name} changed since resourceVersion {resource_version}") from exc
+            raise
+
+    def annotate(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
+        """Set (or, with None, remove) annotations on the resource, as `kubectl annotate` does."""
+        self._call(
+            "PATCH",
+            _resource_path(namespace, name),
+            body={"metadata": {"annotations": annotations}},
+            content_type="application/merge-patch+json",
+        )
 
     def get(self, kind: str, namespace: str, name: str) -> Manifest | None:
         try:
@@ -154,6 +206,10 @@ class Cluster:
             return "created"
         if is_subset(manifest, existing):
             return "unchanged"
+        if kind == "Job":
+            # A Job's pod template is immutable: the old one goes (its Pods with it) and the next pass creates.
+            self.delete(kind, meta["namespace"], meta["name"])
+            return "replaced"
         self._call(
             "PATCH",
             self._path(kind, meta["namespace"], meta["name"]),

@@ -1,32 +1,48 @@
-"""kopf handlers: thin adapters from kopf's callbacks to `reconciling.reconcile`.
+"""kopf handlers: one reconciler per resource, woken by events.
 
-Create, update and resume react at once; the timer is the level-triggered
-heartbeat that advances rollouts (Job finished, replicas ready) and restores
-children someone deleted or edited by hand.
+`reconciler` (a kopf daemon, one per RagCorpDeployment) is the only code that
+reconciles a resource, so two passes over one resource never overlap and never
+compute from the same stale status. It sleeps until something concerns it: an
+edit of the resource (annotations included: `on_resource_event` sees every
+watch event, unlike kopf's diff-based update handlers), a child's progress or
+drift (`watching`), the rollout's next deadline (`rollout.next_wakeup`), or the
+resync that repairs what nobody reported. Each pass runs in a thread
+(`reconciling` uses the synchronous client) and only reads, decides and writes.
 """
 
 from __future__ import annotations
 
-import os
+import asyncio
 import random
 import time
-from typing import Any
+from datetime import timedelta
+from typing import Any, cast
 
 import kopf
 import prometheus_client
 
 from ragcorp_operator import GROUP, PLURAL, VERSION, metrics
 from ragcorp_operator.cluster import Cluster, kube_configuration, load_api_client
-from ragcorp_operator.reconciling import Resource, reconcile
+from ragcorp_operator.operator_settings import OperatorSettings
+from ragcorp_operator.reconciling import Memory, PassResult, reconcile
 from ragcorp_operator.rollout import Event
+from ragcorp_operator.wakeups import Wakeup, Wakeups
+from ragcorp_operator.watching import ChildWatcher, start_watchers
 
-RECONCILE_INTERVAL = float(os.environ.get("RAGCORP_RECONCILE_INTERVAL", "10"))
-#: The operator's own /metrics (0 disables it).
-METRICS_PORT = int(os.environ.get("RAGCORP_OPERATOR_METRICS_PORT", "9090"))
-#: kopf peering: this replica's priority (0 draws one at random) and how long a silent peer counts as alive.
-PEERING_PRIORITY = int(os.environ.get("RAGCORP_PEERING_PRIORITY", "0"))
-PEERING_LIFETIME = int(os.environ.get("RAGCORP_PEERING_LIFETIME", "15"))
+#: After a pass failed (the API server unreachable, a bug), wait this long before the next.
+ERROR_BACKOFF_SECONDS = 5.0
+#: Set by `ragcorp-operator run` before kopf starts; kopf's test runner leaves the environment's.
+configured: OperatorSettings | None = None
+wakeups = Wakeups()
 _cluster: Cluster | None = None
+_watchers: list[ChildWatcher] = []
+
+
+def settings() -> OperatorSettings:
+    global configured
+    if configured is None:
+        configured = OperatorSettings.from_env()
+    return configured
 
 
 def cluster() -> Cluster:
@@ -56,62 +72,91 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    ours = globals()["settings"]()
     settings.posting.level = 20  # INFO and up become Kubernetes Events
     settings.persistence.finalizer = "ragcorp.dev/operator"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ragcorp.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="ragcorp.dev")
     settings.watching.server_timeout = 300
-    settings.peering.name = os.environ.get("RAGCORP_PEERING_NAME", "ragcorp-operator")
+    settings.peering.name = ours.peering_name
     # kopf pauses every peer that shares the highest priority, so replicas of one Deployment (same
     # args, same env) must not share one: each draws its own unless one is configured.
-    settings.peering.priority = PEERING_PRIORITY or random.SystemRandom().randint(1, 2**31 - 1)
+    settings.peering.priority = ours.peering_priority or random.SystemRandom().randint(1, 2**31 - 1)
     # A replica that dies without saying goodbye (kill -9, a lost node) blocks the others until
     # its keep-alive expires: this many seconds bounds a takeover.
-    settings.peering.lifetime = PEERING_LIFETIME
-    if METRICS_PORT:
-        prometheus_client.start_http_server(METRICS_PORT)
+    settings.peering.lifetime = ours.peering_lifetime
+    if ours.metrics_port:
+        prometheus_client.start_http_server(ours.metrics_port)
+    _watchers[:] = start_watchers(cluster().api_client, list(ours.namespaces), wakeups)
 
 
-def _run(body: kopf.Body, patch: kopf.Patch) -> None:
-    meta = body.get("metadata", {})
-    resource = Resource(
-        name=meta["name"],
-        namespace=meta["namespace"],
-        uid=meta.get("uid") or "",
-        generation=int(meta.get("generation") or 0),
-        spec=dict(body.get("spec") or {}),
-        status=dict(body.get("status") or {}),
-        annotations=dict(meta.get("annotations") or {}),
-    )
+@kopf.on.cleanup()
+def stop_watching(**_: Any) -> None:
+    for watcher in _watchers:
+        watcher.stop()
+    _watchers.clear()
 
-    def emit(event: Event) -> None:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def on_resource_event(uid: str, **_: Any) -> None:
+    """Any change of the resource (spec, annotations, deletion) wakes its reconciler."""
+    wakeups.wake(uid)
+
+
+def _sink(body: dict[str, Any], event: Event) -> None:
+    kopf.event(kopf.Body(cast(kopf.RawBody, body)), type=event.type, reason=event.reason, message=event.message)
+
+
+def _pass(namespace: str, name: str, memory: Memory, full: bool) -> PassResult:
     started = time.perf_counter()
     try:
-        outcome = reconcile(cluster(), resource, emit)
+        result = reconcile(cluster(), namespace, name, memory, full, _sink)
     except Exception:
-        metrics.RECONCILES.labels(resource.namespace, resource.name, "error").inc()
+        metrics.RECONCILES.labels(namespace, name, "error").inc()
         raise
     finally:
         metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
-    status = outcome.status
-    conditions = status.get("conditions") or []
-    degraded = any(c.get("type") == "Degraded" and c.get("status") == "True" for c in conditions)
-    metrics.RECONCILES.labels(resource.namespace, resource.name, "degraded" if degraded else "ok").inc()
-    for key, value in status.items():
-        patch.status[key] = value
-    for annotation in outcome.clear_annotations:
-        patch.metadata.annotations[annotation] = None
+    if result.outcome != "gone":
+        metrics.RECONCILES.labels(namespace, name, result.outcome).inc()
+    return result
 
 
-@kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile-on-create")
-@kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile-on-update")
-@kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile-on-resume")
-def react(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    _run(body, patch)
+@kopf.daemon(GROUP, VERSION, PLURAL, id="reconciler", cancellation_timeout=10)
+async def reconciler(
+    stopped: kopf.DaemonStopped, uid: str, namespace: str | None, name: str, logger: kopf.Logger, **_: Any
+) -> None:
+    assert namespace is not None, "RagCorpDeployment is namespaced"
+    wakeup = wakeups.register(uid)
+    memory = Memory()
+    resync = settings().resync_seconds
+    last_full = float("-inf")
+    try:
+        while not stopped:
+            full = wakeup.take_full() or time.monotonic() - last_full >= resync
+            try:
+                result = await asyncio.to_thread(_pass, namespace, name, memory, full)
+            except Exception as exc:  # logged, and tried again: the next pass reads everything afresh
+                logger.exception(f"reconcile failed: {exc}")
+                memory.applied_plan = None
+                await _sleep(wakeup, ERROR_BACKOFF_SECONDS, stopped)
+                continue
+            if result.outcome == "gone":
+                return
+            if full:
+                last_full = time.monotonic()
+            until_resync = max(resync - (time.monotonic() - last_full), 0.0)
+            wake_after = min(result.wake_after or timedelta(seconds=until_resync), timedelta(seconds=until_resync))
+            await _sleep(wakeup, wake_after.total_seconds(), stopped)
+    finally:
+        wakeups.unregister(uid, wakeup)
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=RECONCILE_INTERVAL, id="reconcile-periodically")
-def heartbeat(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    _run(body, patch)
+async def _sleep(wakeup: Wakeup, seconds: float, stopped: kopf.DaemonStopped) -> None:
+    """Until woken, `seconds` pass, or kopf stops the daemon (deletion, pausing, exit)."""
+    sleeping = asyncio.ensure_future(wakeup.wait())
+    stopping = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait({sleeping, stopping}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeping.cancel()
+        stopping.cancel()

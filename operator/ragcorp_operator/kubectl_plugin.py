@@ -6,23 +6,21 @@
     kubectl ragcorp rollback NAME [--to-revision N] [-n NS]
 
 Requests are annotations the operator acts on once and then removes, so the
-plugin needs only `patch` on ragcorpdeployments, like `kubectl annotate`.
+plugin needs only `patch` on ragcorpdeployments, like `kubectl annotate`. Each
+promote, abort or retry carries a fresh id (the moment it was asked), which the
+operator records once handled: asking again is always a new request.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from ragcorp_operator import GROUP, PLURAL, VERSION
 from ragcorp_operator.cluster import Cluster, load_api_client
-
-
-def _path(namespace: str, name: str) -> str:
-    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
 
 
 def format_status(resource: dict[str, Any]) -> str:
@@ -74,9 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     namespace = args.namespace or _default_namespace()
     cluster = Cluster(load_api_client())
     try:
-        resource: dict[str, Any] = cluster._call("GET", _path(namespace, args.name))
+        resource = cluster.get_resource(namespace, args.name)
     except ApiException as exc:
         print(f"kubectl-ragcorp: cannot read ragcorpdeployment {namespace}/{args.name}: {exc.reason}", file=sys.stderr)
+        return 1
+    if resource is None:
+        print(f"kubectl-ragcorp: ragcorpdeployment {namespace}/{args.name} not found", file=sys.stderr)
         return 1
     if args.command == "status":
         print(format_status(resource))
@@ -84,15 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "history":
         print(format_history(resource))
         return 0
-    value = "true"
+    value = datetime.now(UTC).isoformat(timespec="milliseconds")
     if args.command == "rollback":
         value = str(args.to_revision) if args.to_revision is not None else "previous"
-    cluster._call(
-        "PATCH",
-        _path(namespace, args.name),
-        body={"metadata": {"annotations": {f"ragcorp.dev/{args.command}": value}}},
-        content_type="application/merge-patch+json",
-    )
+    cluster.annotate(namespace, args.name, {f"ragcorp.dev/{args.command}": value})
     print(f"ragcorpdeployment {namespace}/{args.name}: {args.command} requested")
     return 0
 

@@ -112,3 +112,41 @@ def needs_pods(kind: JobKind, job: dict[str, Any] | None) -> bool:
     if kind in REPORTS_SCHEMA:
         return _succeeded(job)
     return kind == "smoke" and _condition(job, "Failed") is not None
+
+
+#: The owner's kind in a child's ownerReferences.
+OWNER_KIND = "RagCorpDeployment"
+
+
+def owner_uid(manifest: dict[str, Any]) -> str | None:
+    for ref in manifest.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("kind") == OWNER_KIND and ref.get("uid"):
+            return str(ref["uid"])
+    return None
+
+
+def _finish(job: dict[str, Any]) -> str:
+    if _condition(job, "Failed") is not None:
+        return "failed"
+    return "succeeded" if _succeeded(job) else "running"
+
+
+def child_signature(kind: str, manifest: dict[str, Any]) -> tuple[str, str]:
+    """What of a child its owner reacts to, as (progress, shape).
+
+    A change of progress (a Job finishing, a Deployment's replica counts) asks for a pass; a
+    change of shape (someone edited or deleted what the operator wrote) asks for a full pass
+    that repairs it. Everything else (a Job's Pod counts, timestamps) wakes nobody."""
+    meta = manifest.get("metadata", {})
+    deleting = "deleting" if meta.get("deletionTimestamp") else ""
+    if kind == "Job":
+        return f"{_finish(manifest)}{deleting}", ""
+    status = manifest.get("status") or {}
+    shape = json.dumps([manifest.get("spec"), manifest.get("data"), meta.get("labels")], sort_keys=True, default=str)
+    if kind == "Deployment":
+        counts = [
+            status.get(key) or 0
+            for key in ("observedGeneration", "replicas", "updatedReplicas", "readyReplicas", "availableReplicas")
+        ]
+        return f"{counts}{meta.get('generation')}{deleting}", shape
+    return deleting, shape

@@ -1,22 +1,22 @@
 """From a spec and the rollout's decision to the full set of children and the status.
 
-Pure: the handlers feed it what they read and apply what it returns.
+Pure: the reconciler feeds it what it read and writes what it returns.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from ragcorp_operator.conditions import Condition
-from ragcorp_operator.naming import COLORS, dashboards_name, deployment_name
+from ragcorp_operator.conditions import Condition, merge_conditions
+from ragcorp_operator.naming import COLORS, Color, dashboards_name, deployment_name, selector
 from ragcorp_operator.render.common import Manifest, Owner
 from ragcorp_operator.render.config import config_map
 from ragcorp_operator.render.monitoring import dashboards_config_map, prometheus_rule, service_monitor
 from ragcorp_operator.render.networking import active_service, autoscaler, disruption_budget, preview_service
 from ragcorp_operator.render.workloads import backup_job, deployment, downgrade_job, migration_job, smoke_job
-from ragcorp_operator.rollout import IN_FLIGHT, Decision, Intent, JobIntent, Settings
+from ragcorp_operator.rollout import IN_FLIGHT, Decision, DeploymentState, Intent, JobIntent, Settings
 from ragcorp_operator.spec import RagSpec, parse_spec
 
 #: (apiVersion, kind) of the monitoring kinds, rendered only where their CRDs exist.
@@ -151,3 +151,59 @@ def render_resource(resource: dict[str, Any], monitoring: bool = True) -> list[M
     )
     kinds = frozenset({SERVICE_MONITOR, PROMETHEUS_RULE}) if monitoring else frozenset()
     return children(owner, spec, intent, kinds).apply
+
+
+def rollout_status(
+    name: str,
+    generation: int,
+    previous: dict[str, Any],
+    decision: Decision,
+    deployments: dict[Color, DeploymentState],
+    settings: Settings,
+    extra: dict[str, Any],
+    problem: Condition | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The whole status after a decision: the machine's state, the serving colour's replica counts
+    (the scale subresource reads them) and the four conditions. `problem` (a missing Secret)
+    overrides Degraded without stopping the rollout."""
+    state = decision.state
+    active = deployments.get(state.active_color) if state.active_color else None
+    active_ready = bool(active and state.active_image and active.ready_at(state.active_image, settings.replicas))
+    current = conditions(decision, active_ready)
+    if problem is not None and not (state.phase == "Aborted" and state.failure):
+        current = [c for c in current if c.type != "Degraded"] + [problem]
+    return {
+        **state.to_status(),
+        "readyReplicas": active.ready_replicas if active else 0,
+        "replicas": active.replicas if active else 0,
+        "selector": ",".join(f"{k}={v}" for k, v in sorted(selector(name).items())),
+        "observedGeneration": generation,
+        "failureMessage": problem.message if problem else None,
+        **extra,
+        "conditions": merge_conditions(previous.get("conditions") or [], current, now),
+    }
+
+
+def invalid_spec_status(previous: dict[str, Any], message: str, now: datetime) -> dict[str, Any]:
+    """An unusable spec changes no child and no `observedGeneration` (the applied spec is still the
+    last good one); Ready says the new generation is not applied, Degraded says why."""
+    kept = [
+        Condition(c["type"], c["status"], c.get("reason", ""), c.get("message", ""))
+        for c in previous.get("conditions") or []
+        if isinstance(c, dict) and c.get("type") not in ("Ready", "Degraded")
+    ]
+    serving = previous.get("activeColor")
+    ready = Condition(
+        "Ready",
+        "False",
+        "InvalidSpec",
+        f"the latest spec is not applied; {serving} still serves {previous.get('activeImage')}"
+        if serving
+        else "the spec is not applied",
+    )
+    problem = Condition("Degraded", "True", "InvalidSpec", message)
+    return {
+        "failureMessage": message,
+        "conditions": merge_conditions(previous.get("conditions") or [], [ready, *kept, problem], now),
+    }

@@ -1,22 +1,26 @@
-"""One reconcile pass: read the resource and its children, decide, write.
+"""One reconcile pass: read the resource and its children, decide, write the status, then the children.
 
-Called by every kopf handler (create, update, resume, and the timer), so the
-operator is level-triggered: whatever happened, the next pass moves the
-resource one step towards its spec. The thinking is in `spec`, `rollout` and
-`plan`; this module only reads and writes.
+Only the resource's reconciler (one per resource, see `handlers`) calls it, so
+no two passes over one resource ever overlap. The order of the writes is the
+point: the status goes first, with the `resourceVersion` it was computed from as
+a precondition, and children only after it landed. A pass that read stale state
+loses the race (409) and starts over from a fresh read; a crash between the two
+writes leaves a status the next pass reaches the same decision from, so children
+never run ahead of a status that could be lost. The thinking is in `spec`,
+`rollout`, `plan` and `user_requests`; this module only reads and writes.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
-from ragcorp_operator.cluster import Cluster
-from ragcorp_operator.conditions import Condition, merge_conditions
+from ragcorp_operator.cluster import Cluster, Conflict, is_subset
+from ragcorp_operator.conditions import Condition
 from ragcorp_operator.naming import (
     COLORS,
     INSTANCE_LABEL,
@@ -25,72 +29,76 @@ from ragcorp_operator.naming import (
     job_name,
     name_problem,
     preview_service_name,
-    selector,
 )
 from ragcorp_operator.observe import deployment_state, job_state, needs_pods
-from ragcorp_operator.plan import PROMETHEUS_RULE, SERVICE_MONITOR, children, conditions, rollout_settings
+from ragcorp_operator.plan import (
+    PROMETHEUS_RULE,
+    SERVICE_MONITOR,
+    Plan,
+    children,
+    invalid_spec_status,
+    rollout_settings,
+    rollout_status,
+)
 from ragcorp_operator.prometheus import evaluate_gate
 from ragcorp_operator.render.common import Owner
 from ragcorp_operator.render.config import referenced_secrets
-from ragcorp_operator.rollout import Event, GateResult, JobKind, JobState, Observed, Requests, RolloutState, decide
+from ragcorp_operator.rollout import (
+    Event,
+    GateResult,
+    JobKind,
+    JobState,
+    Observed,
+    RolloutState,
+    decide,
+    next_wakeup,
+)
 from ragcorp_operator.spec import RagSpec, SpecError, parse_spec
+from ragcorp_operator.user_requests import (
+    REQUEST_ANNOTATIONS,
+    Resource,
+    handled_ids,
+    requests_from,
+    rollback_request,
+)
 
-EventSink = Callable[[Event], None]
-ANNOTATION_PREFIX = "ragcorp.dev/"
-PROMOTE, ABORT, RETRY, ROLLBACK = (f"{ANNOTATION_PREFIX}{a}" for a in ("promote", "abort", "retry", "rollback"))
+EventSink = Callable[[dict[str, Any], Event], None]
 JOB_KINDS: tuple[JobKind, ...] = ("backup", "migrate", "smoke", "downgrade")
+#: The phases that wait on a Job of the current revision: only they list Jobs.
+WAITS_ON_JOBS = frozenset({"BackingUp", "Migrating", "Verifying", "Downgrading"})
 #: Jobs of this many recent revisions are kept (beyond their TTL) for `kubectl logs`.
 JOB_REVISIONS_KEPT = 3
-_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+#: A missing Secret has no event to wake us when it appears: look again this often.
+SECRET_POLL = timedelta(seconds=10)
+CONFLICT_RETRIES = 5
+PassOutcome = Literal["ok", "degraded", "gone"]
+
+
+@dataclass
+class Memory:
+    """What a resource's reconciler remembers between passes. Losing it (a restart, a takeover)
+    costs one full pass, nothing more: everything that matters is in the status."""
+
+    #: A digest of the last plan written: an unchanged plan is not written again until a resync.
+    applied_plan: str | None = None
+    #: The Secret problem found at `secrets_generation`. Secrets are read on full passes, spec changes,
+    #: and every pass while one is missing (nothing else would tell us it appeared).
+    secret_problem: Condition | None = None
+    secrets_generation: int = -1
 
 
 @dataclass(frozen=True)
-class Resource:
-    name: str
-    namespace: str
-    uid: str
-    generation: int
-    spec: dict[str, Any]
-    status: dict[str, Any]
-    annotations: dict[str, str] = field(default_factory=dict)
+class PassResult:
+    outcome: PassOutcome
+    #: How long until time alone could change the decision (None: only an event can).
+    wake_after: timedelta | None = None
+    requests: int = 0
 
 
-@dataclass(frozen=True)
-class Outcome:
-    status: dict[str, Any]
-    #: One-shot annotations acted on; the caller removes them.
-    clear_annotations: tuple[str, ...] = ()
-
-
-def _rollback_request(spec: RagSpec) -> dict[str, Any] | None:
-    return spec.rollback.model_dump(by_alias=True) if spec.rollback is not None else None
-
-
-def _handled_rollback(status: dict[str, Any], spec: RagSpec) -> dict[str, Any] | None:
-    """The `spec.rollback` last acted on. A request is its content, not the generation it was seen
-    at: any later spec edit bumps the generation, and must not fire a stale rollback again. (Status
-    written by an older operator recorded only a generation: its request counts as handled.)"""
-    if "handledRollback" not in status and status.get("handledRollbackGeneration") is not None:
-        return _rollback_request(spec)
-    handled = status.get("handledRollback")
-    return handled if isinstance(handled, dict) else None
-
-
-def requests_from(resource: Resource, spec: RagSpec) -> Requests:
-    """Annotations and a new `spec.rollback` as one-shot requests (pure)."""
-    annotations = resource.annotations
-    rollback_to: int | None = None
-    raw = annotations.get(ROLLBACK)
-    if raw is not None:
-        rollback_to = 0 if raw.strip() in ("", "previous") else int(raw) if raw.strip().isdigit() else -1
-    elif spec.rollback is not None and _handled_rollback(resource.status, spec) != _rollback_request(spec):
-        rollback_to = spec.rollback.to_revision
-    return Requests(
-        promote=PROMOTE in annotations,
-        abort=ABORT in annotations,
-        retry=RETRY in annotations,
-        rollback_to=rollback_to,
-    )
+@dataclass
+class _Reads:
+    jobs: dict[JobKind, JobState] = field(default_factory=dict)
+    job_names: set[str] = field(default_factory=set)
 
 
 def _missing_secret(cluster: Cluster, namespace: str, spec: RagSpec) -> Condition | None:
@@ -105,28 +113,23 @@ def _missing_secret(cluster: Cluster, namespace: str, spec: RagSpec) -> Conditio
     return None
 
 
-def _problem_status(resource: Resource, problem: Condition, now: datetime) -> dict[str, Any]:
-    previous = resource.status.get("conditions") or []
-    kept = [c for c in previous if isinstance(c, dict) and c.get("type") != "Degraded"]
-    as_conditions = [Condition(c["type"], c["status"], c.get("reason", ""), c.get("message", "")) for c in kept]
-    return {
-        "observedGeneration": resource.generation,
-        "conditions": merge_conditions(previous, [*as_conditions, problem], now),
-    }
+def _owned(job: dict[str, Any], uid: str) -> bool:
+    """A Job counts only if this very resource made it: a re-created resource of the same name
+    must not take an old `-migrate-1` as its own."""
+    return any(ref.get("uid") == uid for ref in job.get("metadata", {}).get("ownerReferences") or [])
 
 
-def _jobs(cluster: Cluster, resource: Resource, revision: int) -> dict[JobKind, JobState]:
+def _jobs(cluster: Cluster, resource: Resource, revision: int, seen: set[str]) -> _Reads:
     """This revision's Jobs, by kind: one list call, and Pods read only where a report matters."""
-    created = set(resource.status.get("createdJobs") or [])
     listed = cluster.list("Job", resource.namespace, {INSTANCE_LABEL: resource.name, REVISION_LABEL: str(revision)})
-    by_name = {job["metadata"]["name"]: job for job in listed}
-    states: dict[JobKind, JobState] = {}
+    by_name = {job["metadata"]["name"]: job for job in listed if _owned(job, resource.uid)}
+    reads = _Reads(job_names=set(by_name))
     for kind in JOB_KINDS:
         name = job_name(resource.name, kind, revision)
         job = by_name.get(name)
         pods = cluster.list("Pod", resource.namespace, {"job-name": name}) if needs_pods(kind, job) else []
-        states[kind] = job_state(kind, job, pods, created_before=name in created)
-    return states
+        reads.jobs[kind] = job_state(kind, job, pods, created_before=name in seen)
+    return reads
 
 
 def _gate(spec: RagSpec, resource: Resource, state: RolloutState) -> GateResult | None:
@@ -149,9 +152,9 @@ def _finished(job: dict[str, Any]) -> bool:
     return bool(done & {"Complete", "Failed"}) or int(status.get("succeeded") or 0) >= 1
 
 
-def _clean_old_jobs(cluster: Cluster, resource: Resource, revision: int, emit: EventSink) -> None:
-    """Stop the unfinished Jobs of superseded revisions (never two migrations at once), and
-    delete finished ones older than JOB_REVISIONS_KEPT revisions."""
+def _clean_old_jobs(cluster: Cluster, resource: Resource, revision: int, emit: Callable[[Event], None]) -> None:
+    """Stop the unfinished Jobs of superseded revisions, and delete finished ones older than
+    JOB_REVISIONS_KEPT revisions."""
     for job in cluster.list("Job", resource.namespace, {INSTANCE_LABEL: resource.name}):
         labels = job.get("metadata", {}).get("labels") or {}
         job_revision = labels.get(REVISION_LABEL, "")
@@ -163,87 +166,147 @@ def _clean_old_jobs(cluster: Cluster, resource: Resource, revision: int, emit: E
             emit(Event("Normal", "Deleted", f"deleted Job {job['metadata']['name']} ({why})"))
 
 
-def reconcile(cluster: Cluster, resource: Resource, emit: EventSink, now: datetime | None = None) -> Outcome:
-    """Move the resource one step; return the status patch and the requests handled."""
-    now = now or datetime.now(UTC)
-    with _locks[resource.uid]:
+def _unchanged(status: dict[str, Any], current: dict[str, Any]) -> bool:
+    return all(
+        (current.get(key) is None) if value is None else is_subset(value, current.get(key))
+        for key, value in status.items()
+    )
+
+
+def _digest(plan: Plan) -> str:
+    text = json.dumps([plan.apply, [vars(ref) for ref in plan.delete]], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class _Pass:
+    """One attempt at a pass over a freshly read resource."""
+
+    def __init__(self, cluster: Cluster, body: dict[str, Any], memory: Memory, full: bool, sink: EventSink) -> None:
+        self.cluster, self.body, self.memory, self.full = cluster, body, memory, full
+        self.resource = Resource.from_body(body)
+        self.now = datetime.now(UTC)
+        self._sink = sink
+
+    def emit(self, event: Event) -> None:
+        self._sink(self.body, event)
+
+    def write_status(self, status: dict[str, Any]) -> None:
+        if not _unchanged(status, self.resource.status):
+            self.cluster.patch_status(
+                self.resource.namespace, self.resource.name, status, self.resource.resource_version
+            )
+
+    def run(self) -> PassResult:
+        resource = self.resource
         try:
             bad_name = name_problem(resource.name)
             if bad_name:
                 raise SpecError(bad_name)
             spec = parse_spec(resource.spec)
         except SpecError as exc:
-            problem = Condition("Degraded", "True", "InvalidSpec", str(exc))
-            emit(Event("Warning", "InvalidSpec", str(exc)))
-            return Outcome(_problem_status(resource, problem, now))
-        missing = _missing_secret(cluster, resource.namespace, spec)
-        if missing is not None:
-            if (resource.status.get("failureMessage") or "") != missing.message:
-                emit(Event("Warning", missing.reason, missing.message))
-            return Outcome({**_problem_status(resource, missing, now), "failureMessage": missing.message})
+            self.write_status(invalid_spec_status(resource.status, str(exc), self.now))
+            if resource.status.get("failureMessage") != str(exc):  # one Event per distinct problem
+                self.emit(Event("Warning", "InvalidSpec", str(exc)))
+            return PassResult("degraded")
+        memory = self.memory
+        if self.full or memory.secrets_generation != resource.generation or memory.secret_problem is not None:
+            memory.secret_problem = _missing_secret(self.cluster, resource.namespace, spec)
+            memory.secrets_generation = resource.generation
+        problem = memory.secret_problem
 
         state = RolloutState.from_status(resource.status)
-        owner = Owner(resource.name, resource.namespace, resource.uid)
         deployments = {
             color: deployment_state(
-                cluster.get("Deployment", resource.namespace, deployment_name(resource.name, color))
+                self.cluster.get("Deployment", resource.namespace, deployment_name(resource.name, color))
             )
             for color in COLORS
         }
         settings = rollout_settings(spec)
-        requests = requests_from(resource, spec)
-        jobs = _jobs(cluster, resource, state.revision) if state.revision else {}
-        decision = decide(Observed(settings, state, deployments, jobs, now, _gate(spec, resource, state), requests))
-        for event in decision.events:
-            emit(event)
+        seen = set(resource.status.get("createdJobs") or [])
+        reads = _jobs(self.cluster, resource, state.revision, seen) if state.phase in WAITS_ON_JOBS else _Reads()
+        decision = decide(
+            Observed(
+                settings,
+                state,
+                deployments,
+                reads.jobs,
+                self.now,
+                _gate(spec, resource, state),
+                requests_from(resource, spec),
+            )
+        )
+        new_state = decision.state
+        seen_jobs = sorted(seen | reads.job_names) if new_state.revision == state.revision else []
+        extra = {
+            "createdJobs": seen_jobs,
+            "handledRequests": handled_ids(resource) or None,
+            # Cleared when spec.rollback goes: setting the same request again asks again.
+            "handledRollback": rollback_request(spec),
+            "handledRollbackGeneration": None,
+        }
+        status = rollout_status(
+            resource.name,
+            resource.generation,
+            resource.status,
+            decision,
+            deployments,
+            settings,
+            extra,
+            problem,
+            self.now,
+        )
+        self.write_status(status)  # raises Conflict: nothing below happens on a stale read
 
+        for event in decision.events:
+            self.emit(event)
+        if problem is not None and resource.status.get("failureMessage") != problem.message:
+            self.emit(Event("Warning", problem.reason, problem.message))
+        owner = Owner(resource.name, resource.namespace, resource.uid)
         monitoring = frozenset(
-            kind for kind in (SERVICE_MONITOR, PROMETHEUS_RULE) if cluster.kind_available(kind[1], resource.namespace)
+            kind
+            for kind in (SERVICE_MONITOR, PROMETHEUS_RULE)
+            if self.cluster.kind_available(kind[1], resource.namespace)
         )
         plan = children(owner, spec, decision.intent, monitoring)
+        if problem is not None:  # a Job started now could not read its Secret: wait for it
+            plan = Plan([m for m in plan.apply if m["kind"] != "Job" or m["metadata"]["name"] in reads.job_names], [])
+        digest = _digest(plan)
+        if self.full or digest != memory.applied_plan:
+            memory.applied_plan = None  # until every write below landed
+            self.write_children(plan)
+            memory.applied_plan = digest
+        if new_state.revision != state.revision:
+            _clean_old_jobs(self.cluster, resource, new_state.revision, self.emit)
+        asked = [key for key in REQUEST_ANNOTATIONS if key in resource.annotations]
+        if asked:  # their ids are in the status already: a lost removal is harmless
+            self.cluster.annotate(resource.namespace, resource.name, dict.fromkeys(asked))
+
+        wake = next_wakeup(new_state, settings, self.now)
+        if problem is not None:
+            wake = min(wake, SECRET_POLL) if wake is not None else SECRET_POLL
+        degraded = problem is not None or (new_state.phase == "Aborted" and new_state.failure is not None)
+        return PassResult("degraded" if degraded else "ok", wake)
+
+    def write_children(self, plan: Plan) -> None:
+        namespace = self.resource.namespace
         for manifest in plan.apply:
-            outcome = cluster.apply(manifest)
+            outcome = self.cluster.apply(manifest)
             if outcome != "unchanged":
                 kind, name = manifest["kind"], manifest["metadata"]["name"]
-                emit(Event("Normal", outcome.capitalize(), f"{outcome} {kind} {name}"))
+                self.emit(Event("Normal", outcome.capitalize(), f"{outcome} {kind} {name}"))
         for ref in plan.delete:
-            if cluster.delete(ref.kind, resource.namespace, ref.name):
-                emit(Event("Normal", "Deleted", f"deleted {ref.kind} {ref.name}"))
-        new_state = decision.state
-        if new_state.revision != state.revision:
-            _clean_old_jobs(cluster, resource, new_state.revision, emit)
+            if self.cluster.delete(ref.kind, namespace, ref.name):
+                self.emit(Event("Normal", "Deleted", f"deleted {ref.kind} {ref.name}"))
 
-        active = deployments[new_state.active_color] if new_state.active_color else None
-        active_ready = bool(
-            active and new_state.active_image and active.ready_at(new_state.active_image, settings.replicas)
-        )
-        created_jobs = [job_name(resource.name, j.kind, j.revision) for j in decision.intent.jobs]
-        if new_state.revision == state.revision:
-            created_jobs = sorted(set(resource.status.get("createdJobs") or []) | set(created_jobs))
-        status: dict[str, Any] = {
-            **new_state.to_status(),
-            "readyReplicas": active.ready_replicas if active else 0,
-            "replicas": active.replicas if active else 0,
-            "selector": ",".join(f"{k}={v}" for k, v in sorted(selector(resource.name).items())),
-            "observedGeneration": resource.generation,
-            "failureMessage": None,
-            "createdJobs": created_jobs,
-            "conditions": merge_conditions(
-                resource.status.get("conditions") or [], conditions(decision, active_ready), now
-            ),
-        }
-        # Cleared when spec.rollback goes: setting the same request again asks again.
-        status["handledRollback"] = _rollback_request(spec)
-        status["handledRollbackGeneration"] = None
-        handled = decision.handled
-        cleared = [
-            key
-            for key, asked in (
-                (PROMOTE, handled.promote),
-                (ABORT, handled.abort),
-                (RETRY, handled.retry),
-                (ROLLBACK, handled.rollback_to is not None),
-            )
-            if asked and key in resource.annotations
-        ]
-        return Outcome(status, tuple(cleared))
+
+def reconcile(cluster: Cluster, namespace: str, name: str, memory: Memory, full: bool, sink: EventSink) -> PassResult:
+    """Read the resource afresh and move it one step; a stale read (409) is read again."""
+    for _ in range(CONFLICT_RETRIES):
+        body = cluster.get_resource(namespace, name)
+        if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+            return PassResult("gone")
+        try:
+            return _Pass(cluster, body, memory, full, sink).run()
+        except Conflict:
+            continue
+    raise Conflict(f"{namespace}/{name} kept changing during {CONFLICT_RETRIES} passes")

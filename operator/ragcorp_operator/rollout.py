@@ -629,3 +629,25 @@ def _intent(state: RolloutState, settings: Settings) -> Intent:
         preview_service_color=preview or state.active_color,
         jobs=tuple(jobs),
     )
+
+
+#: How often a running metric gate asks Prometheus again.
+GATE_POLL = timedelta(seconds=15)
+
+
+def next_wakeup(state: RolloutState, settings: Settings, now: datetime) -> timedelta | None:
+    """When time alone can change the next decision (a timeout, a gate's window, the scale-down
+    delay); None when only an event can. Events (a Job finishing, replicas turning ready, an
+    edit) wake the reconciler sooner; this is what it sleeps for otherwise."""
+    due: datetime | None = None
+    started = state.step_started_at
+    if state.phase == "Deploying" and started:
+        due = started + settings.ready_timeout
+    elif state.phase == "Verifying" and settings.gate_enabled and started:
+        window_end = started + settings.gate_window
+        due = window_end if window_end > now else now + GATE_POLL
+    elif state.phase == "ScalingDown" and state.promoted_at:
+        due = state.promoted_at + settings.scale_down_delay
+    if due is None:
+        return None
+    return max(due - now, timedelta(0))

@@ -21,7 +21,7 @@ from tests.operator.emulator import (
     write_kubeconfig,
 )
 
-os.environ.setdefault("RAGCORP_RECONCILE_INTERVAL", "0.3")
+os.environ.setdefault("RAGCORP_RESYNC_SECONDS", "300")
 os.environ.setdefault("RAGCORP_OPERATOR_METRICS_PORT", "0")
 
 
@@ -75,6 +75,7 @@ def running_operator(peering: str | None = None) -> Iterator[KopfRunner]:
     from ragcorp_operator import handlers
 
     handlers._cluster = None  # connect afresh, through this test's kubeconfig
+    handlers.configured = None  # and read this test's environment
     mode = ["--peering", peering] if peering else ["--standalone"]
     with KopfRunner(["run", *mode, "--all-namespaces"], registry=kopf.get_default_registry()) as runner:
         yield runner

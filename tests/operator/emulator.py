@@ -2,7 +2,8 @@
 
 kmock's docs invite subclassing to fill its gaps; these are the ones we need:
 `uid`, `resourceVersion`, `generation` (bumped on spec changes) and
-`creationTimestamp` on objects; names from `generateName`; label selectors on lists; and garbage
+`creationTimestamp` on objects; `resourceVersion` preconditions on updates (409 when stale); names
+from `generateName`; label selectors on lists and watches; and garbage
 collection of children by ownerReferences once their owner is gone (after its finalizers, as the
 API server's garbage collector does). It also keeps
 a log of every call as (bearer token, RBAC verb, API group, resource[/subresource]),
@@ -17,14 +18,14 @@ import datetime
 import itertools
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 import kmock
 import yaml
-from kmock._internal import enums, rendering
+from kmock._internal import enums, k8s, rendering
 
 _versions = itertools.count(1)
 
@@ -90,6 +91,10 @@ class ApiServer(kmock.KubernetesEmulator):
                 meta["resourceVersion"] = str(next(_versions))
             elif request.action == enums.action.UPDATE and request.name is not None:
                 current = self._current(request)
+                expected = meta.get("resourceVersion")
+                if current is not None and expected and expected != current["metadata"].get("resourceVersion"):
+                    # An optimistic-concurrency precondition, as the API server checks it.
+                    raise k8s.KubernetesObjectConflictError()
                 if current is not None:
                     meta["resourceVersion"] = str(next(_versions))
                     if "spec" in request.data and request.subresource is None:
@@ -126,6 +131,15 @@ class ApiServer(kmock.KubernetesEmulator):
             uid = raw.get("metadata", {}).get("uid")
             if uid:
                 await self._collect_garbage(uid)
+
+    async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[Any]:
+        selector = request.params.get("labelSelector")
+        async for event in super()._serve_watch(request):
+            if selector and isinstance(event, dict):
+                labels = (event.get("object") or {}).get("metadata", {}).get("labels") or {}
+                if not _matches(labels, selector):
+                    continue
+            yield event
 
     async def _serve_list(self, request: rendering.Request) -> Any:
         payload = await super()._serve_list(request)

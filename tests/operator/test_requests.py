@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ragcorp_operator.reconciling import Resource, requests_from
 from ragcorp_operator.spec import parse_spec
+from ragcorp_operator.user_requests import Resource, requests_from
 
 SPEC: dict[str, Any] = {"image": "app:3", "secrets": {"databaseUrl": {"name": "db", "key": "url"}}}
 

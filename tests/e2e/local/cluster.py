@@ -164,7 +164,7 @@ class LocalCluster:
         result: list[dict[str, Any]] = self.node.call(snapshot)
         return result
 
-    def start_operator(self, reconcile_interval: str | None = None) -> OperatorProcess:
+    def start_operator(self) -> OperatorProcess:
         """`ragcorp-operator run` with the args and env the chart's Deployment gives it."""
         values = yaml.safe_load(CHART_VALUES.read_text())
         index = len(self.operators)
@@ -173,7 +173,7 @@ class LocalCluster:
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
             "RAGCORP_PEERING_NAME": values["peering"]["name"],
-            "RAGCORP_RECONCILE_INTERVAL": reconcile_interval or str(values["reconcileIntervalSeconds"]),
+            "RAGCORP_RESYNC_SECONDS": str(values["resyncSeconds"]),
             "RAGCORP_OPERATOR_METRICS_PORT": "0",
             "POD_ID": f"ragcorp-operator-{index}",
         }

@@ -32,8 +32,6 @@ from tests.operator.cluster_helper import TERMINATION_MESSAGES, ClusterHelper, e
 ROOT = Path(__file__).resolve().parents[3]
 MINIMAL = yaml.safe_load((ROOT / "crds" / "examples" / "minimal.yaml").read_text())
 NAME = MINIMAL["metadata"]["name"]
-#: The chart's reconcileIntervalSeconds for this cluster (a values override): steps wait for it.
-RECONCILE_INTERVAL = "2"
 DOCUMENT = {
     "title": "Tides",
     "text": "The moon raises two tides a day. Spring tides come when the sun and moon line up.",
@@ -121,7 +119,7 @@ def test_1_the_minimal_example_becomes_ready_and_answers(cluster: LocalCluster, 
     httpx.post(f"{cluster.api_url}/apis/kopf.dev/v1/clusterkopfpeerings", json=peering).raise_for_status()
     started = time.monotonic()
     for _ in range(2):  # the chart's replicaCount
-        cluster.start_operator(RECONCILE_INTERVAL)
+        cluster.start_operator()
     kubectl.apply_resource(NAME, MINIMAL["spec"])
     status = wait_ready_with(kubectl, MINIMAL["spec"]["image"])
     ready_after = time.monotonic() - started
@@ -313,7 +311,7 @@ def test_5_an_operator_killed_during_the_migration_runs_it_once(cluster: LocalCl
     cluster.operators[victim].process.kill()
     killed = time.monotonic()
     assert not job_complete(kubectl, job), "the migration finished before the operator was killed"
-    replacement = cluster.start_operator(RECONCILE_INTERVAL)  # the Deployment replaces the killed Pod
+    replacement = cluster.start_operator()  # the Deployment replaces the killed Pod
 
     def took_over() -> bool:
         # Whichever live replica now holds the highest priority acts: the standby, or the

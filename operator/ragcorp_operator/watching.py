@@ -1,0 +1,111 @@
+"""Watches on the operator's children that wake their owner's reconciler.
+
+One watch per child kind, filtered on the server by the label every child
+carries (`app.kubernetes.io/managed-by`), so the operator never streams the
+cluster's other Deployments or Jobs. An event wakes the owning resource only
+when its signature changed (`observe.child_signature`): a Job finishing, a
+Deployment's replica counts, or an edit or deletion of what the operator wrote
+(which asks for a full, repairing pass). Each watch runs in its own thread with
+the official client's `Watch`, reconnecting after errors; the reconcilers read
+the objects themselves, so a missed event costs latency, never correctness
+(the resync covers it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client, watch
+
+from ragcorp_operator.naming import MANAGED_BY
+from ragcorp_operator.observe import child_signature, owner_uid
+from ragcorp_operator.wakeups import Wakeups
+
+log = logging.getLogger(__name__)
+#: The kinds whose changes wake an owner; the others are repaired by the periodic resync.
+WATCHED_KINDS = ("Deployment", "Job", "Service", "ConfigMap")
+RECONNECT_SECONDS = 1.0
+#: Watches end server-side after this long and reconnect (the API server's own default is 30-60 min).
+WATCH_SECONDS = 300
+
+
+def _list_function(api: client.ApiClient, kind: str, namespace: str | None) -> Callable[..., Any]:
+    apis: dict[str, tuple[Any, str]] = {
+        "Deployment": (client.AppsV1Api(api), "deployment"),
+        "Job": (client.BatchV1Api(api), "job"),
+        "Service": (client.CoreV1Api(api), "service"),
+        "ConfigMap": (client.CoreV1Api(api), "config_map"),
+    }
+    typed, noun = apis[kind]
+    if namespace is None:
+        return getattr(typed, f"list_{noun}_for_all_namespaces")  # type: ignore[no-any-return]
+    method = getattr(typed, f"list_namespaced_{noun}")
+    return lambda **kwargs: method(namespace, **kwargs)
+
+
+class ChildWatcher:
+    """One kind's watch (in one namespace, or all), waking owners through `wakeups`."""
+
+    def __init__(self, api: client.ApiClient, kind: str, namespace: str | None, wakeups: Wakeups) -> None:
+        self.kind = kind
+        self._list = _list_function(api, kind, namespace)
+        self._wakeups = wakeups
+        self._seen: dict[str, tuple[str, str]] = {}
+        self._stop = threading.Event()
+        self._watch: watch.Watch | None = None
+        self._thread = threading.Thread(target=self._run, name=f"watch-{kind}-{namespace or 'all'}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watch is not None:
+            self._watch.stop()  # type: ignore[no-untyped-call]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._watch = watch.Watch()  # type: ignore[no-untyped-call]
+                for event in self._watch.stream(  # type: ignore[no-untyped-call]
+                    self._list,
+                    label_selector=f"app.kubernetes.io/managed-by={MANAGED_BY}",
+                    timeout_seconds=WATCH_SECONDS,
+                    deserialize=False,
+                ):
+                    if self._stop.is_set():
+                        return
+                    self.handle(event.get("type", ""), event.get("object") or {})
+            except Exception as exc:  # the API server went away, a 410, a network error: watch again
+                if not self._stop.is_set():
+                    log.debug("watch on %s ended (%s); reconnecting", self.kind, exc)
+                    self._stop.wait(RECONNECT_SECONDS)
+
+    def handle(self, kind_of_event: str, manifest: dict[str, Any]) -> None:
+        uid = owner_uid(manifest)
+        object_uid = manifest.get("metadata", {}).get("uid") or ""
+        if uid is None or kind_of_event not in ("ADDED", "MODIFIED", "DELETED"):
+            return
+        before = self._seen.get(object_uid)
+        if kind_of_event == "DELETED":
+            self._seen.pop(object_uid, None)
+            self._wakeups.wake(uid, full=True)
+            return
+        after = self._seen[object_uid] = child_signature(self.kind, manifest)
+        if before is None:
+            return  # first sight (a new object, or the initial listing): its owner made it or will read it
+        if after[1] != before[1]:
+            self._wakeups.wake(uid, full=True)
+        elif after[0] != before[0]:
+            self._wakeups.wake(uid)
+
+
+def start_watchers(api: client.ApiClient, namespaces: list[str], wakeups: Wakeups) -> list[ChildWatcher]:
+    scopes: list[str | None] = list(namespaces) or [None]
+    watchers = [ChildWatcher(api, kind, scope, wakeups) for kind in WATCHED_KINDS for scope in scopes]
+    for watcher in watchers:
+        watcher.start()
+    return watchers
