@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ragcorp_operator.cluster import Cluster, load_api_client
-from tests.operator.cluster_helper import ClusterHelper
 from tests.operator.emulator import HELPER_TOKEN, MONITORING, RESOURCES, ApiServer, running_api_server, write_kubeconfig
+from tests.operator.support import ClusterHelper
 
 SPEC = {
     "image": "registry.example/ragcorp:1.0",

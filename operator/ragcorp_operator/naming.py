@@ -36,6 +36,11 @@ def deployment_name(name: str, color: Color) -> str:
     return f"{name}-{color}"
 
 
+def active_service_name(name: str) -> str:
+    """The Service clients use is named like the resource."""
+    return name
+
+
 def preview_service_name(name: str) -> str:
     return f"{name}-preview"
 

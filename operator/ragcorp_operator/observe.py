@@ -36,6 +36,10 @@ def deployment_state(manifest: dict[str, Any] | None) -> DeploymentState:
         replicas=int(spec.get("replicas", 1)),
         ready_replicas=int(status.get("readyReplicas") or 0),
         updated_replicas=int(status.get("updatedReplicas") or 0),
+        available_replicas=int(status.get("availableReplicas") or 0),
+        total_replicas=int(status.get("replicas") or 0),
+        generation=int(manifest.get("metadata", {}).get("generation") or 0),
+        observed_generation=int(status.get("observedGeneration") or 0),
     )
 
 

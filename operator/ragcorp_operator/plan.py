@@ -56,6 +56,15 @@ def rollout_settings(spec: RagSpec) -> Settings:
         on_no_data=gate.on_no_data,
         downgrade_on_abort=spec.migrations.downgrade_on_abort,
         history_limit=blue_green.history_limit,
+        max_replicas=spec.autoscaling.max_replicas if spec.autoscaling.enabled else None,
+        preview_replicas=blue_green.preview_replica_count,
+        auto_promotion_after=(
+            timedelta(seconds=blue_green.auto_promotion_seconds)
+            if blue_green.auto_promotion_seconds is not None
+            else None
+        ),
+        abort_scale_down_delay=timedelta(seconds=blue_green.abort_scale_down_delay_seconds),
+        gate_after_promotion=gate.after_promotion,
     )
 
 

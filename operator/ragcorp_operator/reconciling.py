@@ -22,9 +22,12 @@ from typing import Any, Literal
 from ragcorp_operator.cluster import Cluster, Conflict, is_subset
 from ragcorp_operator.conditions import Condition
 from ragcorp_operator.naming import (
+    COLOR_LABEL,
     COLORS,
     INSTANCE_LABEL,
+    JOB_KIND_LABEL,
     REVISION_LABEL,
+    active_service_name,
     deployment_name,
     job_name,
     name_problem,
@@ -68,8 +71,11 @@ JOB_KINDS: tuple[JobKind, ...] = ("backup", "migrate", "smoke", "downgrade")
 WAITS_ON_JOBS = frozenset({"BackingUp", "Migrating", "Verifying", "Downgrading"})
 #: Jobs of this many recent revisions are kept (beyond their TTL) for `kubectl logs`.
 JOB_REVISIONS_KEPT = 3
+SCHEMA_JOBS = ("migrate", "downgrade")
 #: A missing Secret has no event to wake us when it appears: look again this often.
 SECRET_POLL = timedelta(seconds=10)
+#: After replacing a Job (delete, then create): look again this soon.
+REPLACE_POLL = timedelta(seconds=1)
 CONFLICT_RETRIES = 5
 PassOutcome = Literal["ok", "degraded", "gone"]
 
@@ -83,7 +89,7 @@ class Memory:
     applied_plan: str | None = None
     #: The Secret problem found at `secrets_generation`. Secrets are read on full passes, spec changes,
     #: and every pass while one is missing (nothing else would tell us it appeared).
-    secret_problem: Condition | None = None
+    secret_problem: SecretProblem | None = None
     secrets_generation: int = -1
 
 
@@ -101,16 +107,34 @@ class _Reads:
     job_names: set[str] = field(default_factory=set)
 
 
-def _missing_secret(cluster: Cluster, namespace: str, spec: RagSpec) -> Condition | None:
+@dataclass(frozen=True)
+class SecretProblem:
+    condition: Condition
+    secret: str
+
+
+def _missing_secret(cluster: Cluster, namespace: str, spec: RagSpec) -> SecretProblem | None:
     for ref in referenced_secrets(spec):
         secret = cluster.get("Secret", namespace, ref.name)
         if secret is None:
-            return Condition("Degraded", "True", "SecretNotFound", f"Secret {namespace}/{ref.name} does not exist")
+            message = f"Secret {namespace}/{ref.name} does not exist"
+            return SecretProblem(Condition("Degraded", "True", "SecretNotFound", message), ref.name)
         if ref.key not in (secret.get("data") or {}) and ref.key not in (secret.get("stringData") or {}):
-            return Condition(
-                "Degraded", "True", "SecretKeyNotFound", f"Secret {namespace}/{ref.name} has no key {ref.key!r}"
-            )
+            message = f"Secret {namespace}/{ref.name} has no key {ref.key!r}"
+            return SecretProblem(Condition("Degraded", "True", "SecretKeyNotFound", message), ref.name)
     return None
+
+
+def _reads_secret(job: dict[str, Any], secret: str) -> bool:
+    """Whether a Job's Pods need this Secret to start (env, envFrom, volumes)."""
+    pod = job["spec"]["template"]["spec"]
+    for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
+        for env in container.get("env") or []:
+            if ((env.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name") == secret:
+                return True
+        if any((source.get("secretRef") or {}).get("name") == secret for source in container.get("envFrom") or []):
+            return True
+    return any((volume.get("secret") or {}).get("secretName") == secret for volume in pod.get("volumes") or [])
 
 
 def _owned(job: dict[str, Any], uid: str) -> bool:
@@ -133,17 +157,44 @@ def _jobs(cluster: Cluster, resource: Resource, revision: int, seen: set[str]) -
 
 
 def _gate(spec: RagSpec, resource: Resource, state: RolloutState) -> GateResult | None:
+    """The metric gate on the preview Service while verifying, and on the active one after the
+    switch (the post-promotion gate); not asked otherwise."""
     gate = spec.strategy.blue_green.metric_gate
-    if not gate.enabled or state.phase != "Verifying":
+    if not gate.enabled:
+        return None
+    if state.phase == "Verifying":
+        service = preview_service_name(resource.name)
+    elif state.phase == "ScalingDown" and not state.verified_after_promotion:
+        service = active_service_name(resource.name)
+    else:
         return None
     return evaluate_gate(
         gate.prometheus_url,
         resource.namespace,
-        preview_service_name(resource.name),
+        service,
         gate.window_seconds,
         gate.max_error_rate,
         gate.max_p95_seconds,
     )
+
+
+def _schema_job_elsewhere(cluster: Cluster, resource: Resource, own: str) -> bool:
+    """Whether another migration or downgrade of this resource may still touch the schema: an
+    unfinished Job of another revision, or a Pod of one still running (a deleted Job's Pods
+    outlive it until they stop)."""
+    labels = {INSTANCE_LABEL: resource.name}
+    for job in cluster.list("Job", resource.namespace, labels):
+        meta = job["metadata"]
+        schema_job = (meta.get("labels") or {}).get(JOB_KIND_LABEL) in SCHEMA_JOBS
+        if schema_job and meta["name"] != own and not _finished(job):
+            return True
+    for pod in cluster.list("Pod", resource.namespace, labels):
+        meta = pod["metadata"]
+        schema_job = (meta.get("labels") or {}).get(JOB_KIND_LABEL) in SCHEMA_JOBS
+        running = (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        if schema_job and (meta.get("labels") or {}).get("job-name") != own and running:
+            return True
+    return False
 
 
 def _finished(job: dict[str, Any]) -> bool:
@@ -212,7 +263,7 @@ class _Pass:
         if self.full or memory.secrets_generation != resource.generation or memory.secret_problem is not None:
             memory.secret_problem = _missing_secret(self.cluster, resource.namespace, spec)
             memory.secrets_generation = resource.generation
-        problem = memory.secret_problem
+        problem = memory.secret_problem.condition if memory.secret_problem else None
 
         state = RolloutState.from_status(resource.status)
         deployments = {
@@ -224,6 +275,17 @@ class _Pass:
         settings = rollout_settings(spec)
         seen = set(resource.status.get("createdJobs") or [])
         reads = _jobs(self.cluster, resource, state.revision, seen) if state.phase in WAITS_ON_JOBS else _Reads()
+        elsewhere = False
+        if state.phase in ("Migrating", "Downgrading"):
+            own_kind: JobKind = "migrate" if state.phase == "Migrating" else "downgrade"
+            if reads.jobs.get(own_kind, JobState()).phase == "missing":
+                elsewhere = _schema_job_elsewhere(
+                    self.cluster, resource, job_name(resource.name, own_kind, state.revision)
+                )
+        serving = None
+        if state.phase == "ScalingDown":
+            service = self.cluster.get("Service", resource.namespace, active_service_name(resource.name))
+            serving = ((service or {}).get("spec") or {}).get("selector", {}).get(COLOR_LABEL)
         decision = decide(
             Observed(
                 settings,
@@ -233,6 +295,8 @@ class _Pass:
                 self.now,
                 _gate(spec, resource, state),
                 requests_from(resource, spec),
+                schema_job_elsewhere=elsewhere,
+                serving_color=serving if serving in COLORS else None,
             )
         )
         new_state = decision.state
@@ -268,35 +332,50 @@ class _Pass:
             if self.cluster.kind_available(kind[1], resource.namespace)
         )
         plan = children(owner, spec, decision.intent, monitoring)
-        if problem is not None:  # a Job started now could not read its Secret: wait for it
-            plan = Plan([m for m in plan.apply if m["kind"] != "Job" or m["metadata"]["name"] in reads.job_names], [])
+        if memory.secret_problem is not None:  # a Job started now could not read its Secret: it waits for it
+            missing = memory.secret_problem.secret
+            plan = Plan(
+                [
+                    m
+                    for m in plan.apply
+                    if m["kind"] != "Job" or m["metadata"]["name"] in reads.job_names or not _reads_secret(m, missing)
+                ],
+                plan.delete,
+            )
         digest = _digest(plan)
+        settled = True
         if self.full or digest != memory.applied_plan:
             memory.applied_plan = None  # until every write below landed
-            self.write_children(plan)
-            memory.applied_plan = digest
+            settled = self.write_children(plan)
+            memory.applied_plan = digest if settled else None
         if new_state.revision != state.revision:
             _clean_old_jobs(self.cluster, resource, new_state.revision, self.emit)
         asked = [key for key in REQUEST_ANNOTATIONS if key in resource.annotations]
         if asked:  # their ids are in the status already: a lost removal is harmless
             self.cluster.annotate(resource.namespace, resource.name, dict.fromkeys(asked))
 
-        wake = next_wakeup(new_state, settings, self.now)
+        wake = next_wakeup(new_state, settings, self.now, elsewhere)
+        if not settled:  # a replaced Job is created again once the old one is gone
+            wake = min(wake, REPLACE_POLL) if wake is not None else REPLACE_POLL
         if problem is not None:
             wake = min(wake, SECRET_POLL) if wake is not None else SECRET_POLL
         degraded = problem is not None or (new_state.phase == "Aborted" and new_state.failure is not None)
         return PassResult("degraded" if degraded else "ok", wake)
 
-    def write_children(self, plan: Plan) -> None:
+    def write_children(self, plan: Plan) -> bool:
+        """Apply the plan; False while a replaced Job still has to be created again."""
         namespace = self.resource.namespace
+        settled = True
         for manifest in plan.apply:
             outcome = self.cluster.apply(manifest)
             if outcome != "unchanged":
                 kind, name = manifest["kind"], manifest["metadata"]["name"]
                 self.emit(Event("Normal", outcome.capitalize(), f"{outcome} {kind} {name}"))
+            settled = settled and outcome != "replaced"
         for ref in plan.delete:
             if self.cluster.delete(ref.kind, namespace, ref.name):
                 self.emit(Event("Normal", "Deleted", f"deleted {ref.kind} {ref.name}"))
+        return settled
 
 
 def reconcile(cluster: Cluster, namespace: str, name: str, memory: Memory, full: bool, sink: EventSink) -> PassResult:

@@ -47,18 +47,27 @@ NoDataPolicy = Literal["wait", "pass", "fail"]
 class DeploymentState:
     exists: bool = False
     image: str | None = None
+    #: spec.replicas (the HPA's choice for an autoscaled colour)
     replicas: int = 0
     ready_replicas: int = 0
     updated_replicas: int = 0
+    available_replicas: int = 0
+    #: status.replicas: every Pod not yet gone, old template included
+    total_replicas: int = 0
+    generation: int = 0
+    observed_generation: int = 0
 
     def ready_at(self, image: str, replicas: int) -> bool:
-        """Ready by the contract: ready and updated replicas reach the wanted count."""
+        """`kubectl rollout status`'s test, at `replicas`: the controller has seen the latest spec,
+        that many replicas are updated, ready and available, and no old Pod is left. Traffic never
+        moves to a colour that fails it (terminating, unready or too few Pods)."""
         return (
             self.exists
             and self.image == image
+            and self.observed_generation >= self.generation
             and self.replicas >= replicas
-            and self.ready_replicas >= replicas
-            and self.updated_replicas >= replicas
+            and min(self.updated_replicas, self.ready_replicas, self.available_replicas) >= replicas
+            and self.total_replicas <= self.updated_replicas
         )
 
 
@@ -115,6 +124,12 @@ class RolloutState:
     previous_image: str | None = None
     failure: Failure | None = None
     history: tuple[HistoryEntry, ...] = ()
+    #: An abort asked while a migration ran: it takes effect (and downgrades) once the migration ends.
+    abort_requested: bool = False
+    #: The post-promotion gate passed (or there is none): the previous colour may go.
+    verified_after_promotion: bool = False
+    #: Promotion decided (auto, timer or request); the switch waits for the full replica count.
+    promotion_approved: bool = False
 
     def to_status(self) -> dict[str, Any]:
         def iso(moment: datetime | None) -> str | None:
@@ -142,6 +157,9 @@ class RolloutState:
             "previousImage": self.previous_image,
             "failure": vars(self.failure) if self.failure else None,
             "history": [{k: v for k, v in vars(h).items() if v is not None} for h in self.history],
+            "abortRequested": self.abort_requested,
+            "verifiedAfterPromotion": self.verified_after_promotion,
+            "promotionApproved": self.promotion_approved,
         }
 
     @classmethod
@@ -186,6 +204,10 @@ class RolloutState:
             previous_image=status.get("previousImage"),
             failure=Failure(**failure) if isinstance(failure, dict) else None,
             history=history,
+            abort_requested=bool(status.get("abortRequested")),
+            # Status from before the post-promotion gate: nothing left to verify.
+            verified_after_promotion=bool(status.get("verifiedAfterPromotion", True)),
+            promotion_approved=bool(status.get("promotionApproved")),
         )
 
 
@@ -208,6 +230,16 @@ class Settings:
     on_no_data: NoDataPolicy = "wait"
     downgrade_on_abort: bool = False
     history_limit: int = 10
+    #: With autoscaling: its maximum (the new colour takes the old one's current count, up to this).
+    max_replicas: int | None = None
+    #: Replicas of the new colour while it is verified; scaled to the full count before the switch.
+    preview_replicas: int | None = None
+    #: Without autoPromote: promote anyway this long after verification passed.
+    auto_promotion_after: timedelta | None = None
+    #: How long an aborted colour keeps running (for `kubectl logs`, debugging) before it goes.
+    abort_scale_down_delay: timedelta = timedelta(seconds=30)
+    #: Run the metric gate again on the active Service after the switch, rolling back on failure.
+    gate_after_promotion: bool = True
 
 
 @dataclass(frozen=True)
@@ -231,6 +263,10 @@ class Observed:
     now: datetime
     gate: GateResult | None = None
     requests: Requests = Requests()
+    #: Another migration or downgrade of this resource still runs (a superseded Job's Pod, say).
+    schema_job_elsewhere: bool = False
+    #: The colour the active Service selects, as read (None when not read).
+    serving_color: Color | None = None
 
 
 @dataclass(frozen=True)
@@ -320,6 +356,8 @@ def _start(
         downgrade_to=None,
         after_downgrade=None,
         downgrade_image=None,
+        abort_requested=False,
+        promotion_approved=False,
     )
 
 
@@ -334,6 +372,8 @@ def _abort(
         failure=Failure(step, reason, message),
         step_started_at=now,
         history=_remember(state, entry, settings.history_limit),
+        abort_requested=False,
+        promotion_approved=False,
     )
     needs_downgrade = (
         settings.downgrade_on_abort
@@ -377,6 +417,8 @@ def _promote(observed: Observed, state: RolloutState, events: list[Event]) -> Ro
         promoted_at=now,
         step_started_at=now,
         history=_remember(state, entry, settings.history_limit),
+        # Only a rollout with a previous colour to return to can be rolled back by the gate.
+        verified_after_promotion=not (settings.gate_enabled and settings.gate_after_promotion and previous),
     )
 
 
@@ -449,6 +491,18 @@ def _rollback(observed: Observed, state: RolloutState, to: int, events: list[Eve
     return state
 
 
+def wanted_replicas(observed: Observed) -> int:
+    """The replica count the new colour must reach before it takes traffic: the spec's, or with
+    autoscaling the old colour's current count (the HPA's choice), up to the HPA's maximum, so a
+    switch under load never lands on `minReplicas`."""
+    settings, state = observed.settings, observed.state
+    wanted = settings.replicas
+    if settings.max_replicas is not None and state.active_color:
+        current = observed.deployments.get(state.active_color, DeploymentState()).replicas
+        wanted = max(wanted, min(current, settings.max_replicas))
+    return wanted
+
+
 def decide(observed: Observed) -> Decision:
     """One step of the machine. Deciding again on the same observation changes nothing."""
     settings, now, requests = observed.settings, observed.now, observed.requests
@@ -456,6 +510,7 @@ def decide(observed: Observed) -> Decision:
     events: list[Event] = []
     handled = Requests()
     started_this_pass = False
+    wanted = wanted_replicas(observed)
 
     if requests.rollback_to is not None:
         handled = replace(handled, rollback_to=requests.rollback_to)
@@ -473,8 +528,10 @@ def decide(observed: Observed) -> Decision:
         )
         state = replace(state, phase="Idle", target_color=None, target_image=None, failure=None, step_started_at=now)
 
+    # A running migration is never superseded mid-flight by another: the new rollout starts, and
+    # its migration waits until the old one's Pod is gone (`schema_job_elsewhere`).
     wants_new_image = settings.image not in (state.active_image, state.target_image, state.held_image)
-    if wants_new_image and not started_this_pass and state.phase != "Downgrading":
+    if wants_new_image and not started_this_pass and state.phase != "Downgrading" and not state.abort_requested:
         state = _start(observed, state, settings.image, events)
         started_this_pass = True
 
@@ -484,13 +541,18 @@ def decide(observed: Observed) -> Decision:
             state = _start(observed, state, settings.image, events)
             started_this_pass = True
 
-    if requests.abort:
-        handled = replace(handled, abort=True)
-        if state.phase in IN_FLIGHT and state.phase not in ("ScalingDown", "Downgrading"):
-            state = _abort(observed, state, state.phase, "ManualAbort", "aborted by request", events)
-
     # Jobs observed this pass belong to the revision read from status; after a start they are stale.
     jobs = {} if started_this_pass else observed.jobs
+
+    if requests.abort:
+        handled = replace(handled, abort=True)
+        migrating = state.phase == "Migrating" and jobs.get("migrate", JobState()).phase == "running"
+        if migrating and not state.abort_requested:
+            # Stopping a migration halfway leaves the schema wherever it got: let it finish, then undo it.
+            events.append(Event("Normal", "AbortPending", "aborting once the running migration finishes"))
+            state = replace(state, abort_requested=True)
+        elif state.phase in IN_FLIGHT and state.phase not in ("ScalingDown", "Downgrading") and not migrating:
+            state = _abort(observed, state, state.phase, "ManualAbort", "aborted by request", events)
 
     if state.phase == "BackingUp":
         job = jobs.get("backup", JobState())
@@ -509,6 +571,8 @@ def decide(observed: Observed) -> Decision:
             state = replace(
                 state, phase="Deploying", schema_revision=job.schema_revision, migrated=True, step_started_at=now
             )
+            if state.abort_requested:
+                state = _abort(observed, state, "Migrating", "ManualAbort", "aborted by request", events)
         elif job.phase == "failed":
             state = _abort(
                 observed, state, "Migrating", "MigrationFailed", job.message or "the migration Job failed", events
@@ -534,7 +598,7 @@ def decide(observed: Observed) -> Decision:
     if state.phase == "Deploying":
         assert state.target_color is not None and state.target_image is not None
         standby = observed.deployments.get(state.target_color, DeploymentState())
-        if standby.ready_at(state.target_image, settings.replicas):
+        if standby.ready_at(state.target_image, settings.preview_replicas or wanted):
             events.append(Event("Normal", "StandbyReady", f"{state.target_color} is ready with {state.target_image}"))
             state = replace(state, phase="Verifying", step_started_at=now)
         elif state.step_started_at and now - state.step_started_at > settings.ready_timeout:
@@ -545,19 +609,94 @@ def decide(observed: Observed) -> Decision:
         state = _verify(observed, state, jobs, events)
 
     if state.phase == "Promoting":
-        if settings.auto_promote or requests.promote:
-            if requests.promote:
-                handled = replace(handled, promote=True)
-            state = _promote(observed, state, events)
+        waited = now - state.step_started_at if state.step_started_at else timedelta(0)
+        auto = settings.auto_promote or (
+            settings.auto_promotion_after is not None and waited >= settings.auto_promotion_after
+        )
+        if requests.promote:
+            handled = replace(handled, promote=True)
+        if (auto or requests.promote) and not state.promotion_approved:
+            state = replace(state, promotion_approved=True)  # remembered until the new colour can take traffic
+        if state.promotion_approved:
+            state = _switch_when_ready(observed, state, wanted, events)
     elif requests.promote:
         handled = replace(handled, promote=True)
         events.append(Event("Warning", "PromoteIgnored", f"nothing to promote during {state.phase}"))
 
-    if state.phase == "ScalingDown" and state.promoted_at and now - state.promoted_at >= settings.scale_down_delay:
+    if state.phase == "ScalingDown":
+        state = _after_promotion(observed, state, events)
+
+    intent = _intent(state, settings, wanted, observed.schema_job_elsewhere, now)
+    return Decision(state=state, intent=intent, events=events, handled=handled)
+
+
+def _switch_when_ready(observed: Observed, state: RolloutState, wanted: int, events: list[Event]) -> RolloutState:
+    """Promote once the new colour passes `kubectl rollout status` at the full count (a preview
+    runs fewer; the HPA may have grown the old colour since): never onto unready Pods."""
+    assert state.target_color is not None and state.target_image is not None
+    standby = observed.deployments.get(state.target_color, DeploymentState())
+    if not standby.ready_at(state.target_image, wanted):
+        return state
+    return _promote(observed, replace(state, promotion_approved=False), events)
+
+
+def _after_promotion(observed: Observed, state: RolloutState, events: list[Event]) -> RolloutState:
+    """The previous colour serves until the post-promotion gate passed and the delay is over, and
+    only goes once the active Service is seen on the new colour (with no delay at all, traffic
+    must have moved before the old Pods stop)."""
+    settings, now = observed.settings, observed.now
+    if not state.verified_after_promotion:
+        elapsed = now - state.promoted_at if state.promoted_at else timedelta(0)
+        if elapsed < settings.gate_window or observed.gate is None:
+            return state
+        if observed.gate == "fail":
+            return _roll_back_after_promotion(observed, state, events)
+        if observed.gate == "nodata" and settings.on_no_data != "pass":
+            if settings.on_no_data == "fail" or elapsed > settings.gate_deadline:
+                return _roll_back_after_promotion(observed, state, events)
+            return state
+        events.append(Event("Normal", "VerifiedAfterPromotion", f"{state.active_image} passed its post-promotion gate"))
+        state = replace(state, verified_after_promotion=True)
+    delay_over = state.promoted_at is not None and now - state.promoted_at >= settings.scale_down_delay
+    switched = observed.serving_color == state.active_color
+    if delay_over and switched:
         events.append(Event("Normal", "ScaledDown", f"previous colour {state.previous_color} scaled down"))
         state = replace(state, phase="Idle", step_started_at=now)
+    return state
 
-    return Decision(state=state, intent=_intent(state, settings), events=events, handled=handled)
+
+def _roll_back_after_promotion(observed: Observed, state: RolloutState, events: list[Event]) -> RolloutState:
+    """The gate failed on real traffic: traffic back to the previous colour (still running), and
+    the schema back to what it served on, with the newer image that knows both revisions."""
+    settings, now = observed.settings, observed.now
+    assert state.previous_color is not None and state.previous_image is not None
+    bad_image = state.active_image
+    message = f"{bad_image} failed its post-promotion gate; traffic back on {state.previous_color}"
+    events.append(Event("Warning", "PostPromotionGateFailed", message))
+    entry = HistoryEntry(
+        state.revision, bad_image or "", state.schema_revision, "aborted", _iso(now), "PostPromotionGateFailed"
+    )
+    state = replace(
+        state,
+        active_color=state.previous_color,
+        active_image=state.previous_image,
+        previous_color=state.active_color,
+        previous_image=bad_image,
+        target_color=state.active_color,
+        target_image=bad_image,
+        held_image=None,
+        failure=Failure("ScalingDown", "PostPromotionGateFailed", message),
+        step_started_at=now,
+        verified_after_promotion=True,
+        history=_remember(state, entry, settings.history_limit),
+    )
+    base = state.base_schema_revision
+    if settings.migrations_enabled and state.migrated and base and base != state.schema_revision:
+        events.append(Event("Normal", "DowngradeStarted", f"downgrading the schema to {base}"))
+        return replace(
+            state, phase="Downgrading", downgrade_to=base, after_downgrade="Aborted", downgrade_image=bad_image
+        )
+    return replace(state, phase="Aborted")
 
 
 def _verify(
@@ -596,15 +735,17 @@ def _verify(
     return replace(state, phase="Promoting", step_started_at=now)
 
 
-def _intent(state: RolloutState, settings: Settings) -> Intent:
+def _intent(state: RolloutState, settings: Settings, wanted: int, schema_job_elsewhere: bool, now: datetime) -> Intent:
     deployments: dict[Color, tuple[str, int]] = {}
     if state.active_color and state.active_image:
         deployments[state.active_color] = (state.active_image, settings.replicas)
-    deploying = state.phase in ("Deploying", "Verifying", "Promoting") or (
-        state.phase == "Downgrading" and state.after_downgrade == "Deploying"
-    )
-    if deploying and state.phase != "Downgrading" and state.target_color and state.target_image:
-        deployments[state.target_color] = (state.target_image, settings.replicas)
+    deploying = state.phase in ("Deploying", "Verifying", "Promoting")
+    if deploying and state.target_color and state.target_image:
+        full = state.phase == "Promoting" and state.promotion_approved
+        deployments[state.target_color] = (state.target_image, wanted if full else settings.preview_replicas or wanted)
+    if _aborted_colour_lingers(state, settings, now):
+        assert state.target_color is not None and state.target_image is not None
+        deployments.setdefault(state.target_color, (state.target_image, settings.preview_replicas or wanted))
     previous, previous_image = state.previous_color, state.previous_image
     if previous and previous_image and previous not in deployments:
         # The previous colour serves until the scale-down delay passes, then idles at zero
@@ -616,11 +757,11 @@ def _intent(state: RolloutState, settings: Settings) -> Intent:
     jobs: list[JobIntent] = []
     if state.phase == "BackingUp" and state.target_image:
         jobs.append(JobIntent("backup", state.revision, state.target_image))
-    if state.phase == "Migrating" and state.target_image:
+    if state.phase == "Migrating" and state.target_image and not schema_job_elsewhere:
         jobs.append(JobIntent("migrate", state.revision, state.target_image))
     if state.phase == "Verifying" and settings.smoke_test_enabled and state.target_image:
         jobs.append(JobIntent("smoke", state.revision, state.target_image, state.schema_revision))
-    if state.phase == "Downgrading" and state.downgrade_image:
+    if state.phase == "Downgrading" and state.downgrade_image and not schema_job_elsewhere:
         jobs.append(JobIntent("downgrade", state.revision, state.downgrade_image, state.downgrade_to))
     preview = state.target_color if state.phase in ("Verifying", "Promoting") else None
     return Intent(
@@ -631,23 +772,55 @@ def _intent(state: RolloutState, settings: Settings) -> Intent:
     )
 
 
+def _aborted_colour_lingers(state: RolloutState, settings: Settings, now: datetime) -> bool:
+    """An aborted colour keeps running `abort_scale_down_delay` (its logs and Pods are what the
+    user debugs with), never serving: the Services already point elsewhere."""
+    return (
+        state.phase == "Aborted"
+        and state.failure is not None
+        and state.failure.step in ("Deploying", "Verifying", "Promoting", "ScalingDown")
+        and state.target_color is not None
+        and state.target_image is not None
+        and state.target_color != state.active_color
+        and state.step_started_at is not None
+        and now - state.step_started_at < settings.abort_scale_down_delay
+    )
+
+
 #: How often a running metric gate asks Prometheus again.
 GATE_POLL = timedelta(seconds=15)
 
 
-def next_wakeup(state: RolloutState, settings: Settings, now: datetime) -> timedelta | None:
+#: How often a migration waits to see another one's Pod gone (Pods are not watched).
+SCHEMA_JOB_POLL = timedelta(seconds=2)
+
+
+def next_wakeup(
+    state: RolloutState, settings: Settings, now: datetime, schema_job_elsewhere: bool = False
+) -> timedelta | None:
     """When time alone can change the next decision (a timeout, a gate's window, the scale-down
     delay); None when only an event can. Events (a Job finishing, replicas turning ready, an
     edit) wake the reconciler sooner; this is what it sleeps for otherwise."""
-    due: datetime | None = None
+    due: list[datetime] = []
     started = state.step_started_at
+    gate_polls = settings.gate_enabled and (
+        state.phase == "Verifying" or (state.phase == "ScalingDown" and not state.verified_after_promotion)
+    )
     if state.phase == "Deploying" and started:
-        due = started + settings.ready_timeout
-    elif state.phase == "Verifying" and settings.gate_enabled and started:
-        window_end = started + settings.gate_window
-        due = window_end if window_end > now else now + GATE_POLL
-    elif state.phase == "ScalingDown" and state.promoted_at:
-        due = state.promoted_at + settings.scale_down_delay
-    if due is None:
+        due.append(started + settings.ready_timeout)
+    if gate_polls and started:
+        window_end = (
+            (state.promoted_at if state.phase == "ScalingDown" else started) or started
+        ) + settings.gate_window
+        due.append(window_end if window_end > now else now + GATE_POLL)
+    if state.phase == "ScalingDown" and state.promoted_at:
+        due.append(state.promoted_at + settings.scale_down_delay)
+    if state.phase == "Promoting" and settings.auto_promotion_after is not None and started:
+        due.append(started + settings.auto_promotion_after)
+    if _aborted_colour_lingers(state, settings, now) and started:
+        due.append(started + settings.abort_scale_down_delay)
+    if schema_job_elsewhere and state.phase in ("Migrating", "Downgrading"):
+        due.append(now + SCHEMA_JOB_POLL)
+    if not due:
         return None
-    return max(due - now, timedelta(0))
+    return max(min(due) - now, timedelta(0))

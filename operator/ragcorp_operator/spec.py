@@ -124,6 +124,7 @@ class MetricGate(Model):
     max_error_rate: float = Field(default=0.05, ge=0, le=1, alias="maxErrorRate")
     max_p95_seconds: float = Field(default=2.0, gt=0, alias="maxP95Seconds")
     on_no_data: Literal["wait", "pass", "fail"] = Field(default="wait", alias="onNoData")
+    after_promotion: bool = Field(default=True, alias="afterPromotion")
 
 
 class BlueGreen(Model):
@@ -134,6 +135,9 @@ class BlueGreen(Model):
     smoke_test: SmokeTest = Field(default_factory=SmokeTest, alias="smokeTest")
     metric_gate: MetricGate = Field(default_factory=MetricGate, alias="metricGate")
     history_limit: int = Field(default=10, ge=1, le=100, alias="historyLimit")
+    auto_promotion_seconds: int | None = Field(default=None, ge=0, le=86_400, alias="autoPromotionSeconds")
+    preview_replica_count: int | None = Field(default=None, ge=1, le=1000, alias="previewReplicaCount")
+    abort_scale_down_delay_seconds: int = Field(default=30, ge=0, le=86_400, alias="abortScaleDownDelaySeconds")
 
 
 class Strategy(Model):

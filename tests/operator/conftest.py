@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +10,6 @@ import kmock
 import pytest
 from kopf.testing import KopfRunner
 
-from tests.operator.cluster_helper import ClusterHelper
 from tests.operator.emulator import (
     HELPER_TOKEN,
     MONITORING,
@@ -20,6 +18,7 @@ from tests.operator.emulator import (
     running_api_server,
     write_kubeconfig,
 )
+from tests.operator.support import ClusterHelper, running_operator
 
 os.environ.setdefault("RAGCORP_RESYNC_SECONDS", "300")
 os.environ.setdefault("RAGCORP_OPERATOR_METRICS_PORT", "0")
@@ -62,24 +61,6 @@ def helper(kubeconfig: Path) -> ClusterHelper:
     api_client.configuration.refresh_api_key_hook = None  # it would restore the kubeconfig's token
     api_client.configuration.api_key["BearerToken"] = f"Bearer {HELPER_TOKEN}"
     return ClusterHelper(Cluster(api_client))
-
-
-@contextlib.contextmanager
-def running_operator(peering: str | None = None) -> Iterator[KopfRunner]:
-    """The real kopf runtime with our handlers, in a background thread (kopf's KopfRunner).
-
-    Standalone unless `peering` names a ClusterKopfPeering, as the Helm chart's replicas run.
-    """
-    import kopf
-
-    from ragcorp_operator import handlers
-
-    handlers._cluster = None  # connect afresh, through this test's kubeconfig
-    handlers.configured = None  # and read this test's environment
-    mode = ["--peering", peering] if peering else ["--standalone"]
-    with KopfRunner(["run", *mode, "--all-namespaces"], registry=kopf.get_default_registry()) as runner:
-        yield runner
-    assert runner.exception is None, runner.output
 
 
 @pytest.fixture

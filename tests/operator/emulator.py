@@ -5,7 +5,8 @@ kmock's docs invite subclassing to fill its gaps; these are the ones we need:
 `creationTimestamp` on objects; `resourceVersion` preconditions on updates (409 when stale); names
 from `generateName`; label selectors on lists and watches; and garbage
 collection of children by ownerReferences once their owner is gone (after its finalizers, as the
-API server's garbage collector does). It also keeps
+API server's garbage collector does; Pods are deleted gracefully: marked, and gone once their
+kubelet reports them stopped). It also keeps
 a log of every call as (bearer token, RBAC verb, API group, resource[/subresource]),
 which the chart's RBAC test reads.
 """
@@ -72,6 +73,8 @@ REQUEST_LOG_KEPT = 32
 @attrs.define(kw_only=True)
 class ApiServer(kmock.KubernetesEmulator):
     calls: list[Call] = attrs.field(factory=list)
+    #: While set, status writes answer 409 Conflict, as when another writer keeps winning the race.
+    refuse_status_writes: bool = False
 
     async def _handle(self, request: rendering.Request) -> Any:
         if len(self._requests) > 2 * REQUEST_LOG_KEPT:
@@ -90,6 +93,8 @@ class ApiServer(kmock.KubernetesEmulator):
                 meta["generation"] = 1
                 meta["resourceVersion"] = str(next(_versions))
             elif request.action == enums.action.UPDATE and request.name is not None:
+                if self.refuse_status_writes and request.subresource == "status":
+                    raise k8s.KubernetesObjectConflictError()
                 current = self._current(request)
                 expected = meta.get("resourceVersion")
                 if current is not None and expected and expected != current["metadata"].get("resourceVersion"):
@@ -125,6 +130,12 @@ class ApiServer(kmock.KubernetesEmulator):
             if any(ref.get("uid") == owner_uid for ref in owners):
                 doomed.append((resource, obj))
         for resource, obj in doomed:
+            if resource.plural == "pods":
+                # Graceful deletion: a Pod is only marked; it goes once its kubelet reports it stopped
+                # (kmock removes a marked object without finalizers on its next update).
+                obj.patch({"metadata": {"deletionTimestamp": datetime.datetime.now(datetime.UTC).isoformat()}})
+                await self._buses[resource].put({"type": "MODIFIED", "object": obj.raw})
+                continue
             raw = obj.raw
             obj.delete()
             await self._buses[resource].put({"type": "DELETED", "object": raw})

@@ -24,10 +24,8 @@ from ragcorp_operator.plan import PROMETHEUS_RULE, SERVICE_MONITOR, children, re
 from ragcorp_operator.render.common import Owner
 from ragcorp_operator.rollout import Intent, JobIntent, JobKind
 from ragcorp_operator.spec import parse_spec
-from tests.operator.cluster_helper import ClusterHelper, eventually
-from tests.operator.conftest import running_operator
 from tests.operator.emulator import OPERATOR_TOKEN, ApiServer
-from tests.operator.test_rollouts import promote_v2_while_blue_still_serves
+from tests.operator.support import ClusterHelper, eventually, promote_v2_while_blue_still_serves, running_operator
 
 ROOT = Path(__file__).resolve().parents[2]
 RBAC_TEMPLATE = ROOT / "charts" / "ragcorp-operator" / "templates" / "rbac.yaml"

@@ -2,33 +2,9 @@
 
 from __future__ import annotations
 
-import base64
+import time
 
-from tests.operator.cluster_helper import ClusterHelper, eventually
-
-SPEC = {
-    "image": "registry.example/ragcorp:1.0",
-    "replicas": 2,
-    "secrets": {"databaseUrl": {"name": "db", "key": "DATABASE_URL"}, "apiKeys": {"name": "keys", "key": "API_KEYS"}},
-    "config": {"rateLimitRps": 50, "allowedOrigins": ["https://app.example"]},
-}
-
-
-def secrets(helper: ClusterHelper) -> None:
-    encode = lambda text: base64.b64encode(text.encode()).decode()  # noqa: E731
-    helper.create_secret("db", {"DATABASE_URL": encode("postgresql://db/rag")})
-    helper.create_secret("keys", {"API_KEYS": encode("k:ask")})
-
-
-def deploy(helper: ClusterHelper, name: str = "rag", spec: dict | None = None) -> None:
-    helper.apply_resource(name, spec or SPEC)
-    eventually(lambda: helper.get("Job", f"{name}-migrate-1"))
-    helper.finish_job(f"{name}-migrate-1", succeeded=True)
-    eventually(lambda: helper.get("Deployment", f"{name}-blue"))
-    helper.mark_deployment_ready(f"{name}-blue")
-    eventually(lambda: helper.get("Job", f"{name}-smoke-1"))
-    helper.finish_job(f"{name}-smoke-1", succeeded=True)
-    eventually(lambda: helper.condition(name, "Ready").get("status") == "True")
+from tests.operator.support import SPEC, ClusterHelper, deploy, eventually, secrets
 
 
 def test_create_makes_every_child_with_owner_labels_probes_and_env(helper: ClusterHelper, operator: object) -> None:
@@ -150,6 +126,65 @@ def test_invalid_spec_degrades_and_the_operator_keeps_running(helper: ClusterHel
     )
     assert "minReplicas must not exceed" in degraded["message"]
     deploy(helper, "good")
+
+
+def test_an_invalid_edit_keeps_the_applied_spec_and_says_so_once(helper: ClusterHelper, operator: object) -> None:
+    secrets(helper)
+    deploy(helper)
+    applied = helper.status("rag")["observedGeneration"]
+    helper.apply_resource("rag", {**SPEC, "autoscaling": {"enabled": True, "minReplicas": 9, "maxReplicas": 3}})
+    ready = eventually(
+        lambda: helper.condition("rag", "Ready").get("reason") == "InvalidSpec" and helper.condition("rag", "Ready")
+    )
+    assert ready["status"] == "False" and "blue still serves" in ready["message"]
+    assert helper.status("rag")["observedGeneration"] == applied, "the invalid generation was not applied"
+    for attempt in range(3):  # more passes over the same problem: each edit of an annotation wakes the operator
+        helper.annotate("rag", {"example.com/poke": str(attempt)})
+        eventually(
+            lambda attempt=attempt: (
+                helper.resource("rag")["metadata"]["annotations"].get("example.com/poke") == str(attempt)
+            )
+        )
+    time.sleep(1)
+    assert [e["reason"] for e in helper.events("rag")].count("InvalidSpec") == 1, "one Event per distinct problem"
+    assert helper.get("Deployment", "rag-blue")["spec"]["replicas"] == 2, "children keep the last good spec"
+    helper.apply_resource("rag", {**SPEC, "autoscaling": {"enabled": False, "minReplicas": 1}})
+    eventually(lambda: helper.condition("rag", "Ready").get("status") == "True")
+    assert helper.status("rag")["observedGeneration"] > applied
+
+
+def test_a_job_this_resource_did_not_make_is_replaced_not_trusted(helper: ClusterHelper, operator: object) -> None:
+    """A leftover `rag-migrate-1` (from an earlier resource of the same name, or made by hand) that
+    claims success must not count as this resource's migration."""
+    secrets(helper)
+    helper.cluster.apply(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": "rag-migrate-1",
+                "namespace": "default",
+                "labels": {
+                    "app.kubernetes.io/instance": "rag",
+                    "ragcorp.dev/revision": "1",
+                    "ragcorp.dev/job": "migrate",
+                },
+            },
+            "spec": {"template": {"spec": {"containers": [{"name": "migrate", "image": "old:1"}]}}},
+        }
+    )
+    helper.finish_job("rag-migrate-1", succeeded=True, schema_revision="0099")
+    helper.apply_resource("rag", SPEC)
+    uid = eventually(lambda: helper.resource("rag")["metadata"].get("uid"))
+    job = eventually(
+        lambda: (
+            (found := helper.get("Job", "rag-migrate-1"))
+            and found["metadata"].get("ownerReferences", [{}])[0].get("uid") == uid
+            and found
+        )
+    )
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == SPEC["image"]
+    assert helper.status("rag")["phase"] == "Migrating" and not helper.status("rag").get("schemaRevision")
 
 
 def test_a_name_too_long_for_the_childrens_names_degrades_without_children(

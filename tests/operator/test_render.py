@@ -17,10 +17,10 @@ from ragcorp_operator.plan import render_resource
 from ragcorp_operator.render.config import service_settings
 from ragcorp_operator.spec import SpecError, parse_spec
 from ragcorp_service.settings import Settings
+from tests.operator.support import crd_schema, crd_validator
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "crds" / "examples").glob("*.yaml"))
-CRD = yaml.safe_load((ROOT / "crds" / "ragcorpdeployments.ragcorp.dev.yaml").read_text())
 #: The Kubernetes versions we claim: the oldest and the newest supported.
 KUBERNETES_VERSIONS = ["1.27.0", "1.37.0"]
 #: Prometheus Operator kinds have no upstream schema in kubernetes-validate.
@@ -50,25 +50,6 @@ def test_production_example_renders_autoscaling_without_a_fixed_replica_count() 
     assert "replicas" not in manifests["Deployment", "ragcorp-blue"]["spec"]
     assert manifests["HorizontalPodAutoscaler", "ragcorp"]["spec"]["minReplicas"] == 3
     assert manifests["Job", "ragcorp-migrate-1"]["spec"]["activeDeadlineSeconds"] == 900
-
-
-def crd_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    return schema
-
-
-def openapi_to_jsonschema(node: Any) -> Any:
-    """Drop the Kubernetes-only keywords jsonschema does not know (they only widen)."""
-    if isinstance(node, dict):
-        return {k: openapi_to_jsonschema(v) for k, v in node.items() if not k.startswith("x-kubernetes")}
-    if isinstance(node, list):
-        return [openapi_to_jsonschema(v) for v in node]
-    return node
-
-
-def crd_validator() -> jsonschema.Draft4Validator:
-    """OpenAPI v3.0 schemas are JSON Schema draft 4 (boolean exclusiveMinimum) plus extensions."""
-    return jsonschema.Draft4Validator(openapi_to_jsonschema(crd_schema()))
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)

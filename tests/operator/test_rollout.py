@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ragcorp_operator.naming import Color
 from ragcorp_operator.rollout import (
     DeploymentState,
     GateResult,
@@ -18,6 +19,7 @@ from ragcorp_operator.rollout import (
     RolloutState,
     Settings,
     decide,
+    next_wakeup,
 )
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -34,8 +36,15 @@ PROMOTED_1 = HistoryEntry(1, "app:1", "0001", "promoted", NOW.isoformat())
 IDLE_ON_BLUE = RolloutState(
     phase="Idle", revision=1, active_color="blue", active_image="app:1", schema_revision="0001", history=(PROMOTED_1,)
 )
-READY_BLUE = DeploymentState(True, "app:1", 2, 2, 2)
-READY_GREEN = DeploymentState(True, "app:2", 2, 2, 2)
+
+
+def ready(image: str, replicas: int = 2) -> DeploymentState:
+    """A Deployment `kubectl rollout status` calls done, as the Deployment controller reports it."""
+    return DeploymentState(True, image, replicas, replicas, replicas, replicas, replicas, 1, 1)
+
+
+READY_BLUE = ready("app:1")
+READY_GREEN = ready("app:2")
 ABSENT = DeploymentState()
 SUCCEEDED = JobState("succeeded", "0002")
 NO_REQUESTS = Requests()
@@ -51,8 +60,22 @@ def observe(
     gate: GateResult | None = None,
     requests: Requests = NO_REQUESTS,
     blue: DeploymentState = READY_BLUE,
+    schema_job_elsewhere: bool = False,
+    serving_color: Color | None = None,
 ) -> Observed:
-    return Observed(settings, state, {"blue": blue, "green": green}, jobs or {}, now, gate, requests)
+    """What the reconciler would see; the active Service selects what the last pass made active."""
+    serving_color = serving_color or state.active_color
+    return Observed(
+        settings,
+        state,
+        {"blue": blue, "green": green},
+        jobs or {},
+        now,
+        gate,
+        requests,
+        schema_job_elsewhere,
+        serving_color,
+    )
 
 
 def at(phase: str, **changes: object) -> RolloutState:
@@ -149,7 +172,9 @@ def test_without_keep_previous_the_old_colour_is_removed() -> None:
     decision = decide(
         observe(at("Verifying"), settings=settings, jobs={"smoke": JobState("succeeded")}, green=READY_GREEN)
     )
-    assert decision.state.phase == "Idle" and decision.intent.deployments == {"green": ("app:2", 2)}
+    assert decision.state.phase == "ScalingDown", "the old colour serves until the switch is seen"
+    done = decide(observe(decision.state, settings=settings, green=READY_GREEN))
+    assert done.state.phase == "Idle" and done.intent.deployments == {"green": ("app:2", 2)}
 
 
 def test_standby_not_ready_in_time_aborts_and_traffic_stays() -> None:
@@ -303,3 +328,165 @@ def test_deciding_twice_changes_nothing() -> None:
 def test_status_round_trip() -> None:
     state = replace(promoted_green(), failure=None)
     assert RolloutState.from_status(state.to_status()) == state
+
+
+# --- switching traffic safely ----------------------------------------------------------------
+
+
+def test_a_new_migration_waits_while_another_of_the_resource_still_runs() -> None:
+    superseding = decide(observe(at("Migrating"), settings=replace(SETTINGS, image="app:3"), schema_job_elsewhere=True))
+    assert superseding.state.phase == "Migrating" and superseding.state.target_image == "app:3"
+    assert superseding.intent.jobs == (), "no second migration while the superseded one's Pod runs"
+    assert next_wakeup(superseding.state, SETTINGS, NOW, schema_job_elsewhere=True) == timedelta(seconds=2)
+    free = decide(observe(superseding.state, settings=replace(SETTINGS, image="app:3")))
+    assert [(j.kind, j.revision) for j in free.intent.jobs] == [("migrate", 3)]
+
+
+def test_an_abort_during_a_migration_waits_for_it_then_downgrades() -> None:
+    settings = replace(SETTINGS, downgrade_on_abort=True)
+    running = {"migrate": JobState("running")}
+    pending = decide(observe(at("Migrating"), settings=settings, jobs=running, requests=Requests(abort=True)))
+    assert pending.state.phase == "Migrating" and pending.state.abort_requested and pending.handled.abort
+    assert [j.kind for j in pending.intent.jobs] == ["migrate"], "the migration is left to finish"
+    assert pending.events[0].reason == "AbortPending"
+    finished = decide(observe(pending.state, settings=settings, jobs={"migrate": SUCCEEDED}))
+    assert finished.state.phase == "Downgrading" and finished.state.schema_revision == "0002"
+    [job] = finished.intent.jobs
+    assert (job.kind, job.image, job.schema_revision) == ("downgrade", "app:2", "0001")
+    assert finished.state.failure and finished.state.failure.reason == "ManualAbort"
+    assert "green" not in finished.intent.deployments
+
+
+def test_an_abort_before_the_migration_started_takes_effect_at_once() -> None:
+    aborted = decide(observe(at("Migrating"), requests=Requests(abort=True)))
+    assert aborted.state.phase == "Aborted" and aborted.state.schema_revision == "0001"
+
+
+@pytest.mark.parametrize(
+    ("green", "why"),
+    [
+        (replace(READY_GREEN, observed_generation=0), "the controller has not seen the latest spec"),
+        (replace(READY_GREEN, total_replicas=3), "an old Pod is still terminating"),
+        (replace(READY_GREEN, available_replicas=1), "one Pod is ready but not yet available"),
+        (replace(READY_GREEN, ready_replicas=1), "one Pod is not ready"),
+    ],
+)
+def test_traffic_never_moves_to_a_colour_kubectl_rollout_status_would_not_pass(
+    green: DeploymentState, why: str
+) -> None:
+    promoting = replace(at("Promoting"), promotion_approved=True)
+    decision = decide(observe(promoting, green=green))
+    assert decision.state.phase == "Promoting" and decision.intent.active_service_color == "blue", why
+    switched = decide(observe(decision.state, green=READY_GREEN))
+    assert switched.intent.active_service_color == "green"
+
+
+def test_without_a_scale_down_delay_the_old_colour_shrinks_only_after_the_switch_was_seen() -> None:
+    settings = replace(SETTINGS, scale_down_delay=timedelta(0))
+    promoted = decide(
+        observe(at("Verifying"), settings=settings, jobs={"smoke": JobState("succeeded")}, green=READY_GREEN)
+    )
+    assert promoted.state.phase == "ScalingDown" and promoted.intent.deployments["blue"] == ("app:1", 2)
+    not_yet = decide(observe(promoted.state, settings=settings, green=READY_GREEN, serving_color="blue"))
+    assert not_yet.state.phase == "ScalingDown", "the Service still sends traffic to blue"
+    done = decide(observe(promoted.state, settings=settings, green=READY_GREEN, serving_color="green"))
+    assert done.state.phase == "Idle" and done.intent.deployments["blue"] == ("app:1", 0)
+
+
+def test_with_autoscaling_the_new_colour_matches_the_old_ones_current_replicas_before_the_switch() -> None:
+    settings = replace(SETTINGS, max_replicas=8)
+    busy_blue = ready("app:1", 6)  # the HPA scaled blue from 2 to 6 under load
+    deploying = decide(observe(at("Deploying"), settings=settings, blue=busy_blue, green=READY_GREEN))
+    assert deploying.state.phase == "Deploying" and deploying.intent.deployments["green"] == ("app:2", 6)
+    ready_green = decide(observe(at("Deploying"), settings=settings, blue=busy_blue, green=ready("app:2", 6)))
+    assert ready_green.state.phase == "Verifying"
+    capped = decide(observe(at("Deploying"), settings=settings, blue=ready("app:1", 12), green=READY_GREEN))
+    assert capped.intent.deployments["green"] == ("app:2", 8), "never past the HPA's maximum"
+
+
+def test_a_preview_runs_fewer_replicas_and_is_scaled_up_and_ready_before_the_switch() -> None:
+    settings = replace(SETTINGS, preview_replicas=1, replicas=3)
+    blue = ready("app:1", 3)
+    deploying = decide(observe(at("Deploying"), settings=settings, blue=blue, green=ready("app:2", 1)))
+    assert deploying.state.phase == "Verifying" and deploying.intent.deployments["green"] == ("app:2", 1)
+    verified = decide(
+        observe(deploying.state, settings=settings, blue=blue, green=ready("app:2", 1), jobs={"smoke": SUCCEEDED})
+    )
+    assert verified.state.phase == "Promoting" and verified.intent.deployments["green"] == ("app:2", 3)
+    assert verified.intent.active_service_color == "blue", "one preview Pod never takes all the traffic"
+    switched = decide(observe(verified.state, settings=settings, blue=blue, green=ready("app:2", 3)))
+    assert switched.intent.active_service_color == "green"
+
+
+def test_auto_promotion_after_a_delay_without_auto_promote() -> None:
+    settings = replace(SETTINGS, auto_promote=False, auto_promotion_after=timedelta(minutes=2))
+    waiting = decide(observe(at("Promoting"), settings=settings, green=READY_GREEN, now=NOW + timedelta(minutes=1)))
+    assert waiting.state.phase == "Promoting"
+    assert next_wakeup(waiting.state, settings, NOW + timedelta(minutes=1)) == timedelta(minutes=1)
+    promoted = decide(observe(at("Promoting"), settings=settings, green=READY_GREEN, now=NOW + timedelta(minutes=2)))
+    assert promoted.intent.active_service_color == "green"
+
+
+def test_an_aborted_colour_lingers_for_debugging_then_goes() -> None:
+    settings = replace(SETTINGS, keep_previous=False)
+    aborted = decide(observe(at("Verifying"), settings=settings, jobs={"smoke": JobState("failed")}, green=READY_GREEN))
+    assert aborted.state.phase == "Aborted" and aborted.intent.deployments["green"] == ("app:2", 2)
+    assert aborted.intent.active_service_color == "blue" and aborted.intent.preview_service_color == "blue"
+    assert next_wakeup(aborted.state, settings, NOW) == timedelta(seconds=30)
+    later = decide(observe(aborted.state, settings=settings, green=READY_GREEN, now=NOW + timedelta(seconds=30)))
+    assert "green" not in later.intent.deployments
+
+
+GATED = replace(SETTINGS, gate_enabled=True, gate_window=timedelta(minutes=1), on_no_data="fail")
+
+
+def promoted_with_gate() -> RolloutState:
+    verifying = at("Verifying", schema_revision="0002", migrated=True)
+    state = decide(
+        observe(
+            verifying,
+            settings=GATED,
+            jobs={"smoke": SUCCEEDED},
+            green=READY_GREEN,
+            gate="pass",
+            now=NOW + timedelta(minutes=1),
+        )
+    ).state
+    assert state.phase == "ScalingDown" and not state.verified_after_promotion
+    return state
+
+
+def test_the_post_promotion_gate_holds_the_old_colour_then_lets_it_go() -> None:
+    state = promoted_with_gate()
+    early = decide(
+        observe(state, settings=GATED, green=READY_GREEN, gate="pass", now=NOW + timedelta(minutes=1, seconds=30))
+    )
+    assert early.state.phase == "ScalingDown" and not early.state.verified_after_promotion, "the window is not over"
+    passed = decide(observe(state, settings=GATED, green=READY_GREEN, gate="pass", now=NOW + timedelta(minutes=2)))
+    assert passed.state.verified_after_promotion and passed.state.phase == "ScalingDown"
+    done = decide(observe(passed.state, settings=GATED, green=READY_GREEN, now=NOW + timedelta(minutes=6)))
+    assert done.state.phase == "Idle"
+
+
+def test_a_failed_post_promotion_gate_moves_traffic_and_the_schema_back() -> None:
+    state = promoted_with_gate()
+    failed = decide(observe(state, settings=GATED, green=READY_GREEN, gate="fail", now=NOW + timedelta(minutes=2)))
+    assert failed.intent.active_service_color == "blue" and failed.state.active_image == "app:1"
+    assert failed.state.phase == "Downgrading"
+    [job] = failed.intent.jobs
+    assert (job.kind, job.image, job.schema_revision) == ("downgrade", "app:2", "0001")
+    assert failed.state.history[-1].reason == "PostPromotionGateFailed"
+    done = decide(
+        observe(failed.state, settings=GATED, green=READY_GREEN, jobs={"downgrade": JobState("succeeded", "0001")})
+    )
+    assert done.state.phase == "Aborted" and done.state.schema_revision == "0001"
+    again = decide(observe(done.state, settings=GATED, green=READY_GREEN))
+    assert again.state.phase == "Aborted", "spec.image still names app:2: it is not rolled out again by itself"
+
+
+def test_next_wakeup_is_the_nearest_deadline_and_none_when_only_events_matter() -> None:
+    assert next_wakeup(at("Deploying"), SETTINGS, NOW + timedelta(minutes=4)) == timedelta(minutes=6)
+    assert next_wakeup(IDLE_ON_BLUE, SETTINGS, NOW) is None
+    assert next_wakeup(at("Migrating"), SETTINGS, NOW) is None, "a Job finishing is an event"
+    scaling = replace(at("ScalingDown"), promoted_at=NOW)
+    assert next_wakeup(scaling, SETTINGS, NOW + timedelta(minutes=1)) == timedelta(minutes=4)

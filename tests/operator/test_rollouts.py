@@ -7,61 +7,27 @@ Jobs ran in which order, and what the status says.
 
 from __future__ import annotations
 
-from typing import Any
+import time
 
 import pytest
 
-from tests.operator.cluster_helper import ClusterHelper, eventually
-from tests.operator.conftest import running_operator
-from tests.operator.test_reconcile import SPEC, deploy, secrets
-
-V2 = "registry.example/ragcorp:2.0"
-FAST = {"blueGreen": {"scaleDownDelaySeconds": 0}}
-
-
-def spec(**changes: Any) -> dict[str, Any]:
-    return {**SPEC, "strategy": FAST, **changes}
-
-
-def image_of(helper: ClusterHelper, deployment: str) -> str | None:
-    found = helper.get("Deployment", deployment)
-    return found["spec"]["template"]["spec"]["containers"][0]["image"] if found else None
-
-
-def replicas_of(helper: ClusterHelper, deployment: str) -> int | None:
-    found = helper.get("Deployment", deployment)
-    return found["spec"].get("replicas") if found else None
-
-
-def roll_to_v2(helper: ClusterHelper, **changes: Any) -> None:
-    helper.apply_resource("rag", spec(image=V2, **changes))
-
-
-def migrate_deploy_and_smoke(
-    helper: ClusterHelper, smoke_passes: bool, revision: int = 2, schema: str = "0003"
-) -> None:
-    """Play the cluster through one rollout to green: migration succeeds, green turns ready, smoke test ends."""
-    eventually(lambda: helper.get("Job", f"rag-migrate-{revision}"))
-    helper.finish_job(f"rag-migrate-{revision}", succeeded=True, schema_revision=schema)
-    eventually(lambda: helper.get("Deployment", "rag-green"))
-    helper.mark_deployment_ready("rag-green")
-    eventually(lambda: helper.get("Job", f"rag-smoke-{revision}"))
-    helper.finish_job(f"rag-smoke-{revision}", succeeded=smoke_passes)
-
-
-def promote_v2(helper: ClusterHelper) -> None:
-    migrate_deploy_and_smoke(helper, smoke_passes=True)
-    eventually(lambda: helper.selector_color("rag") == "green")
-
-
-def promote_v2_while_blue_still_serves(helper: ClusterHelper) -> None:
-    """v1 on blue, then v2 promoted to green with blue kept serving (a long scale-down delay)."""
-    secrets(helper)
-    slow = {"blueGreen": {"scaleDownDelaySeconds": 3600}}
-    deploy(helper, spec=spec(strategy=slow))
-    roll_to_v2(helper, strategy=slow)
-    promote_v2(helper)
-    eventually(lambda: helper.status("rag").get("phase") == "ScalingDown")
+from tests.operator.emulator import ApiServer
+from tests.operator.support import (
+    SPEC,
+    V2,
+    ClusterHelper,
+    deploy,
+    eventually,
+    image_of,
+    migrate_deploy_and_smoke,
+    promote_v2,
+    promote_v2_while_blue_still_serves,
+    replicas_of,
+    roll_to_v2,
+    running_operator,
+    secrets,
+    spec,
+)
 
 
 def test_backup_then_migrate_then_deploy_then_switch(helper: ClusterHelper, operator: object) -> None:
@@ -156,7 +122,12 @@ def test_manual_promote_and_abort_by_annotation(helper: ClusterHelper, operator:
     helper.apply_resource("rag", spec(image="registry.example/ragcorp:3.0", strategy=manual))
     eventually(lambda: helper.get("Job", "rag-migrate-3"))
     helper.annotate("rag", {"ragcorp.dev/abort": "true"})
+    # A migration is never cut off halfway: the abort waits for it, then takes effect.
+    eventually(lambda: helper.status("rag").get("abortRequested") is True)
+    assert helper.status("rag")["phase"] == "Migrating"
+    helper.finish_job("rag-migrate-3", succeeded=True, schema_revision="0004")
     eventually(lambda: helper.condition("rag", "Degraded").get("reason") == "ManualAbort")
+    assert helper.status("rag")["schemaRevision"] == "0004", "the schema the finished migration left"
     assert helper.selector_color("rag") == "green"
 
 
@@ -227,3 +198,41 @@ def test_kubectl_plugin_shows_status_and_history_and_requests_a_rollback(
     assert kubectl_ragcorp(["-n", "default", "rollback", "rag", "--to-revision", "1"]) == 0
     eventually(lambda: helper.selector_color("rag") == "blue")
     assert kubectl_ragcorp(["-n", "default", "status", "missing"]) == 1
+
+
+def test_traffic_does_not_move_while_the_status_cannot_be_written(
+    helper: ClusterHelper, api_server: ApiServer, operator: object
+) -> None:
+    """Children never run ahead of the status: a promotion whose status write is refused (409)
+    switches nothing, and happens once the write lands."""
+    secrets(helper)
+    deploy(helper, spec=spec())
+    roll_to_v2(helper, strategy={"blueGreen": {"autoPromote": False, "scaleDownDelaySeconds": 3600}})
+    migrate_deploy_and_smoke(helper, smoke_passes=True)
+    eventually(lambda: helper.status("rag").get("phase") == "Promoting")
+    api_server.refuse_status_writes = True
+    helper.annotate("rag", {"ragcorp.dev/promote": "first"})
+    time.sleep(2)
+    assert helper.selector_color("rag") == "blue" and helper.status("rag")["phase"] == "Promoting"
+    api_server.refuse_status_writes = False
+    helper.annotate("rag", {"example.com/poke": "1"})  # any event: the reconciler tries again at once
+    eventually(lambda: helper.selector_color("rag") == "green")
+    assert helper.status("rag")["phase"] == "ScalingDown"
+    eventually(lambda: "ragcorp.dev/promote" not in helper.annotations("rag"))
+
+
+def test_a_missing_monitoring_secret_does_not_freeze_a_rollouts_timeout(
+    helper: ClusterHelper, operator: object
+) -> None:
+    secrets(helper)
+    deploy(helper, spec=spec())
+    strategy = {"blueGreen": {"scaleDownDelaySeconds": 0, "readyTimeoutSeconds": 2}}
+    monitoring = {"metricsKey": {"name": "prometheus-key", "key": "key"}}
+    roll_to_v2(helper, strategy=strategy, monitoring=monitoring)
+    eventually(lambda: helper.get("Job", "rag-migrate-2"))
+    helper.finish_job("rag-migrate-2", succeeded=True, schema_revision="0003")
+    eventually(lambda: helper.condition("rag", "Degraded").get("reason") == "SecretNotFound")
+    # green never turns ready: the ready timeout still fires, the Secret notwithstanding
+    eventually(lambda: helper.status("rag").get("phase") == "Aborted")
+    assert helper.status("rag")["failure"]["reason"] == "NotReady"
+    assert helper.selector_color("rag") == "blue"

@@ -15,7 +15,7 @@ import pytest
 from ragcorp_service.api.main import create_app
 from ragcorp_service.cli import main
 from ragcorp_service.settings import Settings
-from tests.operator.cluster_helper import eventually
+from tests.operator.support import eventually
 from tests.service.servers import free_port, serving
 
 

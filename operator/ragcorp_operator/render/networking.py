@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ragcorp_operator.naming import Color, deployment_name, preview_service_name, selector
+from ragcorp_operator.naming import Color, active_service_name, deployment_name, preview_service_name, selector
 from ragcorp_operator.render.common import Manifest, Owner, metadata
 from ragcorp_operator.spec import RagSpec
 
@@ -21,7 +21,7 @@ def service(owner: Owner, spec: RagSpec, name: str, color: Color) -> Manifest:
 
 
 def active_service(owner: Owner, spec: RagSpec, color: Color) -> Manifest:
-    return service(owner, spec, owner.name, color)
+    return service(owner, spec, active_service_name(owner.name), color)
 
 
 def preview_service(owner: Owner, spec: RagSpec, color: Color) -> Manifest:

@@ -182,10 +182,15 @@ class JobController:
             if not run.done:
                 await self._sync(run)
         for uid, run in list(self.runs.items()):
-            if uid not in alive:  # deleted: its Pod goes too (foreground or background)
-                if run.pod is not None and run.pod.exit_code is None:
-                    await self.kubelet.terminate(run.pod)
+            if uid not in alive:  # deleted: its Pod goes too, once its process stopped (graceful deletion)
                 del self.runs[uid]
+                if run.pod is not None:
+                    if run.pod.exit_code is None:
+                        await self.kubelet.terminate(run.pod)
+                    with contextlib.suppress(Exception):  # already gone
+                        await self.api.patch(
+                            "Pod", run.namespace, run.pod.name, {"status": {"phase": "Failed"}}, status=True
+                        )
 
     async def _sync(self, run: JobRun) -> None:
         deadline = run.spec.get("activeDeadlineSeconds")

