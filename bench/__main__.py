@@ -87,11 +87,10 @@ async def run(only: set[str]) -> dict[str, Any]:
 
     if "operator" in only:
         print("operator: one rollout, then many resources ...", flush=True)
-        interval = knob("BENCH_OPERATOR_INTERVAL", 10)
-        results["operator_rollout"] = operator_load.rollout_timings(interval)
+        results["operator_rollout"] = operator_load.rollout_timings()
         count = int(knob("BENCH_OPERATOR_RESOURCES", 200))
         budget = knob("BENCH_OPERATOR_SECONDS", 300)
-        results["operator_scale"] = operator_load.many_resources(count, interval, budget)
+        results["operator_scale"] = operator_load.many_resources(count, budget)
 
     if "e2e" in only:
         print("e2e: the operator driving the real service on the local cluster ...", flush=True)

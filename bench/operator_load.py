@@ -1,9 +1,11 @@
 """The operator against kmock's Kubernetes emulator, run as it runs in a cluster: its own process,
-`ragcorp-operator run`, the production reconcile interval unless told otherwise.
+`ragcorp-operator run`, with the chart's production settings (events drive it; a full resync
+every 300 s).
 
-The bench plays the cluster's controllers (Jobs succeed, Deployments turn ready) with the
-tests' helper, times the operator's reactions, and samples its CPU and memory while it
-manages many resources.
+The bench plays the cluster's controllers at once (Jobs succeed, Deployments turn ready) with
+the tests' helper, times the operator's reactions, counts the requests it makes (the emulator
+logs each with its bearer token), and samples its CPU and memory while it manages many
+resources.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from ragcorp_operator.cluster import Cluster, load_api_client
-from tests.operator.emulator import HELPER_TOKEN, MONITORING, RESOURCES, ApiServer, running_api_server, write_kubeconfig
+from tests.operator.emulator import (
+    HELPER_TOKEN,
+    MONITORING,
+    OPERATOR_TOKEN,
+    RESOURCES,
+    ApiServer,
+    running_api_server,
+    write_kubeconfig,
+)
 from tests.operator.support import ClusterHelper
 
 SPEC = {
@@ -52,13 +62,12 @@ def wait(check: Callable[[], Any], timeout: float = 600, interval: float = 0.02)
 
 
 @contextmanager
-def operator_process(url: str, interval: float) -> Iterator[subprocess.Popen[bytes]]:
+def operator_process(url: str) -> Iterator[subprocess.Popen[bytes]]:
     with tempfile.TemporaryDirectory() as folder:
         kubeconfig = write_kubeconfig(Path(folder) / "kubeconfig", url)
         env = {
             **os.environ,
             "KUBECONFIG": str(kubeconfig),
-            "RAGCORP_RECONCILE_INTERVAL": str(interval),
             "RAGCORP_OPERATOR_METRICS_PORT": "0",
         }
         command = [
@@ -127,11 +136,28 @@ def watching(server: ApiServer) -> bool:
     return any(call.verb == "watch" and call.resource == "ragcorpdeployments" for call in server.calls)
 
 
-def rollout_timings(interval: float) -> dict[str, Any]:
-    """Apply -> first-pass children, and the smoke Job's success -> the active Service on the new colour."""
+def operator_requests(server: ApiServer) -> int:
+    """Requests the operator made so far (watch streams count once, when opened)."""
+    return sum(1 for call in server.calls if call.token == OPERATOR_TOKEN)
+
+
+def quiet(server: ApiServer, seconds: float = 1.0) -> None:
+    """Until the operator made no request for `seconds`."""
+    last, since = operator_requests(server), time.perf_counter()
+    while time.perf_counter() - since < seconds:
+        time.sleep(0.05)
+        now = operator_requests(server)
+        if now != last:
+            last, since = now, time.perf_counter()
+
+
+def rollout_timings() -> dict[str, Any]:
+    """Apply -> first-pass children -> Ready; the smoke Job's success -> the active Service on the
+    new colour; and what one idle resource costs: the requests of a pass that changes nothing,
+    and requests per second with nothing happening."""
     with (
         running_api_server({**RESOURCES, **MONITORING}) as server,
-        operator_process(str(server.url).rstrip("/"), interval),
+        operator_process(str(server.url).rstrip("/")),
     ):
         cluster = helper()
         wait(lambda: watching(server), timeout=120)
@@ -148,30 +174,43 @@ def rollout_timings(interval: float) -> dict[str, Any]:
         wait(lambda: cluster.get("Job", "rag-smoke-2"))
         cluster.finish_job("rag-smoke-2", succeeded=True)  # the last gate
         switch = wait(lambda: cluster.selector_color("rag") == "green")
+        wait(lambda: cluster.status("rag").get("phase") == "Idle")
+        quiet(server)
+        before = operator_requests(server)
+        cluster.annotate("rag", {"example.com/touched": "1"})  # an event that changes nothing
+        quiet(server)
+        steady_pass = operator_requests(server) - before
+        idle_seconds = knob_seconds("BENCH_OPERATOR_IDLE_SECONDS", 30)
+        before = operator_requests(server)
+        time.sleep(idle_seconds)
+        idle_rate = (operator_requests(server) - before) / idle_seconds
     return {
-        "reconcile_interval_s": interval,
         "apply_to_children_s": round(children, 2),
         "apply_to_ready_s": round(to_ready, 2),
         "last_gate_to_switch_s": round(switch, 2),
+        "steady_pass_requests": steady_pass,
+        "idle_requests_per_s": round(idle_rate, 3),
+        "idle_window_s": idle_seconds,
     }
 
 
-def many_resources(count: int, interval: float, budget_seconds: float) -> dict[str, Any]:
-    """Apply `count` resources and play the cluster for them for at most `budget_seconds`, sampling
-    the operator's CPU and memory throughout.
+def knob_seconds(name: str, default: float) -> float:
+    return float(os.environ.get(name) or default)
 
-    Bounded because kmock's emulator keeps every request for assertions and matches against them
-    linearly, so past a few thousand objects it, not the operator, sets the pace.
-    """
+
+def many_resources(count: int, budget_seconds: float) -> dict[str, Any]:
+    """Apply `count` resources, play the cluster for them until all are Ready (at most
+    `budget_seconds`), sampling the operator's CPU and memory; then its cost while they idle."""
     with (
         running_api_server({**RESOURCES, **MONITORING}) as server,
-        operator_process(str(server.url).rstrip("/"), interval) as process,
+        operator_process(str(server.url).rstrip("/")) as process,
     ):
         cluster = helper()
         wait(lambda: watching(server), timeout=120)
         names = [f"rag-{i:03d}" for i in range(count)]
         started = time.perf_counter()
         cpu_before = cpu_seconds(process.pid)
+        requests_before = operator_requests(server)
         rss = [rss_mib(process.pid)]
         applied: list[str] = []
         pending: set[str] = set()
@@ -190,15 +229,23 @@ def many_resources(count: int, interval: float, budget_seconds: float) -> dict[s
             rss.append(rss_mib(process.pid))
         elapsed = time.perf_counter() - started
         cpu = (cpu_seconds(process.pid) - cpu_before) / elapsed
+        requests = operator_requests(server) - requests_before
         ready = len(applied) - len(pending) if len(applied) == count else 0
+        quiet(server, 2.0)
+        idle_seconds = knob_seconds("BENCH_OPERATOR_IDLE_SECONDS", 30)
+        idle_cpu_before, idle_requests_before = cpu_seconds(process.pid), operator_requests(server)
+        time.sleep(idle_seconds)
+        idle_cpu = (cpu_seconds(process.pid) - idle_cpu_before) / idle_seconds
+        idle_rate = (operator_requests(server) - idle_requests_before) / idle_seconds / max(count, 1)
     return {
         "resources": count,
         "applied": len(applied),
         "ready": ready,
-        "reconcile_interval_s": interval,
         "all_ready_s": round(all_ready, 1) if all_ready is not None else None,
         "window_s": round(elapsed, 1),
         "operator_cpu_cores": round(cpu, 3),
         "operator_rss_mib": round(max(rss), 1),
-        "api_calls_total": len(server.calls),
+        "operator_requests": requests,
+        "idle_cpu_cores": round(idle_cpu, 4),
+        "idle_requests_per_s_per_resource": round(idle_rate, 4),
     }

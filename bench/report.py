@@ -74,9 +74,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     if r := results.get("operator_rollout"):
         found.append(
             (
-                f"operator, reconcile interval {r['reconcile_interval_s']:g} s",
+                "operator, event-driven (resync 300 s)",
                 f"apply -> children {r['apply_to_children_s']} s; apply -> Ready {r['apply_to_ready_s']} s; "
-                f"smoke Job success -> Service switched {r['last_gate_to_switch_s']} s",
+                f"smoke Job success -> Service switched {r['last_gate_to_switch_s']} s; a pass that changes "
+                f"nothing: {r.get('steady_pass_requests')} requests; idle: {r.get('idle_requests_per_s')} requests/s",
             )
         )
     if s := results.get("operator_scale"):
@@ -89,7 +90,9 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
             (
                 f"operator, {s['resources']} resources",
                 f"{outcome}; operator {s['operator_cpu_cores']} CPU cores on average, "
-                f"{s['operator_rss_mib']} MiB RSS at most",
+                f"{s['operator_rss_mib']} MiB RSS at most, {s.get('operator_requests')} requests; idle: "
+                f"{s.get('idle_requests_per_s_per_resource')} requests/s per resource, "
+                f"{s.get('idle_cpu_cores')} CPU cores",
             )
         )
     if e2e := results.get("e2e_local"):
