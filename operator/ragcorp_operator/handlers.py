@@ -74,9 +74,8 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     ours = globals()["settings"]()
     settings.posting.level = 20  # INFO and up become Kubernetes Events
+    # The daemons need it: kopf stops a resource's reconciler before the resource goes.
     settings.persistence.finalizer = "ragcorp.dev/operator"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ragcorp.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="ragcorp.dev")
     settings.watching.server_timeout = 300
     settings.peering.name = ours.peering_name
     # kopf pauses every peer that shares the highest priority, so replicas of one Deployment (same

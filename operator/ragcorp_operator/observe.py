@@ -54,6 +54,11 @@ def _succeeded(job: dict[str, Any]) -> bool:
     return int((job.get("status") or {}).get("succeeded") or 0) >= 1 or _condition(job, "Complete") is not None
 
 
+def job_finished(job: dict[str, Any]) -> bool:
+    """Complete or Failed: its Pods are done with it."""
+    return _succeeded(job) or _condition(job, "Failed") is not None
+
+
 def termination_reports(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The JSON objects the Job's Pods left as termination messages (their last line each)."""
     reports = []

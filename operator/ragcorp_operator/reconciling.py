@@ -33,7 +33,7 @@ from ragcorp_operator.naming import (
     name_problem,
     preview_service_name,
 )
-from ragcorp_operator.observe import deployment_state, job_state, needs_pods
+from ragcorp_operator.observe import deployment_state, job_finished, job_state, needs_pods
 from ragcorp_operator.plan import (
     PROMETHEUS_RULE,
     SERVICE_MONITOR,
@@ -91,6 +91,8 @@ class Memory:
     #: and every pass while one is missing (nothing else would tell us it appeared).
     secret_problem: SecretProblem | None = None
     secrets_generation: int = -1
+    #: Children the plan deletes that are known to be gone: not deleted again (a 404 each pass).
+    gone: set[tuple[str, str]] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,7 @@ def _schema_job_elsewhere(cluster: Cluster, resource: Resource, own: str) -> boo
     for job in cluster.list("Job", resource.namespace, labels):
         meta = job["metadata"]
         schema_job = (meta.get("labels") or {}).get(JOB_KIND_LABEL) in SCHEMA_JOBS
-        if schema_job and meta["name"] != own and not _finished(job):
+        if schema_job and meta["name"] != own and not job_finished(job):
             return True
     for pod in cluster.list("Pod", resource.namespace, labels):
         meta = pod["metadata"]
@@ -195,12 +197,6 @@ def _schema_job_elsewhere(cluster: Cluster, resource: Resource, own: str) -> boo
         if schema_job and (meta.get("labels") or {}).get("job-name") != own and running:
             return True
     return False
-
-
-def _finished(job: dict[str, Any]) -> bool:
-    status = job.get("status") or {}
-    done = {c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"}
-    return bool(done & {"Complete", "Failed"}) or int(status.get("succeeded") or 0) >= 1
 
 
 def _clean_old_jobs(cluster: Cluster, resource: Resource, revision: int, emit: Callable[[Event], None]) -> None:
@@ -212,7 +208,7 @@ def _clean_old_jobs(cluster: Cluster, resource: Resource, revision: int, emit: C
         if not job_revision.isdigit() or int(job_revision) >= revision:
             continue
         stale = int(job_revision) <= revision - JOB_REVISIONS_KEPT
-        if (stale or not _finished(job)) and cluster.delete("Job", resource.namespace, job["metadata"]["name"]):
+        if (stale or not job_finished(job)) and cluster.delete("Job", resource.namespace, job["metadata"]["name"]):
             why = "superseded" if not stale else f"older than {JOB_REVISIONS_KEPT} revisions"
             emit(Event("Normal", "Deleted", f"deleted Job {job['metadata']['name']} ({why})"))
 
@@ -372,9 +368,14 @@ class _Pass:
                 kind, name = manifest["kind"], manifest["metadata"]["name"]
                 self.emit(Event("Normal", outcome.capitalize(), f"{outcome} {kind} {name}"))
             settled = settled and outcome != "replaced"
+        gone = self.memory.gone
+        gone -= {(m["kind"], m["metadata"]["name"]) for m in plan.apply}
         for ref in plan.delete:
+            if (ref.kind, ref.name) in gone and not self.full:
+                continue
             if self.cluster.delete(ref.kind, namespace, ref.name):
                 self.emit(Event("Normal", "Deleted", f"deleted {ref.kind} {ref.name}"))
+            gone.add((ref.kind, ref.name))
         return settled
 
 
