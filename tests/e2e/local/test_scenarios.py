@@ -57,16 +57,22 @@ def kubectl(cluster: LocalCluster) -> ClusterHelper:
 
 @dataclass
 class Traffic:
-    """A client sending searches through a Service without pause, counting what failed."""
+    """A client sending searches through a Service at a steady pace, counting what failed.
+
+    Paced, not flat out: the service limits each client to `rateLimitRps` (20/s per replica by
+    default), and a client faster than that would count the limiter's 429s as lost requests."""
 
     url: str
+    per_second: float = 10.0
     sent: int = 0
     failures: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
         with httpx.Client(base_url=self.url, timeout=30) as http:
-            while not self.stop.is_set():
+            next_at = time.monotonic()
+            while not self.stop.wait(max(0.0, next_at - time.monotonic())):
+                next_at += 1 / self.per_second
                 try:
                     response = http.post("/v1/search", json={"query": "what raises tides", "top_k": 3})
                     if response.status_code != 200 or not response.json()["results"]:
