@@ -2,23 +2,26 @@
 
 One watch per child kind, filtered on the server by the label every child
 carries (`app.kubernetes.io/managed-by`), so the operator never streams the
-cluster's other Deployments or Jobs. An event wakes the owning resource only
-when its signature changed (`observe.child_signature`): a Job finishing, a
-Deployment's replica counts, or an edit or deletion of what the operator wrote
-(which asks for a full, repairing pass). Each watch runs in its own thread with
-the official client's `Watch`, reconnecting after errors; the reconcilers read
-the objects themselves, so a missed event costs latency, never correctness
-(the resync covers it).
+cluster's other Deployments or Jobs; each resumes from the last resourceVersion
+it saw. An event wakes the owning resource only when its signature changed
+(`observe.child_signature`): a Job finishing, a Deployment's replica counts, or
+an edit or deletion of what the operator wrote (which asks for a full, repairing
+pass). Each watch runs in its own thread on the official client's streaming
+response, reconnecting after errors; the reconcilers read the objects
+themselves, so a missed event costs latency, never correctness (the resync
+covers it).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client
+from kubernetes.watch.watch import iter_resp_lines
 
 from ragcorp_operator.naming import MANAGED_BY
 from ragcorp_operator.observe import child_signature, owner_uid
@@ -55,34 +58,55 @@ class ChildWatcher:
         self._wakeups = wakeups
         self._seen: dict[str, tuple[str, str]] = {}
         self._stop = threading.Event()
-        self._watch: watch.Watch | None = None
+        self._response: Any = None
+        self._resource_version: str | None = None
         self._thread = threading.Thread(target=self._run, name=f"watch-{kind}-{namespace or 'all'}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
+        """Ends the stream now: a watch on a quiet kind may wait minutes for its next event, and an
+        API server shutting down (or a test's) waits for its open streams."""
         self._stop.set()
-        if self._watch is not None:
-            self._watch.stop()  # type: ignore[no-untyped-call]
+        response = self._response
+        if response is not None:
+            response.shutdown()  # unblocks the read in the watching thread
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._watch = watch.Watch()  # type: ignore[no-untyped-call]
-                for event in self._watch.stream(  # type: ignore[no-untyped-call]
-                    self._list,
-                    label_selector=f"app.kubernetes.io/managed-by={MANAGED_BY}",
-                    timeout_seconds=WATCH_SECONDS,
-                    deserialize=False,
-                ):
-                    if self._stop.is_set():
-                        return
-                    self.handle(event.get("type", ""), event.get("object") or {})
-            except Exception as exc:  # the API server went away, a 410, a network error: watch again
+                self._stream()
+            except Exception as exc:  # the API server went away, a network error: watch again
                 if not self._stop.is_set():
                     log.debug("watch on %s ended (%s); reconnecting", self.kind, exc)
                     self._stop.wait(RECONNECT_SECONDS)
+
+    def _stream(self) -> None:
+        """One watch request, resumed from the last resourceVersion seen (the real API server
+        then sends only what changed since; 410 Gone means start afresh)."""
+        self._response = self._list(
+            label_selector=f"app.kubernetes.io/managed-by={MANAGED_BY}",
+            watch=True,
+            timeout_seconds=WATCH_SECONDS,
+            _preload_content=False,
+            **({"resource_version": self._resource_version} if self._resource_version else {}),
+        )
+        try:
+            for line in iter_resp_lines(self._response):  # type: ignore[no-untyped-call]
+                if self._stop.is_set():
+                    return
+                event = json.loads(line)
+                manifest = event.get("object") or {}
+                if event.get("type") == "ERROR":
+                    if manifest.get("code") == 410:
+                        self._resource_version = None
+                    return
+                self._resource_version = manifest.get("metadata", {}).get("resourceVersion") or self._resource_version
+                self.handle(event.get("type", ""), manifest)
+        finally:
+            self._response.release_conn()
+            self._response = None
 
     def handle(self, kind_of_event: str, manifest: dict[str, Any]) -> None:
         uid = owner_uid(manifest)

@@ -54,7 +54,8 @@ def test_a_failure_at_any_step_keeps_traffic_on_the_old_colour(
 ) -> None:
     secrets(helper)
     deploy(helper, spec=spec())
-    roll_to_v2(helper, strategy={"blueGreen": {"scaleDownDelaySeconds": 0, "readyTimeoutSeconds": 2}})
+    fast = {"scaleDownDelaySeconds": 0, "readyTimeoutSeconds": 2, "abortScaleDownDelaySeconds": 1}
+    roll_to_v2(helper, strategy={"blueGreen": fast})
     eventually(lambda: helper.get("Job", "rag-migrate-2"))
     helper.finish_job("rag-migrate-2", succeeded=step != "migrate", schema_revision="0003")
     if step != "migrate":
@@ -74,7 +75,7 @@ def test_a_failure_at_any_step_keeps_traffic_on_the_old_colour(
     assert (status["phase"], status["activeColor"], status["activeImage"]) == ("Aborted", "blue", SPEC["image"])
     assert status["history"][-1]["outcome"] == "aborted"
     assert helper.selector_color("rag") == "blue"
-    eventually(lambda: helper.get("Deployment", "rag-green") is None)  # the standby is scaled away
+    eventually(lambda: helper.get("Deployment", "rag-green") is None)  # the standby goes after its linger
     assert helper.get("Job", "rag-migrate-3") is None  # and nothing retries by itself
 
 
