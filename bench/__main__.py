@@ -7,6 +7,7 @@ Knobs (environment): BENCH_ONLY (comma list of quality, ingest, search, ask, edg
 BENCH_SECONDS (each timed load, default 10), BENCH_INGEST_DOCS (default 1000),
 BENCH_CHUNKS (the large corpus, default 100000), BENCH_OPERATOR_RESOURCES (default 200),
 BENCH_OPERATOR_SECONDS (the time the operator gets with them, default 300),
+BENCH_OPERATOR_IDLE_SECONDS (how long its idle cost is measured, default 30),
 BENCH_DATABASE_URL (an external PostgreSQL instead of the embedded one).
 """
 
@@ -87,10 +88,11 @@ async def run(only: set[str]) -> dict[str, Any]:
 
     if "operator" in only:
         print("operator: one rollout, then many resources ...", flush=True)
-        results["operator_rollout"] = operator_load.rollout_timings()
+        idle = knob("BENCH_OPERATOR_IDLE_SECONDS", 30)
+        results["operator_rollout"] = operator_load.rollout_timings(idle)
         count = int(knob("BENCH_OPERATOR_RESOURCES", 200))
         budget = knob("BENCH_OPERATOR_SECONDS", 300)
-        results["operator_scale"] = operator_load.many_resources(count, budget)
+        results["operator_scale"] = operator_load.many_resources(count, budget, idle)
 
     if "e2e" in only:
         print("e2e: the operator driving the real service on the local cluster ...", flush=True)

@@ -151,7 +151,7 @@ def quiet(server: ApiServer, seconds: float = 1.0) -> None:
             last, since = now, time.perf_counter()
 
 
-def rollout_timings() -> dict[str, Any]:
+def rollout_timings(idle_seconds: float) -> dict[str, Any]:
     """Apply -> first-pass children -> Ready; the smoke Job's success -> the active Service on the
     new colour; and what one idle resource costs: the requests of a pass that changes nothing,
     and requests per second with nothing happening."""
@@ -180,7 +180,6 @@ def rollout_timings() -> dict[str, Any]:
         cluster.annotate("rag", {"example.com/touched": "1"})  # an event that changes nothing
         quiet(server)
         steady_pass = operator_requests(server) - before
-        idle_seconds = knob_seconds("BENCH_OPERATOR_IDLE_SECONDS", 30)
         before = operator_requests(server)
         time.sleep(idle_seconds)
         idle_rate = (operator_requests(server) - before) / idle_seconds
@@ -194,11 +193,7 @@ def rollout_timings() -> dict[str, Any]:
     }
 
 
-def knob_seconds(name: str, default: float) -> float:
-    return float(os.environ.get(name) or default)
-
-
-def many_resources(count: int, budget_seconds: float) -> dict[str, Any]:
+def many_resources(count: int, budget_seconds: float, idle_seconds: float) -> dict[str, Any]:
     """Apply `count` resources, play the cluster for them until all are Ready (at most
     `budget_seconds`), sampling the operator's CPU and memory; then its cost while they idle."""
     with (
@@ -232,7 +227,6 @@ def many_resources(count: int, budget_seconds: float) -> dict[str, Any]:
         requests = operator_requests(server) - requests_before
         ready = len(applied) - len(pending) if len(applied) == count else 0
         quiet(server, 2.0)
-        idle_seconds = knob_seconds("BENCH_OPERATOR_IDLE_SECONDS", 30)
         idle_cpu_before, idle_requests_before = cpu_seconds(process.pid), operator_requests(server)
         time.sleep(idle_seconds)
         idle_cpu = (cpu_seconds(process.pid) - idle_cpu_before) / idle_seconds

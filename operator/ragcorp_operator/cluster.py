@@ -21,7 +21,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from ragcorp_operator import GROUP, PLURAL, VERSION
-from ragcorp_operator.observe import job_finished
+from ragcorp_operator.observe import job_finished, owner_uid
 
 Manifest = dict[str, Any]
 KIND_CACHE_SECONDS = 60.0
@@ -78,13 +78,6 @@ def kube_configuration() -> client.Configuration:
 
 def load_api_client() -> client.ApiClient:
     return client.ApiClient(kube_configuration())
-
-
-def _same_owner(desired: Manifest, actual: Manifest) -> bool:
-    def uids(manifest: Manifest) -> set[str]:
-        return {ref.get("uid") for ref in manifest.get("metadata", {}).get("ownerReferences") or []}
-
-    return bool(uids(desired)) and uids(desired) == uids(actual)
 
 
 def is_subset(desired: Any, actual: Any) -> bool:
@@ -215,7 +208,8 @@ class Cluster:
         if is_subset(manifest, existing):
             return "unchanged"
         if kind == "Job":
-            if _same_owner(manifest, existing) and not job_finished(existing):
+            owner = owner_uid(manifest)
+            if owner is not None and owner == owner_uid(existing) and not job_finished(existing):
                 return "unchanged"  # a running Job of ours finishes as it started (a migration is not cut off)
             # A Job's pod template is immutable: the old one goes (its Pods with it) and the next pass creates.
             self.delete(kind, meta["namespace"], meta["name"])

@@ -38,7 +38,7 @@ _cluster: Cluster | None = None
 _watchers: list[ChildWatcher] = []
 
 
-def settings() -> OperatorSettings:
+def operator_settings() -> OperatorSettings:
     global configured
     if configured is None:
         configured = OperatorSettings.from_env()
@@ -72,7 +72,7 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    ours = globals()["settings"]()
+    ours = operator_settings()
     settings.posting.level = 20  # INFO and up become Kubernetes Events
     # The daemons need it: kopf stops a resource's reconciler before the resource goes.
     settings.persistence.finalizer = "ragcorp.dev/operator"
@@ -127,7 +127,7 @@ async def reconciler(
     assert namespace is not None, "RagCorpDeployment is namespaced"
     wakeup = wakeups.register(uid)
     memory = Memory()
-    resync = settings().resync_seconds
+    resync = operator_settings().resync_seconds
     last_full = float("-inf")
     try:
         while not stopped:

@@ -33,7 +33,7 @@ from ragcorp_operator.naming import (
     name_problem,
     preview_service_name,
 )
-from ragcorp_operator.observe import deployment_state, job_finished, job_state, needs_pods
+from ragcorp_operator.observe import deployment_state, job_finished, job_state, needs_pods, owner_uid
 from ragcorp_operator.plan import (
     PROMETHEUS_RULE,
     SERVICE_MONITOR,
@@ -139,16 +139,12 @@ def _reads_secret(job: dict[str, Any], secret: str) -> bool:
     return any((volume.get("secret") or {}).get("secretName") == secret for volume in pod.get("volumes") or [])
 
 
-def _owned(job: dict[str, Any], uid: str) -> bool:
-    """A Job counts only if this very resource made it: a re-created resource of the same name
-    must not take an old `-migrate-1` as its own."""
-    return any(ref.get("uid") == uid for ref in job.get("metadata", {}).get("ownerReferences") or [])
-
-
 def _jobs(cluster: Cluster, resource: Resource, revision: int, seen: set[str]) -> _Reads:
     """This revision's Jobs, by kind: one list call, and Pods read only where a report matters."""
     listed = cluster.list("Job", resource.namespace, {INSTANCE_LABEL: resource.name, REVISION_LABEL: str(revision)})
-    by_name = {job["metadata"]["name"]: job for job in listed if _owned(job, resource.uid)}
+    # A Job counts only if this very resource made it: a re-created resource of the same name
+    # must not take an old `-migrate-1` as its own.
+    by_name = {job["metadata"]["name"]: job for job in listed if owner_uid(job) == resource.uid}
     reads = _Reads(job_names=set(by_name))
     for kind in JOB_KINDS:
         name = job_name(resource.name, kind, revision)
