@@ -3,8 +3,11 @@
 Each section is saved as soon as it finishes, over what bench/results.json already
 holds, so `BENCH_ONLY=search make bench` refreshes one section and keeps the others.
 
-Knobs (environment): BENCH_ONLY (comma list of quality, ingest, search, ask, edge, operator, e2e),
-BENCH_SECONDS (each timed load, default 10), BENCH_INGEST_DOCS (default 1000),
+Knobs (environment): BENCH_ONLY (comma list of embedder, quality, ingest, search, ask, edge, operator,
+e2e), BENCH_SECONDS (each timed load, default 10), BENCH_INGEST_DOCS (default 1000),
+BENCH_EMBEDDER_DOCS (SciFact documents the embedder section embeds, default 400),
+BENCH_QUALITY_MODELS (comma list of local embedding models scored on SciFact, each in its own
+database; default: the default model only),
 BENCH_CHUNKS (the large corpus, default 100000), BENCH_OPERATOR_RESOURCES (default 200),
 BENCH_OPERATOR_SECONDS (the time the operator gets with them, default 300),
 BENCH_OPERATOR_IDLE_SECONDS (how long its idle cost is measured, default 30),
@@ -22,14 +25,34 @@ from typing import Any
 
 import asyncpg
 
-from bench import ask_load, e2e_local, edge, ingest, machine, operator_load, quality, search_latency, synthetic
-from bench.service import database_name, database_url, ensure_database, serving, with_database
+from bench import (
+    ask_load,
+    e2e_local,
+    edge,
+    embedder,
+    ingest,
+    machine,
+    operator_load,
+    quality,
+    search_latency,
+    synthetic,
+)
+from bench.service import (
+    database_name,
+    database_url,
+    ensure_database,
+    for_embedding_model,
+    serving,
+    with_database,
+)
 from ragcorp_service.client.beir import read_queries
-from ragcorp_service.providers.embedders import LocalEmbedder
+from ragcorp_service.local_models import default_onnx_dir
+from ragcorp_service.providers.embedders import LocalEmbedder, local_embedder
 from ragcorp_service.settings import LOCAL_EMBEDDING_MODEL
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
-SECTIONS = ("quality", "ingest", "search", "ask", "edge", "operator", "e2e")
+SECTIONS = ("embedder", "quality", "ingest", "search", "ask", "edge", "operator", "e2e")
+NEED_DATABASE = {"quality", "ingest", "search", "ask", "edge"}
 
 
 def knob(name: str, default: float) -> float:
@@ -50,31 +73,45 @@ class Results(dict[str, Any]):
 
 async def run(only: set[str]) -> dict[str, Any]:
     seconds = knob("BENCH_SECONDS", 10)
-    url = database_url()
-    await ensure_database(url)
     corpus, queries_file, _ = quality.scifact_paths()
     queries = list(read_queries(queries_file).values())
-    embedder = LocalEmbedder(LOCAL_EMBEDDING_MODEL)
-    vectors = [embedder.encode([q])[0] for q in queries[:200]]
     results = Results()
+    results["machine"] = {**results.get("machine", {}), **machine.describe()}
 
+    if "embedder" in only:
+        print("embedder: the default backend vs PyTorch on SciFact chunks ...", flush=True)
+        results["embedder"] = embedder.measure(
+            corpus, queries[:200], int(knob("BENCH_EMBEDDER_DOCS", 400)), batch_sizes=(1, 4, 16, 64)
+        )
+        print(embedder.line(results["embedder"]), flush=True)
+    if not only & NEED_DATABASE:
+        return results
+
+    server = database_url()
+    url = for_embedding_model(server, LOCAL_EMBEDDING_MODEL)
+    await ensure_database(url)
+    local = local_embedder(LOCAL_EMBEDDING_MODEL, default_onnx_dir())
+    vectors = [local.encode([q])[0] for q in queries[:200]]
     with serving(url) as service:
-        results["machine"] = await machine.describe(url)
+        results["machine"] = {**results["machine"], **await machine.describe_database(url)}
         if "quality" in only or "search" in only or "ask" in only:
             print("quality: SciFact train through `ragcorp eval` (ingests the corpus on the first run) ...", flush=True)
             results["quality"] = await asyncio.to_thread(quality.evaluate, service)  # the CLI runs its own loop
         if "ingest" in only:
             print("ingest: pipeline vs bare embedder ...", flush=True)
-            results["ingest"] = await ingest.measure(service, corpus, embedder, int(knob("BENCH_INGEST_DOCS", 1000)))
+            results["ingest"] = await ingest.measure(service, corpus, local, int(knob("BENCH_INGEST_DOCS", 1000)))
         if "search" in only:
             print("search: at the SciFact size ...", flush=True)
-            results["search_small"] = await _search(url, service, queries, vectors, embedder, seconds)
+            results["search_small"] = await _search(url, service, queries, vectors, local, seconds)
         if "ask" in only:
             print("ask: 32 concurrent clients ...", flush=True)
             results["ask"] = await ask_load.measure(service, queries, seconds)
         if "edge" in only:
             print("edge: /healthz while hostile uploads parse ...", flush=True)
             results["edge"] = await asyncio.to_thread(edge.measure, service)
+
+    if "quality" in only:
+        await _quality_of_other_models(server, results)
 
     if "search" in only:
         # A copy (made once, then reused) grows to the large size; the small database stays SciFact only.
@@ -84,7 +121,7 @@ async def run(only: set[str]) -> dict[str, Any]:
         print(f"search: growing a copy to {target} chunks ...", flush=True)
         results["synthetic"] = await synthetic.grow_to(large, target)
         with serving(large) as service:
-            results["search_large"] = await _search(large, service, queries, vectors, embedder, seconds)
+            results["search_large"] = await _search(large, service, queries, vectors, local, seconds)
 
     if "operator" in only:
         print("operator: one rollout, then many resources ...", flush=True)
@@ -98,6 +135,19 @@ async def run(only: set[str]) -> dict[str, Any]:
         print("e2e: the operator driving the real service on the local cluster ...", flush=True)
         results["e2e_local"] = e2e_local.scenarios()
     return results
+
+
+async def _quality_of_other_models(server: str, results: Results) -> None:
+    """SciFact scored with each other model of BENCH_QUALITY_MODELS, in a database of its own."""
+    models = [m for m in os.environ.get("BENCH_QUALITY_MODELS", "").split(",") if m and m != LOCAL_EMBEDDING_MODEL]
+    by_model = {**results.get("quality_by_model", {}), LOCAL_EMBEDDING_MODEL: results["quality"]}
+    for model in models:
+        url = for_embedding_model(server, model)
+        await ensure_database(url)
+        print(f"quality: SciFact train with EMBEDDING_MODEL={model} ...", flush=True)
+        with serving(url, EMBEDDING_MODEL=model) as service:
+            by_model[model] = await asyncio.to_thread(quality.evaluate, service)
+    results["quality_by_model"] = by_model
 
 
 async def _search(

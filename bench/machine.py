@@ -17,21 +17,24 @@ def _version(package: str) -> str:
         return "absent"
 
 
-async def describe(database_url: str) -> dict[str, Any]:
+def describe() -> dict[str, Any]:
+    total_kib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 1024
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(total_kib / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "torch": _version("torch"),
+        "onnxruntime": _version("onnxruntime"),
+        "sentence_transformers": _version("sentence-transformers"),
+        "ragcorp": _version("ragcorp"),
+    }
+
+
+async def describe_database(database_url: str) -> dict[str, Any]:
     connection = await asyncpg.connect(database_url)
     try:
         postgres = await connection.fetchval("SHOW server_version")
         pgvector = await connection.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
     finally:
         await connection.close()
-    total_kib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 1024
-    return {
-        "cores": os.cpu_count(),
-        "memory_gib": round(total_kib / 1024 / 1024, 1),
-        "python": platform.python_version(),
-        "postgresql": postgres,
-        "pgvector": pgvector,
-        "torch": _version("torch"),
-        "sentence_transformers": _version("sentence-transformers"),
-        "ragcorp": _version("ragcorp"),
-    }
+    return {"postgresql": postgres, "pgvector": pgvector}

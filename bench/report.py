@@ -25,6 +25,24 @@ def _search_rows(label: str, search: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _embedder_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    found = []
+    for model, row in result["backends"].items():
+        agreement = (
+            f", cosine to torch mean {row['cosine_mean']} min {row['cosine_min']}" if "cosine_mean" in row else ""
+        )
+        found.append(
+            (
+                f"embedder alone, {model}, {result['texts']} SciFact chunks",
+                f"{row['chunks_per_s']} chunks/s; query p50 {row['query_p50_ms']} ms{agreement}",
+            )
+        )
+    sizes = ", ".join(f"{size}: {rate}" for size, rate in result["default_chunks_per_s_by_batch_size"].items())
+    found.append((f"embedder alone, {result['default']} by batch size (chunks/s)", sizes))
+    found.append((f"embedder alone, {result['default']} vs torch", f"{result['ratio']:.2f}x"))
+    return found
+
+
 def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     m = results.get("machine", {})
@@ -32,17 +50,22 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         (
             "machine",
             f"{m.get('cores')} cores, {m.get('memory_gib')} GiB; PostgreSQL {m.get('postgresql')}, "
-            f"pgvector {m.get('pgvector')}, torch {m.get('torch')}, Python {m.get('python')}",
+            f"pgvector {m.get('pgvector')}, onnxruntime {m.get('onnxruntime')}, torch {m.get('torch')}, "
+            f"Python {m.get('python')}",
         )
     )
-    for mode, row in results.get("quality", {}).items():
-        found.append(
-            (
-                f"SciFact train, {mode}",
-                f"nDCG@10 {row['ndcg@10']:.4f}, Recall@100 {row['recall@100']:.4f}, MRR@10 {row['mrr@10']:.4f} "
-                f"({row['queries']:.0f} queries)",
+    if e := results.get("embedder"):
+        found.extend(_embedder_rows(e))
+    by_model = results.get("quality_by_model") or {"": results.get("quality", {})}
+    for model, modes in by_model.items():
+        for mode, row in modes.items():
+            found.append(
+                (
+                    f"SciFact train, {mode}" + (f", {model}" if model else ""),
+                    f"nDCG@10 {row['ndcg@10']:.4f}, Recall@100 {row['recall@100']:.4f}, MRR@10 {row['mrr@10']:.4f} "
+                    f"({row['queries']:.0f} queries)",
+                )
             )
-        )
     if ingest := results.get("ingest"):
         found.append(
             (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -37,6 +38,12 @@ def database_url() -> str:
     if url := os.environ.get("BENCH_DATABASE_URL"):
         return url
     return with_database(start_embedded_postgres(DATA / "postgres"), DATABASE)
+
+
+def for_embedding_model(url: str, model: str) -> str:
+    """A database per embedding model: a database holds one model's vectors (the service refuses others)."""
+    slug = re.sub(r"[^a-z0-9]+", "_", model.lower()).strip("_")
+    return with_database(url, f"{database_name(url)}_{slug}")
 
 
 async def ensure_database(url: str, template: str | None = None) -> None:

@@ -17,8 +17,10 @@ import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
-LOCAL_EMBEDDING_DIMENSIONS = 384
+from ragcorp_service import local_models
+
+LOCAL_EMBEDDING_MODEL = local_models.DEFAULT.name
+LOCAL_EMBEDDING_DIMENSIONS = local_models.DIMENSIONS
 GEMINI_EMBEDDING_MODEL = "gemini-embedding-001"
 GEMINI_EMBEDDING_DIMENSIONS = 768
 SCOPES = frozenset({"ingest", "ask", "metrics"})
@@ -79,6 +81,10 @@ class Settings(BaseSettings):
     gemini_retry_initial_delay_seconds: float = Field(default=1.0, ge=0, le=60)
     embedding_model: str | None = None
     embedding_dimensions: int | None = Field(default=None, ge=1, le=16_000)
+    #: Where the offline embedder's ONNX files are (exported once from the bundled weights).
+    embedder_onnx_dir: Path = Field(default_factory=local_models.default_onnx_dir)
+    #: Texts the offline embedder runs at once, one core each; unset: the cores this process may use.
+    embedder_threads: int | None = Field(default=None, ge=1, le=256)
     generation_model: str = "gemini-2.5-flash"
 
     # HTTP.
@@ -159,14 +165,14 @@ class Settings(BaseSettings):
         if self.chunk_overlap_tokens >= self.chunk_tokens:
             raise ValueError("CHUNK_OVERLAP_TOKENS must be smaller than CHUNK_TOKENS")
         if self.provider == "local":
-            if self.embedding_model not in (None, LOCAL_EMBEDDING_MODEL):
+            if self.embedding_model not in (None, *local_models.LOCAL_MODELS):
                 raise ValueError(
-                    f"EMBEDDING_MODEL={self.embedding_model!r} needs GOOGLE_API_KEY; "
-                    f"without it only the bundled {LOCAL_EMBEDDING_MODEL} is available"
+                    f"EMBEDDING_MODEL={self.embedding_model!r} needs GOOGLE_API_KEY; without it the bundled "
+                    f"model runs as one of {', '.join(local_models.LOCAL_MODELS)} (default {LOCAL_EMBEDDING_MODEL})"
                 )
             if self.embedding_dimensions not in (None, LOCAL_EMBEDDING_DIMENSIONS):
                 raise ValueError(
-                    f"EMBEDDING_DIMENSIONS must be {LOCAL_EMBEDDING_DIMENSIONS} for {LOCAL_EMBEDDING_MODEL}"
+                    f"EMBEDDING_DIMENSIONS must be {LOCAL_EMBEDDING_DIMENSIONS} for {local_models.BASE_MODEL}"
                 )
         return self
 

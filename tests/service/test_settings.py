@@ -55,8 +55,13 @@ def test_bad_api_keys_are_reported_without_the_key(monkeypatch: pytest.MonkeyPat
 
 
 def test_local_provider_cannot_pretend_to_be_another_model() -> None:
-    with pytest.raises(ValueError, match="needs GOOGLE_API_KEY"):
+    with pytest.raises(ValueError, match="needs GOOGLE_API_KEY") as error:
         Settings(google_api_key=None, embedding_model="text-embedding-004")
+    assert "all-MiniLM-L6-v2:onnx-int8" in str(error.value)  # names the variants that do run offline
+
+
+def test_the_offline_default_is_int8_onnx() -> None:
+    assert Settings(google_api_key=None).resolved_embedding_model == "all-MiniLM-L6-v2:onnx-int8"
 
 
 def test_cli_exits_2_with_the_message(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

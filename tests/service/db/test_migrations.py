@@ -90,7 +90,7 @@ async def test_service_refuses_an_unmigrated_database(empty_database_url: str) -
     connection = await asyncpg.connect(empty_database_url)
     try:
         with pytest.raises(SchemaMismatch, match="db upgrade"):
-            await check_schema(connection, embedding_model="all-MiniLM-L6-v2", embedding_dimensions=384)
+            await check_schema(connection, embedding_model="all-MiniLM-L6-v2:onnx-int8", embedding_dimensions=384)
     finally:
         await connection.close()
 
@@ -98,8 +98,22 @@ async def test_service_refuses_an_unmigrated_database(empty_database_url: str) -
 async def test_service_refuses_a_database_built_for_another_embedder(database_url: str) -> None:
     connection = await asyncpg.connect(database_url)
     try:
-        with pytest.raises(SchemaMismatch, match=r"holds all-MiniLM-L6-v2 embeddings \(384 dimensions\)"):
+        with pytest.raises(SchemaMismatch, match=r"holds all-MiniLM-L6-v2:onnx-int8 embeddings \(384 dimensions\)"):
             await check_schema(connection, embedding_model="gemini-embedding-001", embedding_dimensions=768)
+    finally:
+        await connection.close()
+
+
+async def test_a_database_built_on_pytorch_is_not_searched_with_onnx_vectors(empty_database_url: str) -> None:
+    """Same model, same dimensions, another backend: refused, with the setting that serves it named."""
+    target = migrations.target_for(make_settings(empty_database_url, embedding_model="all-MiniLM-L6-v2"))
+    await asyncio.to_thread(migrations.upgrade, target)
+    connection = await asyncpg.connect(empty_database_url)
+    try:
+        with pytest.raises(
+            SchemaMismatch, match=r"holds all-MiniLM-L6-v2 embeddings.*EMBEDDING_MODEL=all-MiniLM-L6-v2,"
+        ):
+            await check_schema(connection, embedding_model="all-MiniLM-L6-v2:onnx-int8", embedding_dimensions=384)
     finally:
         await connection.close()
 

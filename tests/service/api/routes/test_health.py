@@ -23,7 +23,7 @@ async def test_health_reports_the_database_and_full_adds_the_generator(client: h
 async def test_version_reports_schema_and_embedder(client: httpx.AsyncClient) -> None:
     body = (await client.get("/version")).json()
     assert body["schema_revision"] == head_revision()
-    assert body["embedding_model"] == "all-MiniLM-L6-v2"
+    assert body["embedding_model"] == "all-MiniLM-L6-v2:onnx-int8"  # the model, its backend and quantisation
     assert body["embedding_dimensions"] == 384
 
 

@@ -1,0 +1,88 @@
+"""The offline embedder alone (no database): today's default against the PyTorch path
+on the same SciFact chunk texts, in the same run.
+
+Throughput embeds every text once after a warm-up; query latency embeds SciFact
+train queries one at a time, as `/v1/search` does; agreement is the cosine between
+each text's vector from a backend and from PyTorch (1.0 means the same vector).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.ingest import chunk_inputs
+from ragcorp_service.client.beir import read_corpus
+from ragcorp_service.local_models import DEFAULT, LOCAL_MODELS, ONNX_FP32, TORCH, default_onnx_dir
+from ragcorp_service.providers.embedders import LocalEmbedder, OnnxEmbedder, local_embedder
+
+WARM_UP = 32
+
+
+def _throughput(embedder: LocalEmbedder, texts: list[str]) -> tuple[float, np.ndarray]:
+    embedder.encode(texts[:WARM_UP])
+    started = time.perf_counter()
+    vectors = np.array(embedder.encode(texts))
+    return len(texts) / (time.perf_counter() - started), vectors
+
+
+def _query_p50_ms(embedder: LocalEmbedder, queries: Sequence[str]) -> float:
+    timings = []
+    for query in queries:
+        started = time.perf_counter()
+        embedder.encode([query])
+        timings.append(time.perf_counter() - started)
+    return round(statistics.median(timings) * 1000, 2)
+
+
+def _agreement(vectors: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    cosines = (vectors * reference).sum(axis=1)
+    return {"cosine_mean": round(float(cosines.mean()), 5), "cosine_min": round(float(cosines.min()), 5)}
+
+
+def measure(corpus: Path, queries: Sequence[str], documents: int, batch_sizes: Sequence[int]) -> dict[str, Any]:
+    onnx_dir = default_onnx_dir()
+    torch = local_embedder(TORCH.name, onnx_dir)
+    sample = [d for _, d in zip(range(documents), read_corpus(corpus), strict=False)]
+    texts = chunk_inputs(sample, torch)
+    torch_rate, reference = _throughput(torch, texts)
+    backends: dict[str, Any] = {
+        TORCH.name: {"chunks_per_s": round(torch_rate, 1), "query_p50_ms": _query_p50_ms(torch, queries)}
+    }
+    for model in (DEFAULT, ONNX_FP32):
+        embedder = local_embedder(model.name, onnx_dir)
+        rate, vectors = _throughput(embedder, texts)
+        backends[model.name] = {
+            "chunks_per_s": round(rate, 1),
+            "query_p50_ms": _query_p50_ms(embedder, queries),
+            **_agreement(vectors, reference),
+        }
+    # The default's batch size, chosen by these figures (a few hundred texts each).
+    by_batch = {
+        size: round(_throughput(OnnxEmbedder(LOCAL_MODELS[DEFAULT.name], onnx_dir, size), texts[:300])[0], 1)
+        for size in batch_sizes
+    }
+    default = backends[DEFAULT.name]
+    return {
+        "texts": len(texts),
+        "documents": len(sample),
+        "default": DEFAULT.name,
+        "backends": backends,
+        "default_chunks_per_s_by_batch_size": by_batch,
+        "ratio": round(default["chunks_per_s"] / torch_rate, 2),
+    }
+
+
+def line(result: dict[str, Any]) -> str:
+    """The one line the issue asked for."""
+    default = result["backends"][result["default"]]
+    torch = result["backends"][TORCH.name]
+    return (
+        f"embedder: {result['default']} {default['chunks_per_s']} chunks/s, torch {torch['chunks_per_s']} chunks/s "
+        f"on {result['texts']} texts, ratio {result['ratio']:.2f}x"
+    )
