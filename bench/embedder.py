@@ -8,7 +8,6 @@ each text's vector from a backend and from PyTorch (1.0 means the same vector).
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from bench.ingest import chunk_inputs
+from bench.search_latency import query_embedding
 from ragcorp_service.client.beir import read_corpus
-from ragcorp_service.local_models import DEFAULT, LOCAL_MODELS, ONNX_FP32, TORCH, default_onnx_dir
+from ragcorp_service.local_models import DEFAULT, ONNX_FP32, TORCH, default_onnx_dir
 from ragcorp_service.providers.embedders import LocalEmbedder, OnnxEmbedder, local_embedder
 
 WARM_UP = 32
@@ -32,12 +32,7 @@ def _throughput(embedder: LocalEmbedder, texts: list[str]) -> tuple[float, np.nd
 
 
 def _query_p50_ms(embedder: LocalEmbedder, queries: Sequence[str]) -> float:
-    timings = []
-    for query in queries:
-        started = time.perf_counter()
-        embedder.encode([query])
-        timings.append(time.perf_counter() - started)
-    return round(statistics.median(timings) * 1000, 2)
+    return float(query_embedding(embedder, queries)["p50_ms"])
 
 
 def _agreement(vectors: np.ndarray, reference: np.ndarray) -> dict[str, float]:
@@ -64,8 +59,7 @@ def measure(corpus: Path, queries: Sequence[str], documents: int, batch_sizes: S
         }
     # The default's batch size, chosen by these figures (a few hundred texts each).
     by_batch = {
-        size: round(_throughput(OnnxEmbedder(LOCAL_MODELS[DEFAULT.name], onnx_dir, size), texts[:300])[0], 1)
-        for size in batch_sizes
+        size: round(_throughput(OnnxEmbedder(DEFAULT, onnx_dir, size), texts[:300])[0], 1) for size in batch_sizes
     }
     default = backends[DEFAULT.name]
     return {

@@ -25,6 +25,8 @@ def test_defaults_run_offline_on_loopback(monkeypatch: pytest.MonkeyPatch) -> No
         ("DATABASE_URL", "mysql://db/x"),
         ("RATE_LIMIT_RPS", "-1"),
         ("OTEL_ENABLED", "perhaps"),
+        ("EMBEDDER_THREADS", "0"),
+        ("EMBEDDER_THREADS", "all"),
     ],
 )
 def test_invalid_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:

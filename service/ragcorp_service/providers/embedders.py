@@ -139,14 +139,20 @@ def onnx_model_file(model: LocalModel, directory: Path) -> Path:
     path = directory / model.onnx_file
     if path.exists() and (directory / TOKENIZER_FILE).exists():
         return path
+    export = f"`python -m ragcorp_service.providers.onnx_export {directory}`"
     try:
         from ragcorp_service.providers import onnx_export
 
         onnx_export.export(directory)
     except ImportError as exc:
         raise RuntimeError(
-            f"{path} is missing: export it once with `python -m ragcorp_service.providers.onnx_export {directory}` "
-            "in an environment with the 'export' extra and torch==2.13.0 (`make run` and the image do this)"
+            f"{path} is missing: export it once with {export} in an environment with the 'export' extra and "
+            "torch==2.13.0 (`make run` and the image do this), or point EMBEDDER_ONNX_DIR at the exported files"
+        ) from exc
+    except OSError as exc:
+        raise RuntimeError(
+            f"{path} is missing and EMBEDDER_ONNX_DIR={directory} cannot take an export ({exc.strerror}): "
+            f"point it at the exported files, or at a writable directory, or run {export} where it can write"
         ) from exc
     return path
 

