@@ -8,7 +8,8 @@ e2e), BENCH_SECONDS (each timed load, default 10), BENCH_INGEST_DOCS (default 10
 BENCH_EMBEDDER_DOCS (SciFact documents the embedder section embeds, default 400),
 BENCH_QUALITY_MODELS (comma list of local embedding models scored on SciFact, each in its own
 database; default: the default model only),
-BENCH_CHUNKS (the large corpus, default 100000), BENCH_OPERATOR_RESOURCES (default 200),
+BENCH_CHUNKS (the large corpus, default 100000), BENCH_MILLION_CHUNKS (the `million` section's corpus,
+default 1000000; built once from the large one, about an hour), BENCH_OPERATOR_RESOURCES (default 200),
 BENCH_OPERATOR_SECONDS (the time the operator gets with them, default 300),
 BENCH_OPERATOR_IDLE_SECONDS (how long its idle cost is measured, default 30),
 BENCH_DATABASE_URL (an external PostgreSQL instead of the embedded one).
@@ -51,8 +52,8 @@ from ragcorp_service.providers.embedders import LocalEmbedder, local_embedder
 from ragcorp_service.settings import LOCAL_EMBEDDING_MODEL
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
-SECTIONS = ("embedder", "quality", "ingest", "search", "ask", "edge", "operator", "e2e")
-NEED_DATABASE = {"quality", "ingest", "search", "ask", "edge"}
+SECTIONS = ("embedder", "quality", "ingest", "search", "million", "ask", "edge", "operator", "e2e")
+NEED_DATABASE = {"quality", "ingest", "search", "million", "ask", "edge"}
 
 
 def knob(name: str, default: float) -> float:
@@ -113,15 +114,34 @@ async def run(only: set[str]) -> dict[str, Any]:
     if "quality" in only:
         await _quality_of_other_models(server, results)
 
-    if "search" in only:
+    large = with_database(url, f"{database_name(url)}_large")
+    if "search" in only or "million" in only:
         # A copy (made once, then reused) grows to the large size; the small database stays SciFact only.
-        large = with_database(url, f"{database_name(url)}_large")
         await ensure_database(large, template=database_name(url))
         target = int(knob("BENCH_CHUNKS", 100_000))
         print(f"search: growing a copy to {target} chunks ...", flush=True)
         results["synthetic"] = await synthetic.grow_to(large, target)
+    if "search" in only:
         with serving(large) as service:
             results["search_large"] = await _search(large, service, queries, vectors, local, seconds)
+        print("search: the store path at the large size (written, then rolled back) ...", flush=True)
+        results["store_large"] = await synthetic.store_rate(large)
+
+    if "million" in only:
+        million = with_database(url, f"{database_name(url)}_million")
+        await ensure_database(million, template=database_name(large))
+        target = int(knob("BENCH_MILLION_CHUNKS", 1_000_000))
+        print(f"million: growing a copy of the large corpus to {target} chunks (once; about an hour) ...", flush=True)
+        started = time.perf_counter()
+        build = await synthetic.grow_to(million, target)
+        build["seconds"] = round(time.perf_counter() - started)
+        results["million"] = {
+            "build": build,
+            "sizes": await synthetic.sizes(million),
+            "database_only": await search_latency.in_database(million, queries, vectors, seconds),
+            "keyword_against_full": await search_latency.keyword_against_full(million, queries[:100], limits=(10,)),
+            "store": await synthetic.store_rate(million),
+        }
 
     if "operator" in only:
         print("operator: one rollout, then many resources ...", flush=True)
@@ -162,6 +182,7 @@ async def _search(
         "chunks": chunks,
         "http": await search_latency.over_http(service, queries, seconds),
         "database_only": await search_latency.in_database(url, queries, vectors, seconds),
+        "keyword_against_full": await search_latency.keyword_against_full(url, queries[:200]),
         "query_embedding": search_latency.query_embedding(embedder, queries),
         "plans": await search_latency.plans(url, queries[0], vectors[0]),
     }

@@ -35,6 +35,7 @@ async def describe_database(database_url: str) -> dict[str, Any]:
     try:
         postgres = await connection.fetchval("SHOW server_version")
         pgvector = await connection.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        shared_buffers = await connection.fetchval("SHOW shared_buffers")
     finally:
         await connection.close()
-    return {"postgresql": postgres, "pgvector": pgvector}
+    return {"postgresql": postgres, "pgvector": pgvector, "shared_buffers": shared_buffers}

@@ -19,10 +19,23 @@ def _search_rows(label: str, search: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append((f"{label}: `/v1/search` {mode}, {clients} client(s), {size}", _latency(row)))
     for mode, row in search["database_only"].items():
         rows.append((f"{label}: {mode} in the database only (query pre-embedded), {size}", _latency(row)))
+    rows.extend(_keyword_rows(label, size, search.get("keyword_against_full", {})))
     rows.append((f"{label}: query embedding alone", _latency(search["query_embedding"])))
     for query, used in search["plans"].items():
         rows.append((f"{label}: plan, {query}", ", ".join(used)))
     return rows
+
+
+def _keyword_rows(label: str, size: str, against_full: dict[str, Any]) -> list[tuple[str, str]]:
+    """Keyword search skipping postings vs the full query over every posting, on the same SciFact queries."""
+    return [
+        (
+            f"{label}: keyword {top}, postings skipped vs all read, {size}",
+            f"identical rankings {row['identical']}/{row['queries']}; p50/p95 {row['skipping']['p50_ms']}/"
+            f"{row['skipping']['p95_ms']} ms vs {row['full']['p50_ms']}/{row['full']['p95_ms']} ms",
+        )
+        for top, row in against_full.items()
+    ]
 
 
 def _embedder_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
@@ -84,6 +97,29 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     for label, key in (("small", "search_small"), ("large", "search_large")):
         if key in results:
             found.extend(_search_rows(label, results[key]))
+    if store := results.get("store_large"):
+        found.append(
+            (
+                f"store path at {store['at_chunks']:,} chunks (embedding excluded, rolled back)",
+                f"{store['chunks_per_s']} chunks/s for {store['written']:,} chunks",
+            )
+        )
+    if million := results.get("million"):
+        size = f"{million['build']['chunks']:,} chunks"
+        if million["build"].get("added"):
+            found.append(
+                (
+                    f"million: build to {size} (store path)",
+                    f"{million['build']['added']:,} chunks in {million['build']['seconds']} s, "
+                    f"{million['build']['write_chunks_per_s']} chunks/s",
+                )
+            )
+        found.append((f"million: sizes, {size}", ", ".join(f"{k} {v}" for k, v in million["sizes"].items())))
+        for mode, row in million["database_only"].items():
+            found.append((f"million: {mode} in the database only (query pre-embedded), {size}", _latency(row)))
+        found.extend(_keyword_rows("million", size, million["keyword_against_full"]))
+        store = million["store"]
+        found.append((f"million: store path at {store['at_chunks']:,} chunks", f"{store['chunks_per_s']} chunks/s"))
     if ask := results.get("ask"):
         found.append(("`/v1/ask` extractive, 32 clients", _latency(ask)))
     for name, row in (results.get("edge") or {}).items():

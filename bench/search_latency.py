@@ -14,7 +14,8 @@ import numpy as np
 
 from bench.stats import Latency, load
 from ragcorp_service.providers.embedders import LocalEmbedder
-from ragcorp_service.retrieval.search import SearchRequest, keyword_search, search, vector_search
+from ragcorp_service.retrieval.keyword import keyword_ranking
+from ragcorp_service.retrieval.search import ReadPool, SearchRequest, keyword_search, search, vector_search
 
 MODES = ("hybrid", "vector", "keyword")
 
@@ -37,14 +38,14 @@ async def in_database(
     database_url: str, queries: Sequence[str], vectors: Sequence[np.ndarray], seconds: float
 ) -> dict[str, Any]:
     """One client calling the service's own retrieval function with precomputed query vectors."""
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2, init=_register_vector)
+    pool = await asyncpg.create_pool(database_url, min_size=2, max_size=2, init=_register_vector)
     try:
         report = {}
         for mode in MODES:
 
             async def one(i: int, mode: str = mode) -> None:
                 request = SearchRequest(query=queries[i % len(queries)], top_k=10, mode=mode)  # type: ignore[arg-type]
-                await search(pool, request, vectors[i % len(vectors)])
+                await search(ReadPool(pool), request, vectors[i % len(vectors)])
 
             report[mode] = (await load(one, clients=1, seconds=seconds)).__dict__
         return report
@@ -56,6 +57,38 @@ async def _register_vector(connection: asyncpg.Connection) -> None:
     from pgvector.asyncpg import register_vector
 
     await register_vector(connection)
+
+
+async def keyword_against_full(
+    database_url: str, queries: Sequence[str], limits: Sequence[int] = (10, 100)
+) -> dict[str, Any]:
+    """Keyword rankings with postings skipped vs the full query, on the same queries: identical, and how fast.
+
+    top 10 is what keyword mode asks for; top 100 is the keyword list hybrid fuses.
+    """
+    connection = await asyncpg.connect(database_url)
+    try:
+        report: dict[str, Any] = {}
+        for limit in limits:
+            identical, skipping, full = 0, [], []
+            for query in queries:
+                request = SearchRequest(query=query, top_k=limit, mode="keyword")
+                started = time.perf_counter()
+                fast = await keyword_ranking(connection, request, limit)
+                skipping.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                exact = await keyword_ranking(connection, request, limit, depth=0)
+                full.append(time.perf_counter() - started)
+                identical += [c.chunk_id for c in fast.chunks] == [c.chunk_id for c in exact.chunks]
+            report[f"top{limit}"] = {
+                "queries": len(queries),
+                "identical": identical,
+                "skipping": Latency.of(skipping, sum(skipping)).__dict__,
+                "full": Latency.of(full, sum(full)).__dict__,
+            }
+        return report
+    finally:
+        await connection.close()
 
 
 def query_embedding(embedder: LocalEmbedder, queries: Sequence[str]) -> dict[str, Any]:

@@ -28,6 +28,8 @@ class SecretKeyRef(Model):
 
 class Secrets(Model):
     database_url: SecretKeyRef = Field(alias="databaseUrl")
+    #: A read replica of databaseUrl: the service's searches read there (DATABASE_READ_URL).
+    database_read_url: SecretKeyRef | None = Field(default=None, alias="databaseReadUrl")
     google_api_key: SecretKeyRef | None = Field(default=None, alias="googleApiKey")
     api_keys: SecretKeyRef | None = Field(default=None, alias="apiKeys")
 

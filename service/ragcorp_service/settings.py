@@ -68,6 +68,8 @@ class Settings(BaseSettings):
 
     # Where the data lives. Unset means: start the embedded PostgreSQL.
     database_url: str | None = None
+    # Optional: searches and answers read here (a streaming replica of DATABASE_URL); writes stay on DATABASE_URL.
+    database_read_url: str | None = None
     ragcorp_data_dir: Path = Field(default_factory=lambda: platformdirs.user_data_path("ragcorp"))
     db_pool_min_size: int = Field(default=2, ge=1, le=100)
     db_pool_max_size: int = Field(default=10, ge=1, le=200)
@@ -130,7 +132,7 @@ class Settings(BaseSettings):
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_read_url")
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
@@ -157,6 +159,8 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+        if self.database_read_url and not self.database_url:
+            raise ValueError("DATABASE_READ_URL is a replica of DATABASE_URL: set DATABASE_URL too")
         if self.api_keys is None and not self.allow_anonymous and not _is_loopback(self.host):
             raise ValueError(
                 f"API_KEYS is unset and HOST={self.host} is not loopback: set API_KEYS "

@@ -38,7 +38,7 @@ def termination_message(kind: str, succeeded: bool, schema_revision: str) -> str
     if kind in ("migrate", "downgrade"):
         if not succeeded:
             return ""  # the command fails before it can report a revision
-        return TERMINATION_MESSAGES[kind].replace('"0004"', json.dumps(schema_revision))
+        return TERMINATION_MESSAGES[kind].replace('"0005"', json.dumps(schema_revision))
     if kind == "smoke":
         return TERMINATION_MESSAGES["smoke-passed" if succeeded else "smoke-failed"]
     return TERMINATION_MESSAGES[kind]

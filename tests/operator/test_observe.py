@@ -46,8 +46,8 @@ def pod(message: str, exit_code: int = 0) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("kind", "message", "revision"),
     [
-        ("migrate", TERMINATION_MESSAGES["migrate"], "0004"),
-        ("downgrade", TERMINATION_MESSAGES["downgrade"], "0004"),
+        ("migrate", TERMINATION_MESSAGES["migrate"], "0005"),
+        ("downgrade", TERMINATION_MESSAGES["downgrade"], "0005"),
         ("smoke", TERMINATION_MESSAGES["smoke-passed"], None),
         ("backup", TERMINATION_MESSAGES["backup"], None),
     ],

@@ -105,6 +105,22 @@ def test_every_variable_the_operator_sets_is_read_by_the_service() -> None:
     assert {"DATABASE_URL", "GOOGLE_API_KEY", "API_KEYS", "RATE_LIMIT_RPS", "DB_POOL_MIN_SIZE"} <= variables
 
 
+def test_a_read_replica_reaches_the_serving_pods_only() -> None:
+    resource = example(ROOT / "crds/examples/production.yaml")
+    resource["spec"]["secrets"]["databaseReadUrl"] = {"name": "ragcorp-secrets", "key": "DATABASE_READ_URL"}
+    assert not list(crd_validator().iter_errors(resource))
+    manifests = render_resource(resource)
+
+    def env_of(kind: str) -> set[str]:
+        pods = [m["spec"]["template"]["spec"] for m in manifests if m["kind"] == kind]
+        assert pods, kind
+        return {e["name"] for pod in pods for e in pod["containers"][0]["env"]}
+
+    assert "DATABASE_READ_URL" in env_of("Deployment")
+    assert "DATABASE_READ_URL" not in env_of("Job")
+    assert "DATABASE_READ_URL" in {name.upper() for name in Settings.model_fields}
+
+
 def cel_rejections(resource: dict[str, Any]) -> list[str]:
     """The messages of every CRD CEL rule the resource breaks, evaluated as the API server does
     (the root's rules see the whole object, the spec's rules see the spec)."""

@@ -23,6 +23,7 @@ def test_defaults_run_offline_on_loopback(monkeypatch: pytest.MonkeyPatch) -> No
         ("PORT", "70000"),
         ("LOG_LEVEL", "LOUD"),
         ("DATABASE_URL", "mysql://db/x"),
+        ("DATABASE_READ_URL", "replica:5432"),
         ("RATE_LIMIT_RPS", "-1"),
         ("OTEL_ENABLED", "perhaps"),
         ("EMBEDDER_THREADS", "0"),
@@ -39,6 +40,13 @@ def test_pool_bounds_are_checked_together(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("DB_POOL_MIN_SIZE", "20")
     monkeypatch.setenv("DB_POOL_MAX_SIZE", "5")
     with pytest.raises(SettingsError, match="DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE"):
+        load_settings()
+
+
+def test_a_read_replica_needs_the_primary(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("DATABASE_READ_URL", "postgresql://replica/ragcorp")
+    with pytest.raises(SettingsError, match="DATABASE_READ_URL is a replica of DATABASE_URL"):
         load_settings()
 
 

@@ -53,6 +53,12 @@ def secret_env(spec: RagSpec) -> list[dict[str, Any]]:
     return env
 
 
+def read_replica_env(spec: RagSpec) -> list[dict[str, Any]]:
+    """Only the serving Pods read from a replica; migrations and backups write and read the primary."""
+    ref = spec.secrets.database_read_url
+    return [] if ref is None else [_secret_env("DATABASE_READ_URL", ref)]
+
+
 def config_map(owner: Owner, spec: RagSpec) -> Manifest:
     return {
         "apiVersion": "v1",
@@ -63,5 +69,12 @@ def config_map(owner: Owner, spec: RagSpec) -> Manifest:
 
 
 def referenced_secrets(spec: RagSpec) -> list[SecretKeyRef]:
-    refs = [spec.secrets.database_url, spec.secrets.google_api_key, spec.secrets.api_keys, spec.monitoring.metrics_key]
+    secrets = spec.secrets
+    refs = [
+        secrets.database_url,
+        secrets.database_read_url,
+        secrets.google_api_key,
+        secrets.api_keys,
+        spec.monitoring.metrics_key,
+    ]
     return [ref for ref in refs if ref is not None]

@@ -17,7 +17,7 @@ from ragcorp_operator.naming import (
     selector,
 )
 from ragcorp_operator.render.common import Manifest, Owner, metadata
-from ragcorp_operator.render.config import SERVICE_PORT, secret_env
+from ragcorp_operator.render.config import SERVICE_PORT, read_replica_env, secret_env
 from ragcorp_operator.spec import Probe, RagSpec
 
 #: Finished Jobs stay a day for `kubectl logs`, then Kubernetes deletes them.
@@ -75,6 +75,7 @@ def _pod_spec(owner: Owner, spec: RagSpec, container: dict[str, Any], restart_po
 def deployment(owner: Owner, spec: RagSpec, color: Color, image: str, replicas: int | None) -> Manifest:
     """One colour's Deployment. `replicas=None` leaves the count to the HPA."""
     container = _container(spec, image, ["ragcorp-service", "serve"])
+    container["env"] += read_replica_env(spec)
     container["ports"] = [{"name": "http", "containerPort": SERVICE_PORT, "protocol": "TCP"}]
     container["livenessProbe"] = _probe("/healthz", spec.probes.liveness)
     container["readinessProbe"] = _probe("/healthz?full=true", spec.probes.readiness)

@@ -33,7 +33,7 @@ from ragcorp_service.api.tracing import build_tracer_provider, instrument, trace
 from ragcorp_service.db.pool import create_pool
 from ragcorp_service.db.schema_check import check_schema
 from ragcorp_service.ingestion.pipeline import Ingestor
-from ragcorp_service.retrieval.search import SearchTuning
+from ragcorp_service.retrieval.search import ReadPool, SearchTuning
 from ragcorp_service.security.api_keys import KeyRing
 from ragcorp_service.security.rate_limit import TokenBuckets
 from ragcorp_service.settings import Settings, load_settings
@@ -72,6 +72,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         generator=InstrumentedGenerator(providers.generator, metrics, tracer),
     )
     pool = await create_pool(settings.database_url, settings)
+    read_pool = await create_pool(settings.database_read_url, settings) if settings.database_read_url else pool
     metrics.watch_pool(lambda: (pool.get_size(), pool.get_idle_size()))
     keys = KeyRing(settings.api_key_scopes)
     if keys.open:
@@ -79,6 +80,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.ragcorp = AppState(
         settings=settings,
         pool=pool,
+        reader=ReadPool(read_pool),
         providers=providers,
         ingestor=Ingestor(
             pool, providers.embedder, chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens
@@ -101,6 +103,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if read_pool is not pool:
+            await read_pool.close()
         await pool.close()
         if app.state.tracer_provider is not None:
             app.state.tracer_provider.shutdown()

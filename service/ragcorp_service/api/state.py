@@ -10,7 +10,7 @@ from opentelemetry import trace
 from ragcorp_service.api.metrics import ServiceMetrics
 from ragcorp_service.api.providers import Providers
 from ragcorp_service.ingestion.pipeline import Ingestor
-from ragcorp_service.retrieval.search import SearchTuning
+from ragcorp_service.retrieval.search import ReadPool, SearchTuning
 from ragcorp_service.security.api_keys import KeyRing
 from ragcorp_service.security.rate_limit import TokenBuckets
 from ragcorp_service.settings import Settings
@@ -20,6 +20,8 @@ from ragcorp_service.settings import Settings
 class AppState:
     settings: Settings
     pool: asyncpg.Pool
+    #: Where searches read: DATABASE_READ_URL's pool when set, else `pool`.
+    reader: ReadPool
     providers: Providers
     ingestor: Ingestor
     tuning: SearchTuning

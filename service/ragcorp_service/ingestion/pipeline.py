@@ -1,8 +1,8 @@
-"""Ingesting a batch of documents: dedupe, chunk, embed together, store each.
+"""Ingesting a batch of documents: dedupe, chunk, embed together, store together.
 
 Embedding dominates the cost, so all new chunks of a batch go to the embedder
-in one call (it sorts by length and batches internally); storing is one short
-transaction per document, so one bad document never takes the batch with it.
+in one call; storing is one transaction for the batch (one statement per table
+for all its documents), so a request's documents are stored all or none.
 """
 
 from __future__ import annotations
@@ -15,7 +15,13 @@ import anyio
 import asyncpg
 
 from ragcorp_service.ingestion.chunking import Chunk, chunk_text, normalize_text
-from ragcorp_service.ingestion.store import DocumentRecord, NewDocument, find_existing, insert_document
+from ragcorp_service.ingestion.store import (
+    ChunkedDocument,
+    DocumentRecord,
+    NewDocument,
+    find_existing,
+    insert_documents,
+)
 from ragcorp_service.providers.embedders import Embedder
 
 
@@ -87,12 +93,12 @@ class Ingestor:
         inputs = [embedding_input(doc.title, chunk) for doc, chunks in pending.values() for chunk in chunks]
         vectors = iter(await self._embedder.embed_documents(inputs))
 
-        stored: dict[tuple[str, str], IngestResult] = {}
-        for key, (document, chunks) in pending.items():
-            embeddings = [next(vectors) for _ in chunks]
-            async with self._pool.acquire() as connection:
-                record, created = await insert_document(connection, document, chunks, embeddings)
-            stored[key] = IngestResult(record, created)
+        batch = [
+            ChunkedDocument(document, chunks, [next(vectors) for _ in chunks]) for document, chunks in pending.values()
+        ]
+        async with self._pool.acquire() as connection:
+            written = await insert_documents(connection, batch)
+        stored = {key: IngestResult(record, created) for key, (record, created) in zip(pending, written, strict=True)}
 
         results = []
         for document in documents:

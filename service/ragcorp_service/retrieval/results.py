@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -16,3 +18,16 @@ class RetrievedChunk:
     score: float
     collection: str
     metadata: dict[str, Any]
+
+
+def row_to_chunk(row: Mapping[str, Any]) -> RetrievedChunk:
+    """A chunk from a row of id, document_id, title, text, collection, metadata (JSON text) and score."""
+    return RetrievedChunk(
+        chunk_id=row["id"],
+        document_id=row["document_id"],
+        title=row["title"],
+        text=row["text"],
+        score=float(row["score"]),
+        collection=row["collection"],
+        metadata=json.loads(row["metadata"]),
+    )

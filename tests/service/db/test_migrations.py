@@ -120,4 +120,4 @@ async def test_a_database_built_on_pytorch_is_not_searched_with_onnx_vectors(emp
 
 def test_template_database_is_reused_not_remigrated(postgres: PostgresForTests, template_database: str) -> None:
     revision = asyncio.run(migrations.read_current_revision(postgres.url(template_database)))
-    assert revision == migrations.head_revision() == "0003"
+    assert revision == migrations.head_revision() == "0004"

@@ -35,6 +35,8 @@ async def _timed(check: Any) -> dict[str, Any]:
 @router.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
 async def healthz(request: Request, state: StateDep, full: bool = False) -> JSONResponse:
     checks = {"database": await _timed(state.pool.fetchval("SELECT 1"))}
+    if state.reader.pool is not state.pool:  # DATABASE_READ_URL: searches fail without the replica
+        checks["database_read"] = await _timed(state.reader.pool.fetchval("SELECT 1"))
     if full:
         generator = state.providers.generator
         checks["generator"] = await _timed(generator.check())

@@ -27,7 +27,7 @@ async def retrieve(state: AppState, query: str, options: RetrievalOptions) -> li
     )
     embedding = None if options.mode == "keyword" else await state.providers.embedder.embed_query(query)
     with state.tracer.start_as_current_span("retrieve", attributes={"ragcorp.mode": options.mode}):
-        return await retrieval.search(state.pool, request, embedding, state.tuning)
+        return await retrieval.search(state.reader, request, embedding, state.tuning)
 
 
 def hit(chunk: RetrievedChunk) -> SearchHit:

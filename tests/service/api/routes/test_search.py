@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
 from tests.service.conftest import ClientFactory
 from tests.service.corpus import ingest_all
+from tests.service.postgres import PostgresForTests
 
 QUESTIONS = [
     ("where does photosynthesis take place in plants", "Photosynthesis"),
@@ -82,3 +85,32 @@ async def test_keyword_search_ignores_query_syntax(client: httpx.AsyncClient) ->
     assert response.json()["results"][0]["title"] == "Volcanoes"
     empty = await client.post("/v1/search", json={"query": "!!! ???", "mode": "keyword"})
     assert empty.json()["results"] == []
+
+
+@pytest.mark.parametrize("pool_size", [1, 2])
+async def test_concurrent_hybrid_searches_share_a_small_pool(client_for: ClientFactory, pool_size: int) -> None:
+    """Hybrid runs its two lists on two connections at once; a burst of them must not wedge the pool."""
+    client = await client_for(db_pool_min_size=1, db_pool_max_size=pool_size)
+    await ingest_all(client)
+    body = {"query": "lava flows and magma", "mode": "hybrid", "top_k": 3}
+    responses = await asyncio.wait_for(asyncio.gather(*(client.post("/v1/search", json=body) for _ in range(12))), 60)
+    assert {r.status_code for r in responses} == {200}
+    assert {r.json()["results"][0]["title"] for r in responses} == {"Volcanoes"}
+
+
+async def test_searches_read_from_database_read_url(
+    client_for: ClientFactory, postgres: PostgresForTests, template_database: str
+) -> None:
+    """Writes go to DATABASE_URL, searches to DATABASE_READ_URL (here a separate, empty copy, so it shows)."""
+    replica = postgres.create_database(template=template_database)
+    try:
+        client = await client_for(database_read_url=postgres.url(replica))
+        await ingest_all(client)
+        assert (await client.get("/v1/documents")).json()["total"] == 3
+        for mode in ("hybrid", "vector", "keyword"):
+            response = await client.post("/v1/search", json={"query": "lava", "mode": mode})
+            assert response.status_code == 200 and response.json()["results"] == [], mode
+        health = (await client.get("/healthz")).json()
+        assert health["checks"]["database_read"]["status"] == "ok"
+    finally:
+        postgres.drop_database(replica)

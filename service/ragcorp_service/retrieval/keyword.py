@@ -1,0 +1,180 @@
+"""BM25 keyword ranking that skips the postings which cannot change the top k, exactly.
+
+Summing every posting of the query's terms is exact but costs in proportion to
+how common its words are (a query with "cell" reads 50k postings at 100k
+chunks). This is MaxScore (Turtle & Flood, 1995) over impact-ordered postings
+(`chunk_terms_impact_idx`: a term's postings best weight first, with tf and
+length included, so every read below is index-only):
+
+1. Read the head (`depth` best postings) of each term's list. The k-th best sum
+   of the parts found there is a floor under the final k-th score.
+2. Sort terms by their ceiling (idf x their best weight). The cheapest terms
+   whose ceilings together stay under the floor cannot put a chunk in the top k
+   on their own, so only chunks holding one of the other ("essential") terms are
+   candidates; those terms' lists are read whole, the rest only at the head.
+3. A candidate's score lies between its known parts and that plus, for each
+   other term whose head it was not in, the last weight read (the threshold
+   algorithm's bound, Fagin et al.). Candidates whose upper bound is below the
+   k-th known score are dropped; the rest are scored exactly, each by one
+   primary-key descent, or, when there are too many for that, by one pass over
+   the query terms' lists (the full query, which is always correct too).
+
+Every step only discards chunks proven unable to reach the top k, so the ranking
+is the full query's, with its scores. Weights are stored against a reference mean
+chunk length (migration 0004); when the corpus's mean has grown past it, today's
+weight of a posting is at most `drift` = current / reference times the stored
+one, so ceilings and bounds are scaled by that (and capped at k1 + 1, BM25's
+limit as tf grows).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import asyncpg
+
+from ragcorp_service.retrieval.request import SearchRequest, filter_sql
+from ragcorp_service.retrieval.results import RetrievedChunk, row_to_chunk
+
+BM25_MAX_WEIGHT = 2.2  # k1 + 1 (k1 = 1.2 in bm25_weight): a term weight's limit as tf grows
+_WORD = re.compile(r"\w+")
+HEAD = 64  # postings per term read first, at least
+LOOKUPS = 1500  # contenders looked up one by one at most; past that one pass over the lists is cheaper
+SLACK = 1e-9  # relative: sums of the same parts in another order differ in the last bits; bounds allow for it
+
+
+@dataclass(frozen=True)
+class KeywordRanking:
+    chunks: list[RetrievedChunk]
+    depth: int  # postings per term read for the bounds; 0: the full query
+
+
+def head_depth(limit: int) -> int:
+    """Deep enough that the head of the lists holds a good k-th score, so the bounds prune well."""
+    return max(HEAD, 2 * limit)
+
+
+_STATS_AND_TERMS = """
+    stats AS (
+        SELECT chunk_count, term_total::float8 / greatest(chunk_count, 1) AS avgdl,
+               greatest(1, term_total::float8 / greatest(chunk_count, 1) / coalesce(reference_avgdl, 1)) AS drift
+        FROM corpus_stats
+    ), terms AS (
+        SELECT t.term, ln(1 + (s.chunk_count - ts.chunk_freq + 0.5)::float8 / (ts.chunk_freq + 0.5)) AS idf
+        FROM unnest(tsvector_to_array(to_tsvector('english', $1))) AS t(term)
+        JOIN term_stats ts ON ts.term = t.term CROSS JOIN stats s
+    )"""
+
+_WITH_TEXT = """
+    SELECT c.id, c.document_id, d.title, c.text, c.collection, d.metadata::text AS metadata, ranked.score
+    FROM ranked JOIN chunks c ON c.id = ranked.chunk_id JOIN documents d ON d.id = c.document_id"""
+
+
+def _max_score_sql(where: str | None) -> str:
+    """The top $2 by MaxScore, with impact-ordered lists of $3 postings per term for the bounds."""
+    in_filter = "" if where is None else f"JOIN chunks c ON c.id = parts.chunk_id WHERE {where}"
+    head_filter = "" if where is None else f"JOIN chunks c ON c.id = top.chunk_id WHERE {where}"
+    full_filter = "" if where is None else "JOIN chunks c ON c.id = ct.chunk_id"
+    full_and = "" if where is None else f"AND {where}"
+    return f"""
+    WITH {_STATS_AND_TERMS}, ceilings AS MATERIALIZED (
+        -- the most a term can add to any chunk: its best posting, scaled for drift
+        SELECT terms.term, terms.idf, terms.idf * least({BM25_MAX_WEIGHT}, s.drift * best.weight) AS ceiling
+        FROM terms CROSS JOIN stats s CROSS JOIN LATERAL (
+            SELECT ct.weight FROM chunk_terms ct WHERE ct.term = terms.term ORDER BY ct.weight DESC LIMIT 1
+        ) best
+    ), top AS MATERIALIZED (
+        SELECT ceilings.term, p.chunk_id, p.weight, ceilings.idf * bm25_weight(p.tf, p.chunk_len, s.avgdl) AS part
+        FROM ceilings CROSS JOIN stats s CROSS JOIN LATERAL (
+            SELECT ct.chunk_id, ct.tf, ct.chunk_len, ct.weight FROM chunk_terms ct
+            WHERE ct.term = ceilings.term ORDER BY ct.weight DESC LIMIT $3
+        ) p
+    ), floor AS (
+        -- the k-th best partial score among chunks at the head of some list: the k-th score is at least this
+        SELECT CASE WHEN count(*) < $2 THEN 0 ELSE min(lower) END AS score
+        FROM (SELECT sum(part) AS lower FROM top {head_filter} GROUP BY top.chunk_id ORDER BY lower DESC LIMIT $2) head
+    ), split AS MATERIALIZED (
+        -- terms in ascending ceiling order; those whose running sum stays below the floor cannot
+        -- by themselves put a chunk in the top k: a top-k chunk contains an essential term
+        SELECT ceilings.term, ceilings.idf, sum(ceilings.ceiling) OVER (ORDER BY ceilings.ceiling, ceilings.term)
+               >= (SELECT score FROM floor) AS essential,
+               CASE WHEN read.postings < $3 THEN 0
+                    ELSE ceilings.idf * least({BM25_MAX_WEIGHT}, s.drift * read.last_weight) END AS unread_bound
+        FROM ceilings CROSS JOIN stats s
+        JOIN (SELECT term, count(*) AS postings, min(weight) AS last_weight FROM top GROUP BY term) read USING (term)
+    ), parts AS (
+        -- exact parts: every posting of an essential term, the head of the others' lists
+        SELECT ct.chunk_id, true AS essential, split.idf * bm25_weight(ct.tf, ct.chunk_len, s.avgdl) AS part,
+               0::float8 AS unread_bound
+        FROM split JOIN chunk_terms ct ON ct.term = split.term CROSS JOIN stats s WHERE split.essential
+        UNION ALL
+        SELECT top.chunk_id, false, top.part, split.unread_bound
+        FROM top JOIN split USING (term) WHERE NOT split.essential
+    ), candidates AS MATERIALIZED (
+        SELECT parts.chunk_id, sum(parts.part) AS lower, sum(parts.part) FILTER (WHERE parts.essential) AS essential,
+               sum(parts.part) + (SELECT coalesce(sum(unread_bound), 0) FROM split WHERE NOT essential)
+                               - sum(parts.unread_bound) AS upper
+        FROM parts {in_filter}
+        GROUP BY parts.chunk_id HAVING bool_or(parts.essential)
+    ), contenders AS MATERIALIZED (
+        SELECT candidates.* FROM candidates
+        WHERE candidates.upper >= (1 - {SLACK}) * greatest(
+            (SELECT score FROM floor),
+            (SELECT coalesce(min(lower), 0) FROM (SELECT lower FROM candidates ORDER BY lower DESC LIMIT $2) k))
+    ), ranked AS (
+        -- few contenders: look each up (one primary-key descent finds all its query terms)
+        (SELECT contenders.chunk_id, exact.score
+        FROM contenders CROSS JOIN LATERAL (
+            SELECT CASE WHEN contenders.upper - contenders.lower <= {SLACK} * contenders.lower
+                        THEN contenders.lower ELSE sum(terms.idf * bm25_weight(ct.tf, ct.chunk_len, s.avgdl)) END
+                   AS score
+            FROM chunk_terms ct JOIN terms ON terms.term = ct.term CROSS JOIN stats s
+            WHERE contenders.upper - contenders.lower > {SLACK} * contenders.lower
+              AND ct.chunk_id = contenders.chunk_id AND ct.term = ANY(ARRAY(SELECT term FROM terms))
+        ) exact
+        WHERE (SELECT count(*) FROM contenders) <= $4
+        ORDER BY exact.score DESC, contenders.chunk_id LIMIT $2)
+        UNION ALL
+        -- many: one pass over every posting of the query's terms costs less than that many lookups
+        (SELECT ct.chunk_id, sum(terms.idf * bm25_weight(ct.tf, ct.chunk_len, s.avgdl)) AS score
+        FROM terms JOIN chunk_terms ct ON ct.term = terms.term CROSS JOIN stats s {full_filter}
+        WHERE (SELECT count(*) FROM contenders) > $4 {full_and}
+        GROUP BY ct.chunk_id ORDER BY score DESC, ct.chunk_id LIMIT $2)
+    )
+    {_WITH_TEXT}
+    ORDER BY ranked.score DESC, c.id
+    """
+
+
+def _full_sql(where: str | None) -> str:
+    """Every posting of every query term: the exact ranking at its full cost."""
+    chunk_filter = "" if where is None else f"JOIN chunks c ON c.id = ct.chunk_id WHERE {where}"
+    return f"""
+    WITH {_STATS_AND_TERMS}, ranked AS (
+        SELECT ct.chunk_id, sum(terms.idf * bm25_weight(ct.tf, ct.chunk_len, s.avgdl)) AS score
+        FROM terms JOIN chunk_terms ct ON ct.term = terms.term CROSS JOIN stats s
+        {chunk_filter}
+        GROUP BY ct.chunk_id ORDER BY score DESC, ct.chunk_id LIMIT $2
+    )
+    {_WITH_TEXT}
+    ORDER BY ranked.score DESC, c.id
+    """
+
+
+async def keyword_ranking(
+    connection: asyncpg.Connection, request: SearchRequest, limit: int, depth: int | None = None
+) -> KeywordRanking:
+    """BM25 (k1=1.2, b=0.75) top `limit`, exact.
+
+    `depth` (postings per term read for the bounds) defaults to `head_depth(limit)`; 0 runs the full query.
+    """
+    if not _WORD.search(request.query):  # only punctuation: nothing to match
+        return KeywordRanking([], 0)
+    depth = head_depth(limit) if depth is None else depth
+    where, params = filter_sql(request, 5 if depth else 3)
+    if depth:
+        rows = await connection.fetch(_max_score_sql(where or None), request.query, limit, depth, LOOKUPS, *params)
+    else:
+        rows = await connection.fetch(_full_sql(where or None), request.query, limit, *params)
+    return KeywordRanking([row_to_chunk(row) for row in rows], depth)

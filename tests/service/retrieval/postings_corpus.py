@@ -1,0 +1,63 @@
+"""A corpus whose posting lists are long enough for keyword search's bounds to matter.
+
+Words follow a Zipf law, as in real text, so a few terms are in most chunks and
+most terms in a few; chunk lengths vary fivefold, so length normalisation moves
+scores. Stored through the real store path (vectors are random: keyword search
+never reads them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+import numpy as np
+from pgvector.asyncpg import register_vector
+
+from ragcorp_service.ingestion.chunking import Chunk
+from ragcorp_service.ingestion.pipeline import content_hash
+from ragcorp_service.ingestion.store import ChunkedDocument, NewDocument, insert_documents
+from ragcorp_service.local_models import DIMENSIONS
+
+VOCABULARY = [f"term{i:03d}" for i in range(300)]
+_ZIPF = 1 / np.arange(1, len(VOCABULARY) + 1) ** 1.1
+
+
+def words(rng: np.random.Generator, count: int) -> list[str]:
+    return list(rng.choice(VOCABULARY, size=count, p=_ZIPF / _ZIPF.sum()))
+
+
+def documents(
+    rng: np.random.Generator, count: int, lengths: tuple[int, int], collection: str = "default"
+) -> list[ChunkedDocument]:
+    """`count` documents of four chunks each, chunk lengths drawn from `lengths` (words)."""
+    batch = []
+    for _ in range(count):
+        chunks = [Chunk(" ".join(words(rng, int(rng.integers(*lengths)))), 0) for _ in range(4)]
+        text = "\n\n".join(chunk.text for chunk in chunks)
+        vectors = rng.normal(size=(len(chunks), DIMENSIONS)).astype(np.float32)
+        document = NewDocument(collection, "", text, None, {}, content_hash(text))
+        batch.append(ChunkedDocument(document, chunks, list(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))))
+    return batch
+
+
+async def store(database_url: str, batch: Sequence[ChunkedDocument]) -> None:
+    connection = await asyncpg.connect(database_url)
+    await register_vector(connection)
+    try:
+        await insert_documents(connection, batch)
+    finally:
+        await connection.close()
+
+
+def queries(rng: np.random.Generator, count: int) -> list[str]:
+    """One to eight words each: some of the forty commonest, the rest from the whole vocabulary."""
+    return [
+        " ".join(
+            [
+                *rng.choice(VOCABULARY[:40], size=int(rng.integers(1, 5))),
+                *rng.choice(VOCABULARY, size=int(rng.integers(0, 5))),
+            ]
+        )
+        for _ in range(count)
+    ]
