@@ -31,7 +31,9 @@ def _keyword_rows(label: str, size: str, against_full: dict[str, Any]) -> list[t
     return [
         (
             f"{label}: keyword {top}, postings skipped vs all read, {size}",
-            f"identical rankings {row['identical']}/{row['queries']}; p50/p95 {row['skipping']['p50_ms']}/"
+            f"identical rankings {row['identical']}/{row['queries']} ({row['skipping_postings']} skipped postings, "
+            f"the other {row['queries'] - row['skipping_postings']} had few enough to read them all); p50/p95 "
+            f"{row['skipping']['p50_ms']}/"
             f"{row['skipping']['p95_ms']} ms vs {row['full']['p50_ms']}/{row['full']['p95_ms']} ms",
         )
         for top, row in against_full.items()

@@ -70,7 +70,7 @@ async def keyword_against_full(
     try:
         report: dict[str, Any] = {}
         for limit in limits:
-            identical, skipping, full = 0, [], []
+            identical, skipped, skipping, full = 0, 0, [], []
             for query in queries:
                 request = SearchRequest(query=query, top_k=limit, mode="keyword")
                 started = time.perf_counter()
@@ -80,9 +80,11 @@ async def keyword_against_full(
                 exact = await keyword_ranking(connection, request, limit, depth=0)
                 full.append(time.perf_counter() - started)
                 identical += [c.chunk_id for c in fast.chunks] == [c.chunk_id for c in exact.chunks]
+                skipped += fast.depth > 0  # the rest had so few postings that the full query ran
             report[f"top{limit}"] = {
                 "queries": len(queries),
                 "identical": identical,
+                "skipping_postings": skipped,
                 "skipping": Latency.of(skipping, sum(skipping)).__dict__,
                 "full": Latency.of(full, sum(full)).__dict__,
             }
@@ -112,6 +114,9 @@ class _Explaining:
 
     async def execute(self, sql: str, *args: Any) -> str:
         return str(await self._connection.execute(sql, *args))
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._connection.fetchval(sql, *args)
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         plan = await self._connection.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)

@@ -19,6 +19,9 @@ length included, so every read below is index-only):
    primary-key descent, or, when there are too many for that, by one pass over
    the query terms' lists (the full query, which is always correct too).
 
+A query whose terms have few postings in all (`ONE_PASS_POSTINGS`) runs the full
+query directly: skipping has a fixed cost that only long lists repay.
+
 Every step only discards chunks proven unable to reach the top k, so the ranking
 is the full query's, with its scores. Weights are stored against a reference mean
 chunk length (migration 0004); when the corpus's mean has grown past it, today's
@@ -40,6 +43,7 @@ from ragcorp_service.retrieval.results import RetrievedChunk, row_to_chunk
 BM25_MAX_WEIGHT = 2.2  # k1 + 1 (k1 = 1.2 in bm25_weight): a term weight's limit as tf grows
 _WORD = re.compile(r"\w+")
 HEAD = 64  # postings per term read first, at least
+ONE_PASS_POSTINGS = 10_000  # at most this many postings in all: the full query is the cheaper one
 LOOKUPS = 1500  # contenders looked up one by one at most; past that one pass over the lists is cheaper
 SLACK = 1e-9  # relative: sums of the same parts in another order differ in the last bits; bounds allow for it
 
@@ -65,6 +69,10 @@ _STATS_AND_TERMS = """
         FROM unnest(tsvector_to_array(to_tsvector('english', $1))) AS t(term)
         JOIN term_stats ts ON ts.term = t.term CROSS JOIN stats s
     )"""
+
+_POSTINGS_SQL = """
+    SELECT sum(chunk_freq) FROM term_stats WHERE term = ANY(tsvector_to_array(to_tsvector('english', $1)))
+"""
 
 _WITH_TEXT = """
     SELECT c.id, c.document_id, d.title, c.text, c.collection, d.metadata::text AS metadata, ranked.score
@@ -167,11 +175,15 @@ async def keyword_ranking(
 ) -> KeywordRanking:
     """BM25 (k1=1.2, b=0.75) top `limit`, exact.
 
-    `depth` (postings per term read for the bounds) defaults to `head_depth(limit)`; 0 runs the full query.
+    `depth` is the postings per term read for the bounds; 0 runs the full query. By default the
+    full query runs when the query's terms have few postings in all (skipping has a fixed cost
+    that only pays off on long lists), else `head_depth(limit)`.
     """
     if not _WORD.search(request.query):  # only punctuation: nothing to match
         return KeywordRanking([], 0)
-    depth = head_depth(limit) if depth is None else depth
+    if depth is None:
+        postings = await connection.fetchval(_POSTINGS_SQL, request.query)
+        depth = 0 if (postings or 0) <= ONE_PASS_POSTINGS else head_depth(limit)
     where, params = filter_sql(request, 5 if depth else 3)
     if depth:
         rows = await connection.fetch(_max_score_sql(where or None), request.query, limit, depth, LOOKUPS, *params)

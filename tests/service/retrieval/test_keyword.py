@@ -52,6 +52,33 @@ async def test_skipping_postings_ranks_exactly_as_the_full_query(
         assert_same_ranking(bounded, full)
 
 
+async def test_few_postings_are_read_whole_and_many_are_skipped(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(13)
+    await corpus.store(database_url, corpus.documents(rng, 30, lengths=(20, 60)))
+    (query,) = corpus.queries(rng, 1)
+    (few, _), *_ = await rankings(database_url, [query], 5)
+    default = await ranking_by_default(database_url, query, 5)
+    assert default.depth == 0  # a few hundred postings: one pass over them
+    monkeypatch.setattr(keyword, "ONE_PASS_POSTINGS", 0)
+    skipping = await ranking_by_default(database_url, query, 5)
+    assert skipping.depth == keyword.head_depth(5)
+    assert (
+        [c.chunk_id for c in skipping.chunks]
+        == [c.chunk_id for c in default.chunks]
+        == [c.chunk_id for c in few.chunks]
+    )
+
+
+async def ranking_by_default(database_url: str, query: str, limit: int) -> KeywordRanking:
+    connection = await asyncpg.connect(database_url)
+    try:
+        return await keyword_ranking(connection, SearchRequest(query=query, top_k=limit, mode="keyword"), limit)
+    finally:
+        await connection.close()
+
+
 async def test_filters_apply_before_the_ranking_is_proven(database_url: str) -> None:
     rng = np.random.default_rng(3)
     await corpus.store(
