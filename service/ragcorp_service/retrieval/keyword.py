@@ -83,8 +83,6 @@ def _max_score_sql(where: str | None) -> str:
     """The top $2 by MaxScore, with impact-ordered lists of $3 postings per term for the bounds."""
     in_filter = "" if where is None else f"JOIN chunks c ON c.id = parts.chunk_id WHERE {where}"
     head_filter = "" if where is None else f"JOIN chunks c ON c.id = top.chunk_id WHERE {where}"
-    full_filter = "" if where is None else "JOIN chunks c ON c.id = ct.chunk_id"
-    full_and = "" if where is None else f"AND {where}"
     return f"""
     WITH {_STATS_AND_TERMS}, ceilings AS MATERIALIZED (
         -- the most a term can add to any chunk: its best posting, scaled for drift
@@ -120,9 +118,9 @@ def _max_score_sql(where: str | None) -> str:
         SELECT top.chunk_id, false, top.part, split.unread_bound
         FROM top JOIN split USING (term) WHERE NOT split.essential
     ), candidates AS MATERIALIZED (
-        SELECT parts.chunk_id, sum(parts.part) AS lower, sum(parts.part) FILTER (WHERE parts.essential) AS essential,
-               sum(parts.part) + (SELECT coalesce(sum(unread_bound), 0) FROM split WHERE NOT essential)
-                               - sum(parts.unread_bound) AS upper
+        SELECT parts.chunk_id, sum(parts.part) AS lower,
+               sum(parts.part) + greatest(0, (SELECT coalesce(sum(unread_bound), 0) FROM split WHERE NOT essential)
+                                             - sum(parts.unread_bound)) AS upper
         FROM parts {in_filter}
         GROUP BY parts.chunk_id HAVING bool_or(parts.essential)
     ), contenders AS MATERIALIZED (
@@ -145,26 +143,27 @@ def _max_score_sql(where: str | None) -> str:
         ORDER BY exact.score DESC, contenders.chunk_id LIMIT $2)
         UNION ALL
         -- many: one pass over every posting of the query's terms costs less than that many lookups
-        (SELECT ct.chunk_id, sum(terms.idf * bm25_weight(ct.tf, ct.chunk_len, s.avgdl)) AS score
-        FROM terms JOIN chunk_terms ct ON ct.term = terms.term CROSS JOIN stats s {full_filter}
-        WHERE (SELECT count(*) FROM contenders) > $4 {full_and}
-        GROUP BY ct.chunk_id ORDER BY score DESC, ct.chunk_id LIMIT $2)
+        ({_every_posting(where, "(SELECT count(*) FROM contenders) > $4")})
     )
     {_WITH_TEXT}
     ORDER BY ranked.score DESC, c.id
     """
 
 
+def _every_posting(where: str | None, condition: str = "true") -> str:
+    """The top $2 by summing every posting of every query term (when `condition` holds)."""
+    chunk_filter = "" if where is None else f"JOIN chunks c ON c.id = ct.chunk_id AND {where}"
+    return f"""
+        SELECT ct.chunk_id, sum(terms.idf * bm25_weight(ct.tf, ct.chunk_len, s.avgdl)) AS score
+        FROM terms JOIN chunk_terms ct ON ct.term = terms.term CROSS JOIN stats s {chunk_filter}
+        WHERE {condition}
+        GROUP BY ct.chunk_id ORDER BY score DESC, ct.chunk_id LIMIT $2"""
+
+
 def _full_sql(where: str | None) -> str:
     """Every posting of every query term: the exact ranking at its full cost."""
-    chunk_filter = "" if where is None else f"JOIN chunks c ON c.id = ct.chunk_id WHERE {where}"
     return f"""
-    WITH {_STATS_AND_TERMS}, ranked AS (
-        SELECT ct.chunk_id, sum(terms.idf * bm25_weight(ct.tf, ct.chunk_len, s.avgdl)) AS score
-        FROM terms JOIN chunk_terms ct ON ct.term = terms.term CROSS JOIN stats s
-        {chunk_filter}
-        GROUP BY ct.chunk_id ORDER BY score DESC, ct.chunk_id LIMIT $2
-    )
+    WITH {_STATS_AND_TERMS}, ranked AS ({_every_posting(where)})
     {_WITH_TEXT}
     ORDER BY ranked.score DESC, c.id
     """
