@@ -79,36 +79,38 @@ _WITH_TEXT = """
     FROM ranked JOIN chunks c ON c.id = ranked.chunk_id JOIN documents d ON d.id = c.document_id"""
 
 
-def _max_score_sql(where: str | None) -> str:
+def _max_score_sql(where: str) -> str:
     """The top $2 by MaxScore, with impact-ordered lists of $3 postings per term for the bounds."""
-    in_filter = "" if where is None else f"JOIN chunks c ON c.id = parts.chunk_id WHERE {where}"
-    head_filter = "" if where is None else f"JOIN chunks c ON c.id = top.chunk_id WHERE {where}"
+    in_filter = f"JOIN chunks c ON c.id = parts.chunk_id WHERE {where}" if where else ""
+    head_filter = f"JOIN chunks c ON c.id = top.chunk_id WHERE {where}" if where else ""
     return f"""
-    WITH {_STATS_AND_TERMS}, ceilings AS MATERIALIZED (
-        -- the most a term can add to any chunk: its best posting, scaled for drift
-        SELECT terms.term, terms.idf, terms.idf * least({BM25_MAX_WEIGHT}, s.drift * best.weight) AS ceiling
+    WITH {_STATS_AND_TERMS}, top AS MATERIALIZED (
+        SELECT terms.term, p.chunk_id, p.weight, terms.idf * bm25_weight(p.tf, p.chunk_len, s.avgdl) AS part
         FROM terms CROSS JOIN stats s CROSS JOIN LATERAL (
-            SELECT ct.weight FROM chunk_terms ct WHERE ct.term = terms.term ORDER BY ct.weight DESC LIMIT 1
-        ) best
-    ), top AS MATERIALIZED (
-        SELECT ceilings.term, p.chunk_id, p.weight, ceilings.idf * bm25_weight(p.tf, p.chunk_len, s.avgdl) AS part
-        FROM ceilings CROSS JOIN stats s CROSS JOIN LATERAL (
             SELECT ct.chunk_id, ct.tf, ct.chunk_len, ct.weight FROM chunk_terms ct
-            WHERE ct.term = ceilings.term ORDER BY ct.weight DESC LIMIT $3
+            WHERE ct.term = terms.term ORDER BY ct.weight DESC LIMIT $3
         ) p
     ), floor AS (
         -- the k-th best partial score among chunks at the head of some list: the k-th score is at least this
         SELECT CASE WHEN count(*) < $2 THEN 0 ELSE min(lower) END AS score
         FROM (SELECT sum(part) AS lower FROM top {head_filter} GROUP BY top.chunk_id ORDER BY lower DESC LIMIT $2) head
+    ), bounds AS (
+        -- per term: its ceiling, the most it adds to any chunk (its first weight), and the most it adds to a
+        -- chunk past its head (its last weight read, or nothing when the head is the whole list)
+        SELECT terms.term, terms.idf,
+               terms.idf * least({BM25_MAX_WEIGHT}, s.drift * head.first_weight) AS ceiling,
+               CASE WHEN head.postings < $3 THEN 0
+                    ELSE terms.idf * least({BM25_MAX_WEIGHT}, s.drift * head.last_weight) END AS unread_bound
+        FROM terms CROSS JOIN stats s JOIN (
+            SELECT term, count(*) AS postings, max(weight) AS first_weight, min(weight) AS last_weight
+            FROM top GROUP BY term
+        ) head USING (term)
     ), split AS MATERIALIZED (
         -- terms in ascending ceiling order; those whose running sum stays below the floor cannot
         -- by themselves put a chunk in the top k: a top-k chunk contains an essential term
-        SELECT ceilings.term, ceilings.idf, sum(ceilings.ceiling) OVER (ORDER BY ceilings.ceiling, ceilings.term)
-               >= (SELECT score FROM floor) AS essential,
-               CASE WHEN read.postings < $3 THEN 0
-                    ELSE ceilings.idf * least({BM25_MAX_WEIGHT}, s.drift * read.last_weight) END AS unread_bound
-        FROM ceilings CROSS JOIN stats s
-        JOIN (SELECT term, count(*) AS postings, min(weight) AS last_weight FROM top GROUP BY term) read USING (term)
+        SELECT bounds.term, bounds.idf, bounds.unread_bound,
+               sum(bounds.ceiling) OVER (ORDER BY bounds.ceiling, bounds.term) >= (SELECT score FROM floor) AS essential
+        FROM bounds
     ), parts AS (
         -- exact parts: every posting of an essential term, the head of the others' lists
         SELECT ct.chunk_id, true AS essential, split.idf * bm25_weight(ct.tf, ct.chunk_len, s.avgdl) AS part,
@@ -150,9 +152,9 @@ def _max_score_sql(where: str | None) -> str:
     """
 
 
-def _every_posting(where: str | None, condition: str = "true") -> str:
+def _every_posting(where: str, condition: str = "true") -> str:
     """The top $2 by summing every posting of every query term (when `condition` holds)."""
-    chunk_filter = "" if where is None else f"JOIN chunks c ON c.id = ct.chunk_id AND {where}"
+    chunk_filter = f"JOIN chunks c ON c.id = ct.chunk_id AND {where}" if where else ""
     return f"""
         SELECT ct.chunk_id, sum(terms.idf * bm25_weight(ct.tf, ct.chunk_len, s.avgdl)) AS score
         FROM terms JOIN chunk_terms ct ON ct.term = terms.term CROSS JOIN stats s {chunk_filter}
@@ -160,7 +162,7 @@ def _every_posting(where: str | None, condition: str = "true") -> str:
         GROUP BY ct.chunk_id ORDER BY score DESC, ct.chunk_id LIMIT $2"""
 
 
-def _full_sql(where: str | None) -> str:
+def _full_sql(where: str) -> str:
     """Every posting of every query term: the exact ranking at its full cost."""
     return f"""
     WITH {_STATS_AND_TERMS}, ranked AS ({_every_posting(where)})
@@ -185,7 +187,7 @@ async def keyword_ranking(
         depth = 0 if (postings or 0) <= ONE_PASS_POSTINGS else head_depth(limit)
     where, params = filter_sql(request, 5 if depth else 3)
     if depth:
-        rows = await connection.fetch(_max_score_sql(where or None), request.query, limit, depth, LOOKUPS, *params)
+        rows = await connection.fetch(_max_score_sql(where), request.query, limit, depth, LOOKUPS, *params)
     else:
-        rows = await connection.fetch(_full_sql(where or None), request.query, limit, *params)
+        rows = await connection.fetch(_full_sql(where), request.query, limit, *params)
     return KeywordRanking([row_to_chunk(row) for row in rows], depth)

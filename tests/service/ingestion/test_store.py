@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import asyncpg
 import numpy as np
-from pgvector.asyncpg import register_vector
 
-from ragcorp_service.ingestion.store import insert_documents
 from tests.service.retrieval import postings_corpus as corpus
 
 
 async def test_a_batch_stores_repeated_content_once_and_counts_it_once(database_url: str) -> None:
     rng = np.random.default_rng(17)
     first, second = corpus.documents(rng, 2, lengths=(10, 30))
+    written = await corpus.store(database_url, [first, second, first])
+    assert [created for _, created in written] == [True, True, False]
+    assert written[0][0].id == written[2][0].id
     connection = await asyncpg.connect(database_url)
     try:
-        await register_vector(connection)
-        written = await insert_documents(connection, [first, second, first])
-        assert [created for _, created in written] == [True, True, False]
-        assert written[0][0].id == written[2][0].id
         counts = await connection.fetchrow(
             """
             SELECT (SELECT count(*) FROM documents) AS documents, (SELECT count(*) FROM chunks) AS chunks,

@@ -16,7 +16,7 @@ from pgvector.asyncpg import register_vector
 
 from ragcorp_service.ingestion.chunking import Chunk
 from ragcorp_service.ingestion.pipeline import content_hash
-from ragcorp_service.ingestion.store import ChunkedDocument, NewDocument, insert_documents
+from ragcorp_service.ingestion.store import ChunkedDocument, DocumentRecord, NewDocument, insert_documents
 from ragcorp_service.local_models import DIMENSIONS
 
 VOCABULARY = [f"term{i:03d}" for i in range(300)]
@@ -41,11 +41,12 @@ def documents(
     return batch
 
 
-async def store(database_url: str, batch: Sequence[ChunkedDocument]) -> None:
+async def store(database_url: str, batch: Sequence[ChunkedDocument]) -> list[tuple[DocumentRecord, bool]]:
+    """`insert_documents` on a connection of its own: what it returns."""
     connection = await asyncpg.connect(database_url)
     await register_vector(connection)
     try:
-        await insert_documents(connection, batch)
+        return await insert_documents(connection, batch)
     finally:
         await connection.close()
 
