@@ -14,12 +14,14 @@ from functools import cache
 
 import snowballstemmer
 
+from ragcorp_service.generation.sentences import block_sentences, blocks
 from ragcorp_service.retrieval.results import RetrievedChunk
 
 NO_ANSWER = "I found nothing in the indexed documents that answers this question."
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n+")
-_MARKUP_PREFIX = re.compile(r"^\s*(?:#{1,6}\s+|[-*+>]\s+|\d+[.)]\s+)")
-MIN_SENTENCE_WORDS = 4
+#: An answer quotes at most this many characters of sources (a sentence alone past it is cut).
+MAX_ANSWER_CHARS = 700
+#: Sentences scoring under this fraction of the best one are left out.
+RELATIVE_SCORE = 0.5
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _STOPWORDS = frozenset(
     [
@@ -166,15 +168,39 @@ def content_terms(text: str) -> set[str]:
 @dataclass(frozen=True)
 class ScoredSentence:
     score: float
-    context_number: int
+    #: Every context the sentence appears in (overlapping chunks repeat sentences), best-ranked first.
+    context_numbers: tuple[int, ...]
     position: int
     text: str
 
 
-def _sentences(text: str) -> list[str]:
-    """Prose sentences; headings and fragments too short to answer anything are skipped."""
-    sentences = (_MARKUP_PREFIX.sub("", s).strip() for s in _SENTENCE_END.split(text))
-    return [s for s in sentences if len(s.split()) >= MIN_SENTENCE_WORDS and not s.startswith("#")]
+@dataclass
+class _Candidate:
+    text: str
+    terms: set[str]
+    context_numbers: list[int]
+    position: int
+
+
+def _candidates(query: set[str], contexts: list[RetrievedChunk]) -> list[_Candidate]:
+    """Distinct sentences of the blocks that share a term with the question, each once with all its contexts.
+
+    Blocks without a question term are not segmented at all: they cannot be quoted, and the
+    segmenter is the dearest step here.
+    """
+    found: dict[str, _Candidate] = {}
+    for number, chunk in enumerate(contexts, 1):
+        for block in blocks(chunk.text):
+            if not query & content_terms(block):
+                continue
+            for sentence in block_sentences(block):
+                key = " ".join(sentence.lower().split())
+                if key in found:
+                    if number not in found[key].context_numbers:
+                        found[key].context_numbers.append(number)
+                    continue
+                found[key] = _Candidate(sentence, content_terms(sentence), [number], len(found))
+    return list(found.values())
 
 
 def best_sentences(question: str, contexts: list[RetrievedChunk], limit: int = 3) -> list[ScoredSentence]:
@@ -182,23 +208,41 @@ def best_sentences(question: str, contexts: list[RetrievedChunk], limit: int = 3
     query = content_terms(question)
     if not query:
         return []
-    candidates = [
-        (number, position, sentence, content_terms(sentence))
-        for number, chunk in enumerate(contexts, 1)
-        for position, sentence in enumerate(_sentences(chunk.text))
-    ]
+    candidates = _candidates(query, contexts)
     # Terms found in fewer sentences say more about the question (an idf over the candidates).
-    frequency = {term: sum(term in terms for *_, terms in candidates) for term in query}
+    frequency = {term: sum(term in c.terms for c in candidates) for term in query}
     scored = []
-    for number, position, sentence, terms in candidates:
-        matched = query & terms
+    for candidate in candidates:
+        matched = query & candidate.terms
         if not matched:
             continue
         weight = sum(math.log(1 + len(candidates) / frequency[t]) for t in matched)
-        score = weight / math.sqrt(1 + len(terms)) + 0.01 / number
-        scored.append(ScoredSentence(score, number, position, sentence))
+        score = weight / math.sqrt(1 + len(candidate.terms)) + 0.01 / candidate.context_numbers[0]
+        scored.append(ScoredSentence(score, tuple(candidate.context_numbers), candidate.position, candidate.text))
     scored.sort(key=lambda s: s.score, reverse=True)
-    return scored[:limit]
+    # A sentence far weaker than the best shares a word with the question rather than answering it.
+    relevant = [s for s in scored if s.score >= RELATIVE_SCORE * scored[0].score] if scored else []
+    return _within_budget(relevant, limit)
+
+
+def _within_budget(ranked: list[ScoredSentence], limit: int) -> list[ScoredSentence]:
+    """The best sentences that fit MAX_ANSWER_CHARS together; the best one alone is cut to fit if it must be."""
+    chosen: list[ScoredSentence] = []
+    used = 0
+    for sentence in ranked[: limit * 4]:
+        if len(chosen) == limit:
+            break
+        if not chosen and len(sentence.text) > MAX_ANSWER_CHARS:
+            cut = sentence.text[: MAX_ANSWER_CHARS - 1].rsplit(" ", 1)[0] + "…"
+            sentence = ScoredSentence(sentence.score, sentence.context_numbers, sentence.position, cut)
+        if used + len(sentence.text) <= MAX_ANSWER_CHARS:
+            chosen.append(sentence)
+            used += len(sentence.text)
+    return chosen
+
+
+def _marker(numbers: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(n) for n in sorted(numbers)) + "]"
 
 
 def extractive_answer_pieces(question: str, contexts: list[RetrievedChunk]) -> list[str]:
@@ -206,8 +250,8 @@ def extractive_answer_pieces(question: str, contexts: list[RetrievedChunk]) -> l
     if not best:
         return [NO_ANSWER]
     # Quote in reading order of the sources so the answer reads as a passage.
-    best.sort(key=lambda s: (s.context_number, s.position))
-    return [("" if i == 0 else " ") + f"{s.text} [{s.context_number}]" for i, s in enumerate(best)]
+    best.sort(key=lambda s: (s.context_numbers[0], s.position))
+    return [("" if i == 0 else " ") + f"{s.text} {_marker(s.context_numbers)}" for i, s in enumerate(best)]
 
 
 class ExtractiveGenerator:

@@ -22,9 +22,9 @@ _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(["ragcorp_service.ingestion.parsing", "pypdf", "bs4"])
 
 
-def _child(connection: Connection, filename: str, content: bytes) -> None:
+def _child(connection: Connection, filename: str, content: bytes, charset: str | None) -> None:
     try:
-        parsed = parse_file(filename, content)
+        parsed = parse_file(filename, content, charset)
         connection.send(("ok", parsed.title, parsed.text, parsed.media_type))
     except (UnreadableFile, ParseLimitExceeded) as exc:
         connection.send((type(exc).__name__, str(exc)))
@@ -34,10 +34,10 @@ def _child(connection: Connection, filename: str, content: bytes) -> None:
         connection.close()
 
 
-async def parse_isolated(filename: str, content: bytes, limit_seconds: float) -> ParsedFile:
+async def parse_isolated(filename: str, content: bytes, limit_seconds: float, charset: str | None = None) -> ParsedFile:
     """`parse_file` in a child process; ParseLimitExceeded when it takes longer than `limit_seconds`."""
     receiver, sender = _context.Pipe(duplex=False)
-    process = _context.Process(target=_child, args=(sender, filename, content), daemon=True)
+    process = _context.Process(target=_child, args=(sender, filename, content, charset), daemon=True)
     process.start()
     sender.close()
     try:

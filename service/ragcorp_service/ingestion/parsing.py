@@ -31,23 +31,26 @@ class ParsedFile:
     media_type: str
 
 
-def parse_file(filename: str, content: bytes) -> ParsedFile:
-    """The file's title and text; NUL characters (which no text store keeps) are dropped."""
-    parsed = _parse(filename, content)
+def parse_file(filename: str, content: bytes, charset: str | None = None) -> ParsedFile:
+    """The file's title and text; NUL characters (which no text store keeps) are dropped.
+
+    `charset` is the one the upload declared (its part's Content-Type), if any.
+    """
+    parsed = _parse(filename, content, charset)
     return ParsedFile(parsed.title.replace("\x00", ""), parsed.text.replace("\x00", ""), parsed.media_type)
 
 
-def _parse(filename: str, content: bytes) -> ParsedFile:
+def _parse(filename: str, content: bytes, charset: str | None) -> ParsedFile:
     suffix = PurePath(filename).suffix.lower()
     stem = PurePath(filename).stem or filename
     if suffix in (".txt",):
-        return ParsedFile(stem, _decode(filename, content), "text/plain")
+        return ParsedFile(stem, _decode(filename, content, charset), "text/plain")
     if suffix in (".md", ".markdown"):
-        text = _decode(filename, content)
+        text = _decode(filename, content, charset)
         heading = _MARKDOWN_TITLE.search(text)
         return ParsedFile(heading.group(1) if heading else stem, text, "text/markdown")
     if suffix in (".html", ".htm"):
-        return _parse_html(stem, _decode(filename, content))
+        return _parse_html(filename, stem, content, charset)
     if suffix == ".pdf":
         return _parse_pdf(filename, stem, content)
     raise UnreadableFile(
@@ -55,23 +58,63 @@ def _parse(filename: str, content: bytes) -> ParsedFile:
     )
 
 
-def _decode(filename: str, content: bytes) -> str:
+def _decode(filename: str, content: bytes, charset: str | None) -> str:
+    """UTF-8 (with or without BOM), else the declared charset, else what charset-normalizer detects."""
     try:
         return content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise UnreadableFile(f"{filename}: not UTF-8 text (byte {exc.start})") from None
+        utf8_error = exc
+    if charset:
+        try:
+            return content.decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            pass  # a wrong declaration is common; detection below decides
+    from charset_normalizer import from_bytes
+
+    detected = from_bytes(content).best()
+    if detected is None:
+        raise UnreadableFile(
+            f"{filename}: not text: not UTF-8 (byte {utf8_error.start}) and no other character encoding fits"
+        )
+    return str(detected)
 
 
-def _parse_html(stem: str, html: str) -> ParsedFile:
+# Elements that start a new block of text; inline ones (a, em, span...) run on within their block.
+_BLOCK_ELEMENTS = frozenset(
+    {"address", "article", "aside", "blockquote", "br", "dd", "details", "div", "dl", "dt", "figcaption"}
+    | {"figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav"}
+    | {"ol", "p", "pre", "section", "summary", "table", "td", "th", "tr", "ul"}
+)
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _parse_html(filename: str, stem: str, content: bytes, charset: str | None) -> ParsedFile:
+    """Visible text, one paragraph per block element, with the source's own line wrapping undone.
+
+    HTML collapses whitespace, so a newline inside a `<p>` is a space; only block elements
+    (and `<br>`) break lines. The encoding is the declared one (the upload's or a `<meta charset>`),
+    else detected.
+    """
     from bs4 import BeautifulSoup
+    from bs4.dammit import UnicodeDammit
+    from bs4.element import NavigableString
 
-    soup = BeautifulSoup(html, "html.parser")
+    dammit = UnicodeDammit(content, [charset] if charset else [], is_html=True)
+    if dammit.unicode_markup is None:
+        raise UnreadableFile(f"{filename}: not text: no character encoding fits")
+    soup = BeautifulSoup(dammit.unicode_markup, "html.parser")
     for tag in soup(["script", "style", "noscript", "template"]):
         tag.decompose()
-    title = soup.title.get_text(strip=True) if soup.title else ""
+    title = _WHITESPACE.sub(" ", soup.title.get_text()).strip() if soup.title else ""
     if soup.title:
         soup.title.decompose()
-    blocks = [block.strip() for block in soup.get_text("\n").split("\n")]
+    for string in soup.find_all(string=True):
+        if string.find_parent("pre") is None:
+            string.replace_with(NavigableString(_WHITESPACE.sub(" ", str(string))))
+    for tag in soup.find_all(list(_BLOCK_ELEMENTS)):
+        tag.insert_before("\n")
+        tag.insert_after("\n")
+    blocks = [block.strip() for block in soup.get_text().split("\n")]
     text = "\n\n".join(block for block in blocks if block)
     return ParsedFile(title or stem, text, "text/html")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from email.message import Message
 from typing import Any
 from uuid import UUID
 
@@ -95,7 +96,9 @@ async def _form_items(request: Request, settings: Settings) -> list[IngestItem]:
             name = upload.filename or "upload.txt"
             if problem := value_problem(name):
                 raise InvalidRequest(f"file name {json_safe(name)!r}: {problem}")
-            parsed = await parse_isolated(name, await upload.read(), settings.parse_timeout_seconds)
+            parsed = await parse_isolated(
+                name, await upload.read(), settings.parse_timeout_seconds, _declared_charset(upload)
+            )
             if not parsed.text.strip():
                 raise InvalidRequest(f"{name}: no text could be extracted")
             _check_length(settings, name, parsed.text)
@@ -111,6 +114,13 @@ async def _form_items(request: Request, settings: Settings) -> list[IngestItem]:
         return items
     finally:
         await form.close()
+
+
+def _declared_charset(upload: UploadFile) -> str | None:
+    """The charset parameter of the file part's Content-Type (`text/html; charset=iso-8859-1`), if any."""
+    message = Message()
+    message["content-type"] = upload.headers.get("content-type", "application/octet-stream")
+    return message.get_content_charset()
 
 
 def _form_json(raw: str) -> Any:
