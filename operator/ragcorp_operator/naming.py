@@ -12,6 +12,8 @@ COLOR_LABEL = "ragcorp.dev/color"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 REVISION_LABEL = "ragcorp.dev/revision"
 JOB_KIND_LABEL = "ragcorp.dev/job"
+#: On Services: "true" on those the ServiceMonitor scrapes, so that each API Pod is scraped once.
+SCRAPE_LABEL = "ragcorp.dev/scrape"
 #: Leaves room for `<name>-downgrade-<revision>` within a label value's 63 characters (revisions to 999999).
 MAX_NAME_LENGTH = 63 - len("-downgrade-") - 6
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")

@@ -80,7 +80,7 @@ def children(owner: Owner, spec: RagSpec, intent: Intent, monitoring_kinds: froz
         else:
             delete.append(ObjectRef("apps/v1", "Deployment", deployment_name(owner.name, color)))
     apply.append(active_service(owner, spec, serving))
-    apply.append(preview_service(owner, spec, intent.preview_service_color or serving))
+    apply.append(preview_service(owner, spec, intent.preview_service_color or serving, serving))
     apply.append(disruption_budget(owner))
     if spec.autoscaling.enabled and intent.active_service_color:
         apply.append(autoscaler(owner, spec, intent.active_service_color))

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         # The address actually bound is the one the open-mode check (no API_KEYS off loopback) must see.
         overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     try:
-        settings = load_settings(**overrides)
+        settings = load_settings(serving=args.command == "serve", **overrides)
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
 
     # Providers. A Gemini key switches both embeddings and generation to Gemini.
     google_api_key: SecretStr | None = None
+    #: Which embedder the schema is for, when it cannot be told from GOOGLE_API_KEY: migration Jobs
+    #: size the vector column without holding the key (unset: gemini with a key, else local).
+    embedding_provider: Provider | None = None
     gemini_base_url: str | None = None
     gemini_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     gemini_max_attempts: int = Field(default=4, ge=1, le=10)
@@ -161,11 +164,6 @@ class Settings(BaseSettings):
             raise ValueError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
         if self.database_read_url and not self.database_url:
             raise ValueError("DATABASE_READ_URL is a replica of DATABASE_URL: set DATABASE_URL too")
-        if self.api_keys is None and not self.allow_anonymous and not _is_loopback(self.host):
-            raise ValueError(
-                f"API_KEYS is unset and HOST={self.host} is not loopback: set API_KEYS "
-                "(key:scope,scope;...) or, to serve without authentication on purpose, ALLOW_ANONYMOUS=1"
-            )
         if self.chunk_overlap_tokens >= self.chunk_tokens:
             raise ValueError("CHUNK_OVERLAP_TOKENS must be smaller than CHUNK_TOKENS")
         if self.provider == "local":
@@ -182,7 +180,19 @@ class Settings(BaseSettings):
 
     @property
     def provider(self) -> Provider:
-        return "gemini" if self.google_api_key is not None else "local"
+        return self.embedding_provider or ("gemini" if self.google_api_key is not None else "local")
+
+    def serving_problem(self) -> str | None:
+        """What forbids serving HTTP with these settings; commands that do not serve (migrations, the
+        smoke test) run without API_KEYS or the Gemini key."""
+        if self.api_keys is None and not self.allow_anonymous and not _is_loopback(self.host):
+            return (
+                f"API_KEYS is unset and HOST={self.host} is not loopback: set API_KEYS "
+                "(key:scope,scope;...) or, to serve without authentication on purpose, ALLOW_ANONYMOUS=1"
+            )
+        if self.provider == "gemini" and self.google_api_key is None:
+            return "EMBEDDING_PROVIDER=gemini needs GOOGLE_API_KEY to serve"
+        return None
 
     @property
     def resolved_embedding_model(self) -> str:
@@ -215,10 +225,13 @@ class SettingsError(Exception):
     """Raised with a message that names each offending environment variable."""
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read the environment, turning pydantic's report into one readable line per variable."""
+def load_settings(*, serving: bool = False, **overrides: object) -> Settings:
+    """Read the environment, turning pydantic's report into one readable line per variable.
+
+    `serving` adds the checks that only serving HTTP needs (see `Settings.serving_problem`).
+    """
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
@@ -226,3 +239,7 @@ def load_settings(**overrides: object) -> Settings:
             message = str(error["msg"]).removeprefix("Value error, ")
             lines.append(f"invalid setting {name}: {message}")
         raise SettingsError("\n".join(lines)) from None
+    problem = settings.serving_problem() if serving else None
+    if problem:
+        raise SettingsError(f"invalid settings for serving: {problem}")
+    return settings

@@ -12,9 +12,11 @@ import pytest
 import yaml
 
 from ragcorp_operator.cli import main as operator_cli
-from ragcorp_operator.naming import MAX_NAME_LENGTH, job_name, name_problem
-from ragcorp_operator.plan import render_resource
+from ragcorp_operator.naming import MAX_NAME_LENGTH, Color, job_name, name_problem
+from ragcorp_operator.plan import SERVICE_MONITOR, children, render_resource
+from ragcorp_operator.render.common import Owner
 from ragcorp_operator.render.config import service_settings
+from ragcorp_operator.rollout import Intent
 from ragcorp_operator.spec import SpecError, parse_spec
 from ragcorp_service.settings import Settings
 from tests.operator.support import crd_schema, crd_validator
@@ -185,13 +187,36 @@ def test_dashboards_ship_as_a_configmap_grafanas_sidecar_picks_up() -> None:
     }
 
 
-def test_service_monitor_authenticates_with_the_metrics_key_when_given() -> None:
+def test_the_production_example_s_service_monitor_authenticates_with_its_metrics_key() -> None:
+    """The example sets API keys, so /metrics needs one: without metricsKey Prometheus would get 401s."""
     resource = example(ROOT / "crds/examples/production.yaml")
-    resource["spec"]["monitoring"]["metricsKey"] = {"name": "ragcorp-secrets", "key": "METRICS_KEY"}
-    crd_validator().validate(resource)
-    parse_spec(resource["spec"])
     monitor = next(m for m in render_resource(resource) if m["kind"] == "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0]["authorization"] == {
         "type": "Bearer",
         "credentials": {"name": "ragcorp-secrets", "key": "METRICS_KEY"},
     }
+
+
+def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+@pytest.mark.parametrize(
+    ("deployments", "preview_color"),
+    [({"blue": ("img:1", 2)}, "blue"), ({"blue": ("img:1", 2), "green": ("img:2", 1)}, "green")],
+    ids=["steady", "verifying-green"],
+)
+def test_prometheus_scrapes_every_api_pod_exactly_once(deployments: dict[Color, Any], preview_color: Color) -> None:
+    spec = parse_spec(example(ROOT / "crds/examples/production.yaml")["spec"])
+    intent = Intent(deployments=deployments, active_service_color="blue", preview_service_color=preview_color)
+    manifests = children(Owner("rag", "prod"), spec, intent, frozenset({SERVICE_MONITOR})).apply
+    monitor = next(m for m in manifests if m["kind"] == "ServiceMonitor")
+    scraped = [
+        m
+        for m in manifests
+        if m["kind"] == "Service" and _matches(monitor["spec"]["selector"]["matchLabels"], m["metadata"]["labels"])
+    ]
+    for pod_labels in (m["spec"]["template"]["metadata"]["labels"] for m in manifests if m["kind"] == "Deployment"):
+        assert sum(_matches(s["spec"]["selector"], pod_labels) for s in scraped) == 1, pod_labels
+    # While green is verified, its series carry the preview Service's name: what the metric gate queries.
+    assert {s["metadata"]["name"] for s in scraped} == ({"rag", "rag-preview"} if preview_color == "green" else {"rag"})

@@ -33,6 +33,8 @@ def service_settings(spec: RagSpec) -> dict[str, str]:
         values["EMBEDDING_MODEL"] = config.embedding_model
     if config.generation_model:
         values["GENERATION_MODEL"] = config.generation_model
+    # The schema's vector size follows the embedder; Jobs without the Gemini key still know which.
+    values["EMBEDDING_PROVIDER"] = "gemini" if spec.secrets.google_api_key is not None else "local"
     if spec.secrets.api_keys is None:
         # No keys configured: the service must be told explicitly to serve anonymously.
         values["ALLOW_ANONYMOUS"] = "1"
@@ -43,20 +45,28 @@ def _secret_env(name: str, ref: SecretKeyRef) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
 
 
-def secret_env(spec: RagSpec) -> list[dict[str, Any]]:
+def serving_env(spec: RagSpec) -> list[dict[str, Any]]:
+    """The serving Pods' secrets: the database (and its replica), the Gemini key, the API keys."""
     secrets = spec.secrets
-    env = [_secret_env("DATABASE_URL", secrets.database_url)]
+    env = database_env(spec)
+    if secrets.database_read_url is not None:
+        env.append(_secret_env("DATABASE_READ_URL", secrets.database_read_url))
     if secrets.google_api_key is not None:
         env.append(_secret_env("GOOGLE_API_KEY", secrets.google_api_key))
-    if secrets.api_keys is not None:
-        env.append(_secret_env("API_KEYS", secrets.api_keys))
+    env += api_keys_env(spec)
     return env
 
 
-def read_replica_env(spec: RagSpec) -> list[dict[str, Any]]:
-    """Only the serving Pods read from a replica; migrations and backups write and read the primary."""
-    ref = spec.secrets.database_read_url
-    return [] if ref is None else [_secret_env("DATABASE_READ_URL", ref)]
+def database_env(spec: RagSpec) -> list[dict[str, Any]]:
+    """What migration, downgrade and backup Jobs get: the primary only (the schema's embedder is
+    named by EMBEDDING_PROVIDER in the ConfigMap, so they need no Gemini key)."""
+    return [_secret_env("DATABASE_URL", spec.secrets.database_url)]
+
+
+def api_keys_env(spec: RagSpec) -> list[dict[str, Any]]:
+    """What the smoke Job gets: the API keys, to call the preview as a client would."""
+    ref = spec.secrets.api_keys
+    return [] if ref is None else [_secret_env("API_KEYS", ref)]
 
 
 def config_map(owner: Owner, spec: RagSpec) -> Manifest:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ragcorp_operator.naming import INSTANCE_LABEL, dashboards_name
+from ragcorp_operator.naming import INSTANCE_LABEL, SCRAPE_LABEL, dashboards_name
 from ragcorp_operator.render.common import Manifest, Owner, metadata
 from ragcorp_operator.spec import RagSpec
 
@@ -59,7 +59,9 @@ def service_monitor(owner: Owner, spec: RagSpec) -> Manifest:
         "kind": "ServiceMonitor",
         "metadata": metadata(owner, owner.name, component="monitoring"),
         "spec": {
-            "selector": {"matchLabels": {INSTANCE_LABEL: owner.name, "app.kubernetes.io/component": "api"}},
+            "selector": {
+                "matchLabels": {INSTANCE_LABEL: owner.name, "app.kubernetes.io/component": "api", SCRAPE_LABEL: "true"}
+            },
             "endpoints": [endpoint],
         },
     }

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from ragcorp_operator.naming import Color, active_service_name, deployment_name, preview_service_name, selector
+from ragcorp_operator.naming import (
+    SCRAPE_LABEL,
+    Color,
+    active_service_name,
+    deployment_name,
+    preview_service_name,
+    selector,
+)
 from ragcorp_operator.render.common import Manifest, Owner, metadata
 from ragcorp_operator.spec import RagSpec
 
 
-def service(owner: Owner, spec: RagSpec, name: str, color: Color) -> Manifest:
+def service(owner: Owner, spec: RagSpec, name: str, color: Color, scraped: bool) -> Manifest:
+    """`scraped` marks the Service the ServiceMonitor selects (see `SCRAPE_LABEL`)."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(owner, name),
+        "metadata": metadata(owner, name, extra_labels={SCRAPE_LABEL: "true" if scraped else "false"}),
         "spec": {
             "type": spec.service.type,
             "selector": selector(owner.name, color),
@@ -21,11 +29,14 @@ def service(owner: Owner, spec: RagSpec, name: str, color: Color) -> Manifest:
 
 
 def active_service(owner: Owner, spec: RagSpec, color: Color) -> Manifest:
-    return service(owner, spec, active_service_name(owner.name), color)
+    return service(owner, spec, active_service_name(owner.name), color, scraped=True)
 
 
-def preview_service(owner: Owner, spec: RagSpec, color: Color) -> Manifest:
-    return service(owner, spec, preview_service_name(owner.name), color)
+def preview_service(owner: Owner, spec: RagSpec, color: Color, active_color: Color) -> Manifest:
+    """Scraped only while it selects the other colour: the same Pods behind both Services would be
+    scraped twice and every dashboard would double-count them. While a new colour is verified,
+    its series carry the preview Service's name, which is what the metric gate asks Prometheus for."""
+    return service(owner, spec, preview_service_name(owner.name), color, scraped=color != active_color)
 
 
 def autoscaler(owner: Owner, spec: RagSpec, color: Color) -> Manifest:

@@ -17,7 +17,7 @@ from ragcorp_operator.naming import (
     selector,
 )
 from ragcorp_operator.render.common import Manifest, Owner, metadata
-from ragcorp_operator.render.config import SERVICE_PORT, read_replica_env, secret_env
+from ragcorp_operator.render.config import SERVICE_PORT, api_keys_env, database_env, serving_env
 from ragcorp_operator.spec import Probe, RagSpec
 
 #: Finished Jobs stay a day for `kubectl logs`, then Kubernetes deletes them.
@@ -34,13 +34,14 @@ def _probe(path: str, probe: Probe) -> dict[str, Any]:
     }
 
 
-def _container(spec: RagSpec, image: str, command: list[str]) -> dict[str, Any]:
+def _container(spec: RagSpec, image: str, command: list[str], env: list[dict[str, Any]]) -> dict[str, Any]:
+    """`env` holds the secrets this container needs, and no others."""
     return {
         "name": "api",
         "image": image,
         "imagePullPolicy": spec.image_pull_policy,
         "command": command,
-        "env": secret_env(spec),
+        "env": env,
         "resources": {"requests": dict(spec.resources.requests), "limits": dict(spec.resources.limits)},
         "securityContext": {
             "runAsNonRoot": True,
@@ -74,8 +75,7 @@ def _pod_spec(owner: Owner, spec: RagSpec, container: dict[str, Any], restart_po
 
 def deployment(owner: Owner, spec: RagSpec, color: Color, image: str, replicas: int | None) -> Manifest:
     """One colour's Deployment. `replicas=None` leaves the count to the HPA."""
-    container = _container(spec, image, ["ragcorp-service", "serve"])
-    container["env"] += read_replica_env(spec)
+    container = _container(spec, image, ["ragcorp-service", "serve"], serving_env(spec))
     container["ports"] = [{"name": "http", "containerPort": SERVICE_PORT, "protocol": "TCP"}]
     container["livenessProbe"] = _probe("/healthz", spec.probes.liveness)
     container["readinessProbe"] = _probe("/healthz?full=true", spec.probes.readiness)
@@ -135,13 +135,13 @@ def _job(
 
 def migration_job(owner: Owner, spec: RagSpec, image: str, revision: int) -> Manifest:
     """`ragcorp-service db upgrade` in the new image; it reports the schema revision it reached."""
-    container = _container(spec, image, ["ragcorp-service", "db", "upgrade"])
+    container = _container(spec, image, ["ragcorp-service", "db", "upgrade"], database_env(spec))
     return _job(owner, spec, "migrate", revision, container, spec.migrations.timeout_seconds, 1)
 
 
 def downgrade_job(owner: Owner, spec: RagSpec, image: str, revision: int, schema_revision: str) -> Manifest:
     """`ragcorp-service db downgrade REV`, always in the newer image: only it knows the way down."""
-    container = _container(spec, image, ["ragcorp-service", "db", "downgrade", schema_revision])
+    container = _container(spec, image, ["ragcorp-service", "db", "downgrade", schema_revision], database_env(spec))
     return _job(owner, spec, "downgrade", revision, container, spec.migrations.timeout_seconds, 1)
 
 
@@ -151,7 +151,7 @@ def smoke_job(owner: Owner, spec: RagSpec, image: str, revision: int, schema_rev
     command = ["ragcorp-service", "smoke", "--url", url]
     if schema_revision:
         command += ["--expect-schema", schema_revision]
-    container = _container(spec, image, command)
+    container = _container(spec, image, command, api_keys_env(spec))
     timeout = spec.strategy.blue_green.smoke_test.timeout_seconds
     return _job(owner, spec, "smoke", revision, container, timeout, 0)
 
@@ -166,10 +166,9 @@ def backup_job(owner: Owner, spec: RagSpec, revision: int) -> Manifest:
         f"ls -1t {prefix}*.dump | tail -n +{backup.retention + 1} | xargs -r rm --"
     )
     container = {
-        **_container(spec, backup.image, ["sh", "-c", script]),
-        "env": [e for e in secret_env(spec) if e["name"] == "DATABASE_URL"],
+        **_container(spec, backup.image, ["sh", "-c", script], database_env(spec)),
         # The postgres images run as root by default; 70 is their `postgres` user.
-        "securityContext": {**_container(spec, backup.image, [])["securityContext"], "runAsUser": 70},
+        "securityContext": {**_container(spec, backup.image, [], [])["securityContext"], "runAsUser": 70},
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, {"name": "backups", "mountPath": "/backups"}],
     }
     volumes = [{"name": "backups", "persistentVolumeClaim": {"claimName": backup.pvc_name}}]

@@ -7,6 +7,8 @@ balancers treat those differently.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, HTTPException, Request
@@ -40,10 +42,14 @@ class RequestTooLarge(HTTPException):
 
 
 class InvalidRequest(HTTPException):
-    """422 for a request that parsed but cannot be served as asked."""
+    """422 for a request that parsed but cannot be served as asked, in the shape of every other 422
+    (a field-validation error's): `[{"type", "loc", "msg", "input"?}]`, so clients parse one shape."""
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(422, detail)
+    def __init__(self, loc: Sequence[str | int], message: str, kind: str = "value_error", **given: Any) -> None:
+        error: dict[str, Any] = {"type": kind, "loc": ["body", *loc], "msg": message}
+        if "input" in given:
+            error["input"] = given["input"]
+        super().__init__(422, clean_errors([error]))
 
 
 def install_error_handlers(app: FastAPI, metrics: ServiceMetrics) -> None:

@@ -112,7 +112,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None, span_exporter: SpanExporter | None = None) -> FastAPI:
     """The app; `span_exporter` replaces the OTLP exporter (tests read spans from memory)."""
-    settings = settings or load_settings()
+    settings = settings or load_settings(serving=True)
     app = FastAPI(
         title="RagCorp",
         version=__version__,

@@ -23,7 +23,7 @@ class Strict(BaseModel):
     """Unknown fields are errors; so is any value the service cannot store or search
     (NUL, lone surrogates, non-finite numbers, absurd nesting: see `json_values`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -40,6 +40,26 @@ class DocumentIn(Strict):
     source: Annotated[str, StringConstraints(max_length=2000)] | None = None
     collection: Collection = "default"
     metadata: Metadata = Field(default_factory=dict)
+
+
+class DocumentPatch(Strict):
+    """A stored document's new title and/or metadata (replaced whole); its text cannot change."""
+
+    title: Annotated[NonBlank, StringConstraints(max_length=1000)] | None = None
+    metadata: Metadata | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> DocumentPatch:
+        if self.title is None and self.metadata is None:
+            raise ValueError("give title, metadata, or both")
+        return self
+
+
+class UploadFields(Strict):
+    """The form fields beside `files` in a multipart upload; `metadata` arrives as a JSON string."""
+
+    collection: Collection = "default"
+    metadata: Metadata = Field(default_factory=dict, description="Applied to every file.")
 
 
 class DocumentBatchIn(Strict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import anyio
 import asyncpg
@@ -20,7 +21,10 @@ from ragcorp_service.ingestion.store import (
     DocumentRecord,
     NewDocument,
     find_existing,
+    get_chunks,
+    get_document,
     insert_documents,
+    update_document,
 )
 from ragcorp_service.providers.embedders import Embedder
 
@@ -110,3 +114,26 @@ class Ingestor:
                 first = next(d for d in documents if (d.collection, d.content_sha256) == key)
                 results.append(result if document is first else IngestResult(result.document, False))
         return results
+
+    async def update(
+        self, document_id: UUID, *, title: str | None, metadata: dict[str, Any] | None
+    ) -> DocumentRecord | None:
+        """New title and/or metadata for a stored document (its text stays); None when there is none.
+
+        A new title is embedded with each stored chunk again (what ingest would have embedded),
+        outside the transaction; the write then swaps the chunks in at once.
+        """
+        retitled = None
+        current = await get_document(self._pool, document_id)
+        if current is None:
+            return None
+        if title is not None and title.strip() != current.title:
+            title = title.replace("\x00", "").strip()
+            chunks = [Chunk(row["text"], row["token_count"]) for row in await get_chunks(self._pool, document_id)]
+            vectors = await self._embedder.embed_documents([embedding_input(title, chunk) for chunk in chunks])
+            document = NewDocument(
+                current.collection, title, "", current.source, current.metadata, current.content_sha256
+            )
+            retitled = ChunkedDocument(document, chunks, list(vectors))
+        async with self._pool.acquire() as connection:
+            return await update_document(connection, document_id, metadata=metadata, retitled=retitled)

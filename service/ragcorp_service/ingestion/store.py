@@ -240,6 +240,42 @@ async def _remove_statistics(connection: asyncpg.Connection, document_id: UUID) 
     )
 
 
+async def update_document(
+    connection: asyncpg.Connection,
+    document_id: UUID,
+    *,
+    metadata: dict[str, Any] | None,
+    retitled: ChunkedDocument | None,
+) -> DocumentRecord | None:
+    """Replace a document's metadata and/or title, in one transaction; None when it is gone.
+
+    Metadata is read at query time (filters join `documents`), so it is one UPDATE. The title
+    is part of what each chunk's embedding and keyword index saw, so `retitled` carries the
+    chunks again with embeddings of the new title: they replace the old ones (with new chunk
+    ids) and the BM25 statistics follow, as a delete and an ingest would.
+    """
+    async with connection.transaction():
+        locked = await connection.fetchval("SELECT id FROM documents WHERE id = $1 FOR UPDATE", document_id)
+        if locked is None:
+            return None
+        if metadata is not None:
+            await connection.execute(
+                "UPDATE documents SET metadata = $2::jsonb WHERE id = $1", document_id, json.dumps(metadata)
+            )
+        if retitled is not None:
+            await _remove_statistics(connection, document_id)
+            await connection.execute("DELETE FROM chunks WHERE document_id = $1", document_id)
+            await connection.execute(
+                "UPDATE documents SET title = $2 WHERE id = $1", document_id, retitled.document.title
+            )
+        row = await connection.fetchrow(f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE id = $1", document_id)
+        record = _record(row)
+        if retitled is not None:
+            await _insert_chunks(connection, [(record, retitled)])
+            await _add_postings_and_statistics(connection, [document_id])
+        return record
+
+
 async def delete_document(connection: asyncpg.Connection, document_id: UUID) -> bool:
     async with connection.transaction():
         locked = await connection.fetchval("SELECT id FROM documents WHERE id = $1 FOR UPDATE", document_id)

@@ -147,11 +147,11 @@ def build_images(directory: Path) -> dict[str, Image]:
     v3 = build_service_image(directory, "v3", (V2_MIGRATION, V3_MIGRATION), (V3_REGRESSION,))
     backup = Image(BACKUP_IMAGE, {"PATH": f"{POSTGRES_BIN_PATH}:{SYSTEM_PATH}", "HOME": "/tmp"})
     images = {image.reference: image for image in (v1, v2, v3, backup)}
-    # The examples' image is this checkout's release.
-    # Other references to the same builds: the examples' release is v1; a patch release of v2.
-    for alias, build in (("0.1.0", v1), ("v2.0.1", v2)):
+    # Other references to the same builds: the minimal example's offline release (built with
+    # EXTRAS=service,local, as every build here is) is v1; a patch release of v2.
+    for alias, version, build in (("0.1.0-local", "0.1.0", v1), ("v2.0.1", "v2.0.1", v2)):
         reference = f"{REPOSITORY}:{alias}"
         images[reference] = Image(
-            reference, {**build.env, "RAGCORP_VERSION": alias}, build.entrypoint, build.cmd, build.user
+            reference, {**build.env, "RAGCORP_VERSION": version}, build.entrypoint, build.cmd, build.user
         )
     return images

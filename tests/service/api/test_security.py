@@ -211,9 +211,12 @@ def test_refuses_to_start_open_on_a_public_address(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("API_KEYS", raising=False)
     monkeypatch.setenv("HOST", "0.0.0.0")
     with pytest.raises(SettingsError, match="ALLOW_ANONYMOUS=1"):
-        load_settings()
+        load_settings(serving=True)
+    with pytest.raises(SettingsError, match="ALLOW_ANONYMOUS=1"):
+        create_app()
+    assert load_settings().api_keys is None  # commands that do not serve (migrations) need no keys
     monkeypatch.setenv("ALLOW_ANONYMOUS", "1")
-    assert load_settings().allow_anonymous
+    assert load_settings(serving=True).allow_anonymous
     monkeypatch.setenv("ALLOW_ANONYMOUS", "0")
     monkeypatch.setenv("API_KEYS", "k:ask")
     assert load_settings().api_key_scopes == {"k": frozenset({"ask"})}

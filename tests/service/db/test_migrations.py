@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -15,6 +16,19 @@ from ragcorp_service.db.schema_check import SchemaMismatch, check_schema
 from tests.service.conftest import make_settings
 from tests.service.corpus import DOCUMENTS, ingest_all
 from tests.service.postgres import PostgresForTests
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def embedding_config(url: str) -> dict[str, object]:
+    async def read() -> dict[str, object]:
+        connection = await asyncpg.connect(url)
+        try:
+            return dict(await connection.fetchrow("SELECT model, dimensions FROM embedding_config"))
+        finally:
+            await connection.close()
+
+    return asyncio.run(read())
 
 
 def tables(url: str) -> set[str]:
@@ -121,3 +135,27 @@ async def test_a_database_built_on_pytorch_is_not_searched_with_onnx_vectors(emp
 def test_template_database_is_reused_not_remigrated(postgres: PostgresForTests, template_database: str) -> None:
     revision = asyncio.run(migrations.read_current_revision(postgres.url(template_database)))
     assert revision == migrations.head_revision() == "0004"
+
+
+def test_the_operator_s_migration_job_runs_with_only_the_database_secret(empty_database_url: str) -> None:
+    """The Job as the operator renders it for a Gemini deployment with API keys, run for real with
+    the environment a kubelet would give it: no Gemini key, no API keys, HOST=0.0.0.0."""
+    import yaml
+
+    from ragcorp_operator.plan import render_resource
+    from ragcorp_service.settings import GEMINI_EMBEDDING_DIMENSIONS
+
+    resource = yaml.safe_load((ROOT / "crds/examples/production.yaml").read_text())
+    manifests = {m["kind"] + "/" + m["metadata"]["name"]: m for m in render_resource(resource)}
+    secret_values = {"DATABASE_URL": empty_database_url, "GOOGLE_API_KEY": "AIza-unused", "API_KEYS": "k:ask"}
+    job = manifests["Job/ragcorp-migrate-1"]["spec"]["template"]["spec"]["containers"][0]
+    env = {
+        **manifests["ConfigMap/ragcorp-config"]["data"],
+        **{e["name"]: secret_values[e["valueFrom"]["secretKeyRef"]["key"]] for e in job["env"]},
+    }
+    assert set(env) >= {"HOST", "EMBEDDING_PROVIDER"} and "GOOGLE_API_KEY" not in env and "API_KEYS" not in env
+    command = [sys.executable, "-m", "ragcorp_service.cli", *job["command"][1:]]
+    run = subprocess.run(command, env={"PATH": os.environ["PATH"], **env}, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr[-800:]
+    assert run.stdout.strip() == migrations.head_revision()
+    assert embedding_config(empty_database_url)["dimensions"] == GEMINI_EMBEDDING_DIMENSIONS

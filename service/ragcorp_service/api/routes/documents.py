@@ -8,8 +8,8 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
-from pydantic import TypeAdapter, ValidationError
-from starlette.datastructures import UploadFile
+from pydantic import ValidationError
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ragcorp_service.api.deps import AskAllowed, IngestAllowed, PoolDep, SettingsDep, StateDep
@@ -23,8 +23,9 @@ from ragcorp_service.api.schemas import (
     DocumentIn,
     DocumentListOut,
     DocumentOut,
+    DocumentPatch,
     DocumentsOut,
-    Metadata,
+    UploadFields,
 )
 from ragcorp_service.ingestion import store
 from ragcorp_service.ingestion.isolated_parsing import parse_isolated
@@ -84,36 +85,52 @@ async def _form_items(request: Request, settings: Settings) -> list[IngestItem]:
             raise RequestTooLarge(
                 f"upload has more than {settings.max_upload_files} files (MAX_UPLOAD_FILES)"
             ) from None
-        raise InvalidRequest(f"malformed multipart body: {exc.detail}") from None
+        raise InvalidRequest([], f"malformed multipart body: {exc.detail}", "multipart_invalid") from None
     try:
         files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
         if not files:
-            raise InvalidRequest("multipart upload needs at least one file in the 'files' field")
-        collection = _form_field("collection", Collection, form.get("collection") or "default")
-        metadata = _form_field("metadata", Metadata, _form_json(str(form.get("metadata") or "{}")))
+            raise InvalidRequest(["files"], "Field required: at least one file", "missing")
+        fields = _form_fields(form)
         items = []
-        for upload in files:
+        for index, upload in enumerate(files):
             name = upload.filename or "upload.txt"
             if problem := value_problem(name):
-                raise InvalidRequest(f"file name {json_safe(name)!r}: {problem}")
+                raise InvalidRequest(["files", index], f"file name: {problem}", input=name)
             parsed = await parse_isolated(
                 name, await upload.read(), settings.parse_timeout_seconds, _declared_charset(upload)
             )
             if not parsed.text.strip():
-                raise InvalidRequest(f"{name}: no text could be extracted")
+                raise InvalidRequest(["files", index], f"{name}: no text could be extracted", input=name)
             _check_length(settings, name, parsed.text)
             items.append(
                 IngestItem(
                     title=parsed.title,
                     text=parsed.text,
-                    collection=collection,
+                    collection=fields.collection,
                     source=name,
-                    metadata={**metadata, "media_type": parsed.media_type},
+                    metadata={**fields.metadata, "media_type": parsed.media_type},
                 )
             )
         return items
     finally:
         await form.close()
+
+
+def _form_fields(form: FormData) -> UploadFields:
+    """The form's other fields, validated as the JSON body's are: unknown names refused, one value each."""
+    values: dict[str, Any] = {}
+    for name, value in form.multi_items():
+        if name == "files":
+            continue
+        if name in values:
+            raise InvalidRequest([name], "Field given more than once", input=name)
+        if not isinstance(value, str):
+            raise InvalidRequest([name], "Field should be text, not a file", "string_type")
+        values[name] = _form_json(value) if name == "metadata" else value
+    try:
+        return UploadFields.model_validate(values)
+    except ValidationError as exc:
+        raise _unprocessable(exc) from None
 
 
 def _declared_charset(upload: UploadFile) -> str | None:
@@ -124,29 +141,28 @@ def _declared_charset(upload: UploadFile) -> str | None:
 
 
 def _form_json(raw: str) -> Any:
-    """A form field's JSON, refusing what json.loads lets through or chokes on (see json_values)."""
+    """The metadata field's JSON, refusing what json.loads lets through or chokes on (see json_values)."""
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError) as exc:  # ValueError covers bad JSON and 4,300+ digit integers
-        raise InvalidRequest(f"the 'metadata' form field is not valid JSON: {json_safe(str(exc))}") from None
+        raise InvalidRequest(["metadata"], f"Invalid JSON: {json_safe(str(exc))}", "json_invalid") from None
     problem = value_problem(value)
     if problem:
-        raise InvalidRequest(f"the 'metadata' form field: {problem}")
+        raise InvalidRequest(["metadata"], problem)
     return value
 
 
-def _form_field(name: str, kind: Any, value: Any) -> Any:
-    try:
-        return TypeAdapter(kind).validate_python(value)
-    except ValidationError as exc:
-        raise InvalidRequest(f"invalid {name!r} form field: {clean_errors(exc.errors())}") from None
-
-
-def _validated(model: type[DocumentIn] | type[DocumentBatchIn], raw: bytes) -> Any:
+def _validated(model: type[DocumentIn], raw: bytes) -> Any:
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, clean_errors(exc.errors())) from None
+        raise _unprocessable(exc) from None
+
+
+def _unprocessable(exc: ValidationError) -> HTTPException:
+    """Pydantic's errors located as FastAPI locates a body's (`["body", field, ...]`)."""
+    errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, clean_errors(errors))
 
 
 @router.post(
@@ -217,6 +233,23 @@ async def get_document(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {document_id}")
     chunks = [ChunkOut(**dict(row)) for row in await store.get_chunks(pool, document_id)] if include_chunks else None
     return DocumentDetailOut(**vars(record), chunks=chunks)
+
+
+@router.patch(
+    "/{document_id}",
+    response_model=DocumentOut,
+    responses={404: {"description": "No such document"}},
+)
+async def update_document(body: DocumentPatch, state: StateDep, _: IngestAllowed, document_id: UUID) -> DocumentOut:
+    """Replace a document's title and/or metadata; its text, id and collection stay.
+
+    A new title is re-embedded with the stored chunks (their ids change); new metadata is
+    used by the next filtered search. To change the text, ingest it again (a new document).
+    """
+    record = await state.ingestor.update(document_id, title=body.title, metadata=body.metadata)
+    if record is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {document_id}")
+    return DocumentOut(**vars(record))
 
 
 @router.delete("/{document_id}", status_code=204, responses={404: {"description": "No such document"}})

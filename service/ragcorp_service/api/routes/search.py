@@ -17,7 +17,9 @@ router = APIRouter(prefix="/v1", tags=["search"])
 async def retrieve(state: AppState, query: str, options: RetrievalOptions) -> list[RetrievedChunk]:
     """Shared by search and ask: bound-check, embed the query when the mode needs it, rank."""
     if options.top_k > state.settings.max_top_k:
-        raise InvalidRequest(f"top_k is {options.top_k}; the limit is {state.settings.max_top_k} (MAX_TOP_K)")
+        limit = state.settings.max_top_k
+        message = f"Input should be less than or equal to {limit} (MAX_TOP_K)"
+        raise InvalidRequest(["top_k"], message, "less_than_equal", input=options.top_k)
     request = retrieval.SearchRequest(
         query=query,
         top_k=options.top_k,

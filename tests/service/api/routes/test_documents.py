@@ -103,6 +103,43 @@ async def test_invalid_documents_are_rejected_with_the_field_named(
     assert (await client.get("/v1/documents")).json()["total"] == 0
 
 
+@pytest.mark.parametrize(
+    ("fields", "json_fields"),
+    [
+        ({"collection": "has space"}, {"collection": "has space"}),
+        ({"colection": "papers"}, {"colection": "papers"}),
+        ({"metadata": '{"nested": {"a": 1}}'}, {"metadata": {"nested": {"a": 1}}}),
+    ],
+    ids=["bad-collection", "unknown-field", "nested-metadata"],
+)
+async def test_a_multipart_upload_is_refused_in_the_same_shape_as_json(
+    client: httpx.AsyncClient, fields: dict[str, str], json_fields: dict[str, object]
+) -> None:
+    upload = await client.post("/v1/documents", files={"files": ("a.txt", b"Tides rise.")}, data=fields)
+    as_json = await client.post("/v1/documents", json={"title": "t", "text": "Tides rise.", **json_fields})
+    assert upload.status_code == as_json.status_code == 422
+    shape = [(e["type"], e["loc"]) for e in upload.json()["detail"]]
+    assert shape == [(e["type"], e["loc"]) for e in as_json.json()["detail"]]
+    assert "pydantic" not in upload.text
+    assert (await client.get("/v1/documents")).json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/search", {"query": "tides", "top_k": "5"}),
+        ("/v1/ask", {"question": "tides?", "stream": "true"}),
+        ("/v1/documents", {"title": 5, "text": "Tides rise."}),
+    ],
+)
+async def test_numbers_booleans_and_strings_are_not_coerced(
+    client: httpx.AsyncClient, path: str, body: dict[str, object]
+) -> None:
+    response = await client.post(path, json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["type"] in ("int_type", "bool_type", "string_type")
+
+
 async def test_unsupported_uploads_and_media_types_are_refused(client: httpx.AsyncClient) -> None:
     await client.post("/v1/documents", json=DOCUMENTS[0])
     upload = await client.post("/v1/documents", files=[("files", ("photo.png", b"\x89PNG\r\n"))])
@@ -134,3 +171,46 @@ async def test_unknown_document_is_404(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/documents/00000000-0000-0000-0000-000000000000")
     assert response.status_code == 404
     assert (await client.get("/v1/documents/not-a-uuid")).status_code == 422
+
+
+async def _keyword(client: httpx.AsyncClient, query: str, **options: object) -> list[tuple[str, float]]:
+    body = {"query": query, "mode": "keyword", "top_k": 10, **options}
+    response = await client.post("/v1/search", json=body)
+    return [(hit["title"], round(hit["score"], 6)) for hit in response.json()["results"]]
+
+
+async def test_patch_replaces_metadata_and_the_next_filtered_search_follows(client: httpx.AsyncClient) -> None:
+    ids = await ingest_all(client)
+    patched = await client.patch(f"/v1/documents/{ids['Volcanoes']}", json={"metadata": {"topic": "hazards"}})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["metadata"] == {"topic": "hazards"} and patched.json()["title"] == "Volcanoes"
+    assert await _keyword(client, "lava", filters={"topic": "geology"}) == []
+    assert [title for title, _ in await _keyword(client, "lava", filters={"topic": "hazards"})] == ["Volcanoes"]
+
+
+async def test_patching_the_title_indexes_the_document_as_if_ingested_with_it(client: httpx.AsyncClient) -> None:
+    """The new title's words find it, and it ranks and scores as the same text ingested under that title."""
+    ids = await ingest_all(client)
+    patched = await client.patch(f"/v1/documents/{ids['Volcanoes']}", json={"title": "Eruptions of Etna"})
+    assert patched.status_code == 200 and patched.json()["title"] == "Eruptions of Etna"
+    assert patched.json()["chunk_count"] == 1
+    assert [title for title, _ in await _keyword(client, "Etna")] == ["Eruptions of Etna"]
+
+    fresh = await client.post("/v1/documents", json={**DOCUMENTS[1], "title": "Eruptions of Etna", "collection": "x"})
+    assert fresh.status_code == 201
+    for query in ("Etna", "volcano eruptions", "lava"):
+        assert await _keyword(client, query, collection="default") == await _keyword(client, query, collection="x")
+    vector = {"query": "Etna eruptions", "mode": "vector", "top_k": 1}
+    by_patch = (await client.post("/v1/search", json={**vector, "collection": "default"})).json()["results"][0]
+    by_ingest = (await client.post("/v1/search", json={**vector, "collection": "x"})).json()["results"][0]
+    assert by_patch["document_id"] == ids["Volcanoes"]
+    assert by_patch["score"] == pytest.approx(by_ingest["score"], abs=1e-5)
+
+
+async def test_patch_refuses_empty_bodies_and_unknown_documents(client: httpx.AsyncClient) -> None:
+    ids = await ingest_all(client)
+    assert (await client.patch(f"/v1/documents/{ids['Volcanoes']}", json={})).status_code == 422
+    assert (await client.patch(f"/v1/documents/{ids['Volcanoes']}", json={"text": "new"})).status_code == 422
+    missing = await client.patch("/v1/documents/00000000-0000-0000-0000-000000000000", json={"title": "x"})
+    assert missing.status_code == 404
+    assert (await client.get(f"/v1/documents/{ids['Volcanoes']}")).json()["title"] == "Volcanoes"

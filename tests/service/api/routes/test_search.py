@@ -73,7 +73,8 @@ async def test_filtered_vector_search_still_fills_top_k(client: httpx.AsyncClien
 async def test_bad_search_requests_are_422(client_for: ClientFactory) -> None:
     client = await client_for(max_top_k=20)
     over = await client.post("/v1/search", json={"query": "x", "top_k": 21})
-    assert over.status_code == 422 and "MAX_TOP_K" in over.json()["detail"]
+    assert over.status_code == 422 and "MAX_TOP_K" in over.json()["detail"][0]["msg"]
+    assert over.json()["detail"][0]["loc"] == ["body", "top_k"]
     for body in ({"query": ""}, {"query": "x", "top_k": 0}, {"query": "x", "mode": "fuzzy"}, {"q": "x"}):
         assert (await client.post("/v1/search", json=body)).status_code == 422, body
 
