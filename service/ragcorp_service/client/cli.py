@@ -1,12 +1,13 @@
 """`ragcorp`: ingest files or a BEIR corpus, search, ask, and evaluate retrieval.
 
-    ragcorp ingest PATH... [--collection C]
+    ragcorp ingest PATH... [--collection C] [--fail-fast]
     ragcorp ingest --beir DIR [--collection C]
     ragcorp search QUERY [--mode hybrid|vector|keyword] [--top-k N]
     ragcorp ask QUESTION [--stream]
     ragcorp eval --beir DIR --queries FILE --qrels FILE [--modes hybrid,vector,keyword]
 
-The service is RAGCORP_URL (default http://127.0.0.1:8000), the key RAGCORP_API_KEY.
+The service is RAGCORP_URL (default http://127.0.0.1:8000), the key RAGCORP_API_KEY;
+--url and --api-key override them, before or after the command.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +35,15 @@ SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf"}
 T = TypeVar("T")
 
 
+DEFAULT_URL = "http://127.0.0.1:8000"
+#: Files sent per upload request; a refused request is retried file by file to find the culprit.
+FILES_PER_REQUEST = 8
+
+
+class UsageError(Exception):
+    """A mistake on the command line (a path that does not exist): one line, exit status 2."""
+
+
 def _files(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
@@ -41,8 +52,56 @@ def _files(paths: list[Path]) -> list[Path]:
         elif path.is_file():
             found.append(path)
         else:
-            raise SystemExit(f"ragcorp: no such file or directory: {path}")
+            raise UsageError(f"no such file or directory: {path}")
     return found
+
+
+@dataclass(frozen=True)
+class FileResult:
+    path: Path
+    outcome: str  # "stored", "already stored" or "refused"
+    reason: str = ""
+
+    def line(self) -> str:
+        return f"{self.outcome:<15} {self.path}" + (f": {self.reason}" if self.reason else "")
+
+
+async def _upload_files(
+    client: RagCorpClient, files: list[Path], collection: str, concurrency: int, fail_fast: bool
+) -> list[FileResult]:
+    """Upload files a few per request, printing each file's outcome as it is known.
+
+    The service stores a request all or none, so a request the service refuses (4xx) is sent
+    again one file per request: the good files are stored and the bad one is named with the
+    service's reason. A server or network failure stops everything. `fail_fast` stops at the
+    first refusal instead.
+    """
+    limiter = asyncio.Semaphore(concurrency)
+    results: list[FileResult] = []
+    with tqdm(total=len(files), unit="file", file=sys.stderr) as progress:
+
+        def report(result: FileResult) -> None:
+            results.append(result)
+            tqdm.write(result.line(), file=sys.stdout)
+            progress.update(1)
+
+        async def send(batch: list[Path]) -> None:
+            try:
+                async with limiter:
+                    documents = await client.upload(batch, collection)
+            except ServiceError as exc:
+                if fail_fast or not 400 <= exc.status < 500 or exc.status == 429:
+                    raise
+                if len(batch) > 1:
+                    await asyncio.gather(*(send([path]) for path in batch))
+                else:
+                    report(FileResult(batch[0], "refused", exc.detail))
+                return
+            for path, document in zip(batch, documents, strict=True):
+                report(FileResult(path, "stored" if document.get("created") else "already stored"))
+
+        await asyncio.gather(*(send(batch) for batch in _batches(files, FILES_PER_REQUEST)))
+    return results
 
 
 def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -80,35 +139,37 @@ async def _ingest_beir(
     return await _run_batches(_batches(documents, batch_size), client.ingest_batch, concurrency, len(documents))
 
 
-async def _ingest(client: RagCorpClient, args: argparse.Namespace) -> None:
+async def _ingest(client: RagCorpClient, args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    refused = 0
     if args.beir:
         created, existing = await _ingest_beir(
             client, Path(args.beir), args.collection, args.batch_size, args.concurrency
         )
     else:
         files = _files([Path(p) for p in args.paths])
-        created, existing = await _run_batches(
-            _batches(files, min(args.batch_size, 8)),
-            lambda batch: client.upload(batch, args.collection),
-            args.concurrency,
-            len(files),
-        )
+        results = await _upload_files(client, files, args.collection, args.concurrency, args.fail_fast)
+        created = sum(r.outcome == "stored" for r in results)
+        existing = sum(r.outcome == "already stored" for r in results)
+        refused = sum(r.outcome == "refused" for r in results)
     elapsed = time.perf_counter() - started
-    print(f"ingested {created} new and {existing} already stored documents in {elapsed:.1f}s")
+    summary = f"ingested {created} new and {existing} already stored documents in {elapsed:.1f}s"
+    print(summary + (f"; {refused} file{'s' * (refused != 1)} refused" if refused else ""))
+    return 1 if refused else 0
 
 
-async def _search(client: RagCorpClient, args: argparse.Namespace) -> None:
+async def _search(client: RagCorpClient, args: argparse.Namespace) -> int:
     result = await client.search(args.query, **_options(args))
     if args.json:
         print(json.dumps(result, indent=2))
-        return
+        return 0
     for rank, hit in enumerate(result["results"], 1):
         text = " ".join(hit["text"].split())
         print(f"{rank:2}. {hit['score']:.4f}  {hit['title']}\n    {text[:200]}")
+    return 0
 
 
-async def _ask(client: RagCorpClient, args: argparse.Namespace) -> None:
+async def _ask(client: RagCorpClient, args: argparse.Namespace) -> int:
     if args.stream:
         async for event, data in client.ask_stream(args.question, **_options(args)):
             if event == "token":
@@ -117,17 +178,18 @@ async def _ask(client: RagCorpClient, args: argparse.Namespace) -> None:
                 print()
                 for citation in data:
                     print(f"[{citation['number']}] {citation['title']} ({citation['document_id']})")
-        return
+        return 0
     result = await client.ask(args.question, **_options(args))
     if args.json:
         print(json.dumps(result, indent=2))
-        return
+        return 0
     print(result["answer"])
     for citation in result["citations"]:
         print(f"[{citation['number']}] {citation['title']} ({citation['document_id']})")
+    return 0
 
 
-async def _eval(client: RagCorpClient, args: argparse.Namespace) -> None:
+async def _eval(client: RagCorpClient, args: argparse.Namespace) -> int:
     collection = args.collection or Path(args.beir).name
     if not args.no_ingest:  # documents already stored are recognised by content hash and skipped
         created, existing = await _ingest_beir(client, Path(args.beir), collection, 32, 2)
@@ -156,10 +218,11 @@ async def _eval(client: RagCorpClient, args: argparse.Namespace) -> None:
         }
     if args.json:
         print(json.dumps(report, indent=2))
-        return
+        return 0
     print(f"{'mode':8} {'nDCG@10':>8} {'R@100':>7} {'MRR@10':>7} {'queries':>8}")
     for mode, row in report.items():
         print(f"{mode:8} {row['ndcg@10']:8.4f} {row['recall@100']:7.4f} {row['mrr@10']:7.4f} {row['queries']:8.0f}")
+    return 0
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -169,21 +232,38 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def _connection_options(parser: argparse.ArgumentParser, with_defaults: bool) -> None:
+    """--url and --api-key; a subcommand's copies default to "not given", so they override the
+    top-level ones only when written after the command."""
+    url_default = os.environ.get("RAGCORP_URL", DEFAULT_URL) if with_defaults else argparse.SUPPRESS
+    key_default = os.environ.get("RAGCORP_API_KEY") if with_defaults else argparse.SUPPRESS
+    parser.add_argument("--url", default=url_default, help=f"the service (default: $RAGCORP_URL, else {DEFAULT_URL})")
+    parser.add_argument(
+        "--api-key", default=key_default, help="the API key sent as X-API-Key (default: $RAGCORP_API_KEY)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ragcorp", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default=os.environ.get("RAGCORP_URL", "http://127.0.0.1:8000"))
-    parser.add_argument("--api-key", default=os.environ.get("RAGCORP_API_KEY"))
+    parser = argparse.ArgumentParser(
+        prog="ragcorp",
+        description=__doc__.split("\n\n")[0],
+        epilog="environment: RAGCORP_URL (the service), RAGCORP_API_KEY (its key)",
+    )
+    _connection_options(parser, with_defaults=True)
+    connection = argparse.ArgumentParser(add_help=False)
+    _connection_options(connection, with_defaults=False)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    ingest = commands.add_parser("ingest", help="ingest files, folders, or a BEIR corpus")
+    ingest = commands.add_parser("ingest", help="ingest files, folders, or a BEIR corpus", parents=[connection])
     ingest.add_argument("paths", nargs="*", help="files or folders (.txt .md .html .pdf)")
     ingest.add_argument("--beir", metavar="DIR", help="a BEIR dataset folder (reads corpus.jsonl)")
     ingest.add_argument("--collection", default="default")
     ingest.add_argument("--batch-size", type=int, default=32)
     ingest.add_argument("--concurrency", type=int, default=2)
+    ingest.add_argument("--fail-fast", action="store_true", help="stop at the first file the service refuses")
 
     for name, helptext, positional in (("search", "rank chunks", "query"), ("ask", "answer a question", "question")):
-        sub = commands.add_parser(name, help=helptext)
+        sub = commands.add_parser(name, help=helptext, parents=[connection])
         sub.add_argument(positional)
         sub.add_argument("--mode", choices=["hybrid", "vector", "keyword"], default="hybrid")
         sub.add_argument("--top-k", type=int, default=5)
@@ -192,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "ask":
             sub.add_argument("--stream", action="store_true", help="print the answer as it is generated")
 
-    evaluate = commands.add_parser("eval", help="nDCG@10, Recall@100 and MRR@10 on BEIR judgements")
+    evaluate = commands.add_parser(
+        "eval", help="nDCG@10, Recall@100 and MRR@10 on BEIR judgements", parents=[connection]
+    )
     evaluate.add_argument("--beir", metavar="DIR", required=True)
     evaluate.add_argument("--queries", required=True)
     evaluate.add_argument("--qrels", required=True)
@@ -205,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS: dict[str, Callable[[RagCorpClient, argparse.Namespace], Awaitable[None]]] = {
+COMMANDS: dict[str, Callable[[RagCorpClient, argparse.Namespace], Awaitable[int]]] = {
     "ingest": _ingest,
     "search": _search,
     "ask": _ask,
@@ -219,19 +301,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "ingest" and not args.paths and not args.beir:
         parser.error("ingest needs PATH... or --beir DIR")
 
-    async def run() -> None:
+    async def run() -> int:
         async with RagCorpClient(args.url, args.api_key) as client:
-            await COMMANDS[args.command](client, args)
+            return await COMMANDS[args.command](client, args)
 
     try:
-        asyncio.run(run())
+        return asyncio.run(run())
+    except UsageError as exc:
+        print(f"ragcorp: {exc}", file=sys.stderr)
+        return 2
     except ServiceError as exc:
         print(f"ragcorp: {exc}", file=sys.stderr)
         return 1
-    except (OSError, httpx.TransportError) as exc:
-        print(f"ragcorp: cannot reach {args.url}: {exc}", file=sys.stderr)
+    except httpx.TransportError as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"ragcorp: cannot reach {args.url}: {reason}", file=sys.stderr)
         return 1
-    return 0
+    except (OSError, ValueError) as exc:  # a file that cannot be read, a BEIR file that is not JSON
+        print(f"ragcorp: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

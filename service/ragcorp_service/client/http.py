@@ -14,7 +14,28 @@ MAX_RATE_LIMIT_RETRIES = 30
 
 
 class ServiceError(RuntimeError):
-    """The service answered with an error; the message carries its status and detail."""
+    """The service answered with an error; the message carries its status and detail, on one line."""
+
+    def __init__(self, message: str, status: int, detail: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
+
+
+def detail_text(detail: Any) -> str:
+    """An error body's `detail` as one readable line: validation errors as `field: message`."""
+    if isinstance(detail, list):
+        parts = []
+        for error in detail:
+            if not isinstance(error, dict):
+                parts.append(str(error))
+                continue
+            location = [str(part) for part in error.get("loc", []) if part != "body"]
+            # A file's errors name the file in their message; its index in the upload says less.
+            where = "" if location[:1] == ["files"] else ".".join(location)
+            parts.append(f"{where}: {error.get('msg', '')}" if where else str(error.get("msg", "")))
+        return "; ".join(parts)
+    return " ".join(str(detail).split())
 
 
 class RagCorpClient:
@@ -32,11 +53,13 @@ class RagCorpClient:
     def _checked(response: httpx.Response) -> Any:
         if response.status_code >= 400:
             try:
-                detail = response.json().get("detail")
+                detail = detail_text(response.json().get("detail"))
             except (ValueError, AttributeError):
-                detail = response.text
+                detail = detail_text(response.text[:500])
             raise ServiceError(
-                f"{response.request.method} {response.request.url.path}: HTTP {response.status_code}: {detail}"
+                f"{response.request.method} {response.request.url.path}: HTTP {response.status_code}: {detail}",
+                response.status_code,
+                detail,
             )
         return response.json() if response.content else None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,11 +88,46 @@ def test_beir_ingest_and_eval(service_url: str, tmp_path: Path, capsys: pytest.C
         assert row["ndcg@10"] == pytest.approx(1.0), mode
 
 
-def test_errors_are_reported_not_raised(service_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_errors_are_one_readable_line(service_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--url", service_url, "search", "anything", "--top-k", "5000"]) == 1
-    assert "HTTP 422" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "ragcorp: POST /v1/search: HTTP 422: top_k: Input should be less than or equal to 100 (MAX_TOP_K)\n"
+    )
     assert main(["--url", "http://127.0.0.1:9", "search", "anything"]) == 1
-    assert "cannot reach" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("ragcorp: cannot reach http://127.0.0.1:9: ") and err.count("\n") == 1
+    assert main(["--url", service_url, "ingest", str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err == f"ragcorp: no such file or directory: {tmp_path / 'missing'}\n"
+
+
+def test_ingest_continues_past_a_refused_file_and_names_it(
+    service_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a-tides.md").write_text("# Tides\n\nThe moon's gravity raises two ocean tides every day.")
+    (tmp_path / "b-empty.md").write_text("   \n")
+    (tmp_path / "c-reefs.txt").write_text("Coral reefs are built by colonies of tiny polyps.")
+    assert main(["--url", service_url, "ingest", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"stored          {tmp_path / 'a-tides.md'}" in out
+    assert f"refused         {tmp_path / 'b-empty.md'}: b-empty.md: no text could be extracted" in out
+    assert f"stored          {tmp_path / 'c-reefs.txt'}" in out
+    assert re.search(r"ingested 2 new and 0 already stored documents in [0-9.]+s; 1 file refused\n$", out)
+
+    assert main(["--url", service_url, "ingest", str(tmp_path), "--fail-fast"]) == 1
+    assert capsys.readouterr().err.endswith("HTTP 422: b-empty.md: no text could be extracted\n")
+
+
+def test_the_service_and_key_come_from_the_environment_or_either_side_of_the_command(
+    service_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = capsys.readouterr().out
+    assert "RAGCORP_URL" in help_text and "RAGCORP_API_KEY" in help_text
+    assert main(["search", "tides", "--url", service_url]) == 0
+    monkeypatch.setenv("RAGCORP_URL", service_url)
+    assert main(["search", "tides"]) == 0
+    assert main(["search", "tides", "--url", "http://127.0.0.1:9"]) == 1
 
 
 def test_smoke_test_passes_against_a_healthy_service(
