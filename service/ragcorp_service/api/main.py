@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 import anyio
 import asyncpg
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from fastapi.middleware.cors import CORSMiddleware
 from opentelemetry.sdk.trace.export import SpanExporter
 
@@ -113,7 +114,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None, span_exporter: SpanExporter | None = None) -> FastAPI:
     """The app; `span_exporter` replaces the OTLP exporter (tests read spans from memory)."""
     settings = settings or load_settings(serving=True)
-    app = FastAPI(
+    # Swagger UI and ReDoc from files in the fastapi-offline package, not a CDN: /docs works offline.
+    app = FastAPIOffline(
         title="RagCorp",
         version=__version__,
         summary="Hybrid retrieval and grounded answers over your documents.",
