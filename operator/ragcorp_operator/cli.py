@@ -9,22 +9,52 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from ragcorp_operator import GROUP, KIND
 from ragcorp_operator.operator_settings import OperatorSettings
 from ragcorp_operator.spec import SpecError
+
+INSTALL_HINT = "pip install 'ragcorp[operator]'"
+
+
+class RenderError(Exception):
+    """What is wrong with the input to `render`, as one line."""
+
+
+def _resources(path: str) -> list[dict[str, Any]]:
+    """The RagCorpDeployments in a YAML file (or stdin), refusing anything else by name."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as exc:
+        raise RenderError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise RenderError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    if not documents:
+        raise RenderError(f"{path} holds no YAML document")
+    for number, document in enumerate(documents, 1):
+        kind = document.get("kind") if isinstance(document, dict) else type(document).__name__
+        if kind != KIND or str(document.get("apiVersion", "")).split("/")[0] != GROUP:
+            raise RenderError(
+                f"{path}: document {number} is a {kind or 'document without a kind'}, not a {GROUP} {KIND}"
+            )
+    return documents
 
 
 def _render(path: str) -> int:
     from ragcorp_operator.plan import render_resource
 
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    documents = [d for d in yaml.safe_load_all(text) if d]
     try:
-        manifests = [m for document in documents for m in render_resource(document)]
+        manifests = [m for document in _resources(path) for m in render_resource(document)]
+    except RenderError as exc:
+        print(f"ragcorp-operator: {exc}", file=sys.stderr)
+        return 1
     except SpecError as exc:
-        print(f"ragcorp-operator: invalid resource: {exc}", file=sys.stderr)
+        print(f"ragcorp-operator: invalid resource: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     print(yaml.safe_dump_all(manifests, sort_keys=False), end="")
     return 0
@@ -33,7 +63,13 @@ def _render(path: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
-    import kopf
+    try:
+        import kopf
+    except ModuleNotFoundError as exc:
+        print(
+            f"ragcorp-operator: run needs the operator extra ({exc.name} is missing): {INSTALL_HINT}", file=sys.stderr
+        )
+        return 1
 
     from ragcorp_operator import handlers  # registers the handlers
 

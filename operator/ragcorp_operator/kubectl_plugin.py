@@ -18,9 +18,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
-from ragcorp_operator.cluster import Cluster, load_api_client
+INSTALL_HINT = "pip install 'ragcorp[operator]'"
 
 
 def format_status(resource: dict[str, Any]) -> str:
@@ -69,28 +67,60 @@ def main(argv: list[str] | None = None) -> int:
                 "--to-revision", type=int, default=None, help="a revision from `history` (default: previous)"
             )
     args = parser.parse_args(argv)
+    try:
+        return _act(args)
+    except PluginError as exc:
+        print(f"kubectl-ragcorp: {exc}", file=sys.stderr)
+        return 1
+
+
+class PluginError(Exception):
+    """Why the command could not be carried out, as one line."""
+
+
+def _act(args: argparse.Namespace) -> int:
+    try:
+        import urllib3
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.config.config_exception import ConfigException
+
+        from ragcorp_operator.cluster import Cluster, load_api_client
+    except ModuleNotFoundError as exc:
+        raise PluginError(f"needs the operator extra ({exc.name} is missing): {INSTALL_HINT}") from None
     namespace = args.namespace or _default_namespace()
-    cluster = Cluster(load_api_client())
+    try:
+        api_client = load_api_client()
+    except (ConfigException, OSError, ValueError) as exc:
+        raise PluginError(f"no usable kubeconfig ({_one_line(exc)}); set KUBECONFIG or run in a cluster") from None
+    cluster = Cluster(api_client)
+    where = f"ragcorpdeployment {namespace}/{args.name}"
     try:
         resource = cluster.get_resource(namespace, args.name)
+        if resource is None:
+            raise PluginError(f"{where} not found")
+        if args.command == "status":
+            print(format_status(resource))
+            return 0
+        if args.command == "history":
+            print(format_history(resource))
+            return 0
+        value = datetime.now(UTC).isoformat(timespec="milliseconds")
+        if args.command == "rollback":
+            value = str(args.to_revision) if args.to_revision is not None else "previous"
+        cluster.annotate(namespace, args.name, {f"ragcorp.dev/{args.command}": value})
     except ApiException as exc:
-        print(f"kubectl-ragcorp: cannot read ragcorpdeployment {namespace}/{args.name}: {exc.reason}", file=sys.stderr)
-        return 1
-    if resource is None:
-        print(f"kubectl-ragcorp: ragcorpdeployment {namespace}/{args.name} not found", file=sys.stderr)
-        return 1
-    if args.command == "status":
-        print(format_status(resource))
-        return 0
-    if args.command == "history":
-        print(format_history(resource))
-        return 0
-    value = datetime.now(UTC).isoformat(timespec="milliseconds")
-    if args.command == "rollback":
-        value = str(args.to_revision) if args.to_revision is not None else "previous"
-    cluster.annotate(namespace, args.name, {f"ragcorp.dev/{args.command}": value})
-    print(f"ragcorpdeployment {namespace}/{args.name}: {args.command} requested")
+        raise PluginError(f"cannot {args.command} {where}: {exc.status} {exc.reason}") from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason else exc
+        # urllib3 prefixes the cause with the connection's repr: keep the cause.
+        cause = _one_line(reason).rsplit("): ", 1)[-1].strip("\"')")
+        raise PluginError(f"cannot reach the cluster at {api_client.configuration.host}: {cause}") from None
+    print(f"{where}: {args.command} requested")
     return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _default_namespace() -> str:
