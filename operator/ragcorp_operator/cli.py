@@ -98,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ragcorp-operator", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", help="print the manifests for a RagCorpDeployment, offline")
@@ -116,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         ("--peering-lifetime", defaults.peering_lifetime, "seconds a silent peer counts [RAGCORP_PEERING_LIFETIME]"),
     ):
         run.add_argument(flag, type=type(value), default=value, help=f"{text} (default: %(default)s)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.command == "render":
         return _render(args.filename)
     return _run(args)

@@ -55,7 +55,7 @@ def format_history(resource: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kubectl ragcorp", description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--namespace", default=None, help="default: the kubeconfig context's namespace")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -66,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument(
                 "--to-revision", type=int, default=None, help="a revision from `history` (default: previous)"
             )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return _act(args)
     except PluginError as exc:

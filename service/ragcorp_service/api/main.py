@@ -14,8 +14,8 @@ from contextlib import asynccontextmanager
 import anyio
 import asyncpg
 from fastapi import FastAPI
-from fastapi_offline import FastAPIOffline
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from ragcorp_service import __version__
@@ -135,7 +135,7 @@ def create_app(settings: Settings | None = None, span_exporter: SpanExporter | N
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "DELETE"],
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
         allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
         expose_headers=["X-Request-ID", "Retry-After"],
         max_age=600,
