@@ -206,3 +206,12 @@ def test_crd_fields_named_exist(page: Path) -> None:
             if parts[0] in top and not _has_path(_crd_spec(), parts):
                 problems.append(token)
     assert not problems, f"{page_id(page)}: {problems}"
+
+
+def test_the_readme_asks_only_questions_the_handbook_test_answers() -> None:
+    """ "Try it" works as written: its questions are the ones a test asks the example handbook."""
+    from tests.service.api.routes.test_ask import HANDBOOK_ANSWERS
+
+    asked = re.findall(r'ragcorp ask "([^"]+)"', (ROOT / "README.md").read_text())
+    assert asked and set(asked) <= set(HANDBOOK_ANSWERS), asked
+    assert "ragcorp ingest examples/docs" in (ROOT / "README.md").read_text()

@@ -35,10 +35,12 @@ def _assemble(objects: list[bytes], trailer: bytes = b"") -> bytes:
 
 
 def make_pdf(text: str, title: str | None = None) -> bytes:
-    escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    """One page; each line of `text` is a line of the page, as a hard-wrapped PDF has them."""
+    escaped = [line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") for line in text.split("\n")]
     info = f"<< /Title ({title}) >>" if title else "<< >>"
     pages = b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>"
-    stream = _stream(f"BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET".encode())
+    shown = " T* ".join(f"({line}) Tj" for line in escaped)
+    stream = _stream(f"BT /F1 12 Tf 14 TL 72 720 Td {shown} ET".encode())
     return _assemble([CATALOG, pages, _page(4, 5), stream, FONT, info.encode()], b" /Info 6 0 R")
 
 

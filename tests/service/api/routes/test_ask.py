@@ -10,6 +10,7 @@ import httpx
 from ragcorp_service.generation.citations import cited_numbers
 from ragcorp_service.generation.extractive import NO_ANSWER
 from tests.service.corpus import ingest_all
+from tests.service.ingestion.pdfs import make_pdf
 
 
 async def test_answer_quotes_and_cites_the_relevant_document(client: httpx.AsyncClient) -> None:
@@ -60,7 +61,13 @@ async def test_ask_validates_like_search(client: httpx.AsyncClient) -> None:
 
 
 EXAMPLES = Path(__file__).parents[4] / "examples" / "docs"
-# Each answer spans a line wrap in its source (Markdown, plain text, and HTML declared as ISO-8859-1).
+# Each answer spans a line wrap in its source: Markdown, plain text, HTML declared as ISO-8859-1, and a PDF.
+LEAVE_PDF = make_pdf(
+    "Annual leave is twenty-five days a year, and unused days carry over\n"
+    "until the end of March of the following year. Requests go to your\n"
+    "manager at least two weeks ahead.",
+    title="Leave policy",
+)
 HANDBOOK_ANSWERS = {
     "How do I rotate the API keys?": "To rotate the API keys, open the secret that holds API_KEYS, add the new key "
     "next to the old one, and roll the Deployment so that every Pod reads both.",
@@ -70,11 +77,14 @@ HANDBOOK_ANSWERS = {
     "five minutes.",
     "Who wrote the runbook for slow search?": "Ren\u00e9e Dub\u00e9 wrote the runbook for this case; it is linked "
     "from the alert.",
+    "Until when do unused leave days carry over?": "Annual leave is twenty-five days a year, and unused days carry "
+    "over until the end of March of the following year.",
 }
 
 
 async def test_the_example_handbook_is_answered_with_whole_sentences(client: httpx.AsyncClient) -> None:
     files = [("files", (path.name, path.read_bytes())) for path in sorted(EXAMPLES.iterdir())]
+    files.append(("files", ("leave.pdf", LEAVE_PDF)))
     assert (await client.post("/v1/documents", files=files)).status_code == 201
     for question, sentence in HANDBOOK_ANSWERS.items():
         body = (await client.post("/v1/ask", json={"question": question})).json()
