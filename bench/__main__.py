@@ -27,6 +27,7 @@ from typing import Any
 import asyncpg
 
 from bench import (
+    answers,
     ask_load,
     e2e_local,
     edge,
@@ -107,6 +108,9 @@ async def run(only: set[str]) -> dict[str, Any]:
         if "ask" in only:
             print("ask: 32 concurrent clients ...", flush=True)
             results["ask"] = await ask_load.measure(service, queries, seconds)
+            print("ask: what the offline answerer says for 200 SciFact questions ...", flush=True)
+            results["answers"] = await answers.measure(service, queries[:200])
+            print(answers.line(results["answers"]), flush=True)
         if "edge" in only:
             print("edge: /healthz while hostile uploads parse ...", flush=True)
             results["edge"] = await asyncio.to_thread(edge.measure, service)

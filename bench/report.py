@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.answers import line as answers_line
+
 
 def _latency(row: dict[str, Any]) -> str:
     return f"{row['p50_ms']} / {row['p95_ms']} / {row['p99_ms']} ms, {row['per_second']}/s" + (
@@ -124,6 +126,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         found.append((f"million: store path at {store['at_chunks']:,} chunks", f"{store['chunks_per_s']} chunks/s"))
     if ask := results.get("ask"):
         found.append(("`/v1/ask` extractive, 32 clients", _latency(ask)))
+    if said := results.get("answers"):
+        found.append(("offline answers to 200 SciFact questions (one client)", answers_line(said)))
     for name, row in (results.get("edge") or {}).items():
         found.append(
             (

@@ -229,7 +229,7 @@ def _within_budget(ranked: list[ScoredSentence], limit: int) -> list[ScoredSente
     """The best sentences that fit MAX_ANSWER_CHARS together; the best one alone is cut to fit if it must be."""
     chosen: list[ScoredSentence] = []
     used = 0
-    for sentence in ranked[: limit * 4]:
+    for sentence in ranked:
         if len(chosen) == limit:
             break
         if not chosen and len(sentence.text) > MAX_ANSWER_CHARS:
