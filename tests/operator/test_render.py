@@ -169,7 +169,8 @@ def test_render_cli_prints_the_manifests_offline(capsys: pytest.CaptureFixture[s
 
 def test_render_cli_reports_an_invalid_resource(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"metadata": {"name": "x"}, "spec": {"image": "x", "replicas": -1}}))
+    resource = {"apiVersion": "ragcorp.dev/v1alpha1", "kind": "RagCorpDeployment", "metadata": {"name": "x"}}
+    bad.write_text(yaml.safe_dump({**resource, "spec": {"image": "x", "replicas": -1}}))
     assert operator_cli(["render", "-f", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "spec.replicas" in err and "spec.secrets" in err
