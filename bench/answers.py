@@ -41,7 +41,8 @@ async def measure(url: str, questions: Sequence[str]) -> dict[str, Any]:
             repeated += len(quotes) - len(set(quotes))
             uncited += len(set(cited_numbers(answer["answer"])) - {c["number"] for c in answer["citations"]})
 
-            hits = (await client.post("/v1/search", json=body | {"query": question})).raise_for_status().json()
+            search = {"query": question, "collection": "scifact"}
+            hits = (await client.post("/v1/search", json=search)).raise_for_status().json()
             contexts = [
                 RetrievedChunk(h["chunk_id"], UUID(h["document_id"]), h["title"], h["text"], h["score"], "", {})
                 for h in hits["results"]

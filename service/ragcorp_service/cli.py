@@ -39,7 +39,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     database_url = migrations.resolve_database_url(settings)
     if args.migrate:
+        if problem := _database_problem(settings, database_url, schema=False):
+            print(f"ragcorp-service: cannot start: {problem}", file=sys.stderr)
+            return 1
         migrations.upgrade(migrations.target_for(settings, database_url))
+    if problem := _database_problem(settings, database_url, schema=True):
+        print(f"ragcorp-service: cannot start: {problem}", file=sys.stderr)
+        return 1
     host, port = settings.host, settings.port  # --host/--port were applied (and checked) as settings
     if args.reload:
         # Development (compose.yaml): uvicorn re-imports the app factory in a child process on each
@@ -54,6 +60,42 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     app = create_app(settings.model_copy(update={"database_url": database_url}))
     server(app, settings).run()
     return 0
+
+
+def _database_problem(settings: Settings, database_url: str, *, schema: bool) -> str | None:
+    """Why serving cannot start, in one line: the database does not answer or refuses us, or (with
+    `schema`) its schema is not what this version and embedder need. The app checks the same as it
+    starts; checked here first, a user reads this line instead of uvicorn's traceback."""
+    import asyncpg
+
+    from ragcorp_service.db.schema_check import SchemaMismatch, verify_database
+
+    async def check() -> None:
+        if schema:
+            await verify_database(
+                database_url,
+                embedding_model=settings.resolved_embedding_model,
+                embedding_dimensions=settings.resolved_embedding_dimensions,
+            )
+        else:
+            await (await asyncpg.connect(database_url)).close()
+
+    try:
+        asyncio.run(check())
+    except SchemaMismatch as exc:
+        return str(exc)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        return f"cannot use the database at {_where(database_url)}: {' '.join(str(exc).split())}"
+    return None
+
+
+def _where(database_url: str) -> str:
+    """host:port/database of a URL, without its credentials."""
+    from urllib.parse import parse_qs, urlparse
+
+    parsed = urlparse(database_url)
+    host = parsed.hostname or parse_qs(parsed.query).get("host", ["?"])[0]
+    return f"{host}:{parsed.port or 5432}{parsed.path}"
 
 
 def _healthcheck(settings: Settings, args: argparse.Namespace) -> int:

@@ -68,3 +68,23 @@ def _healthy(port: int) -> bool:
 def _postgres_for(directory: str) -> bool:
     found = subprocess.run(["pgrep", "-f", f"{directory}/pgdata"], capture_output=True, check=False)
     return found.returncode == 0
+
+
+def test_serve_says_in_one_line_why_it_cannot_start(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A database that does not answer, or one without the schema: one line on stderr, no traceback."""
+    for name in ("GOOGLE_API_KEY", "API_KEYS", "EMBEDDING_MODEL", "EMBEDDING_PROVIDER", "HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://someone:secret@127.0.0.1:{free_port()}/rag")
+    assert main(["serve", "--port", str(free_port())]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ragcorp-service: cannot start: cannot use the database at 127.0.0.1:")
+    assert err.count("\n") == 1 and "secret" not in err
+
+    monkeypatch.setenv("DATABASE_URL", empty_database_url)
+    assert main(["serve", "--port", str(free_port())]) == 1
+    assert capsys.readouterr().err == (
+        "ragcorp-service: cannot start: the database has no RagCorp schema yet; run `ragcorp-service db upgrade` "
+        "(or start with `ragcorp-service serve --migrate`)\n"
+    )

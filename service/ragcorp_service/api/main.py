@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-import asyncpg
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
@@ -32,7 +31,7 @@ from ragcorp_service.api.routes import metrics as metrics_route
 from ragcorp_service.api.state import AppState
 from ragcorp_service.api.tracing import build_tracer_provider, instrument, tracer_for
 from ragcorp_service.db.pool import create_pool
-from ragcorp_service.db.schema_check import check_schema
+from ragcorp_service.db.schema_check import verify_database
 from ragcorp_service.ingestion.pipeline import Ingestor
 from ragcorp_service.retrieval.search import ReadPool, SearchTuning
 from ragcorp_service.security.api_keys import KeyRing
@@ -51,15 +50,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     if not settings.database_url:
         raise ConfigurationError("no database: set DATABASE_URL (the CLI starts an embedded one when unset)")
-    connection = await asyncpg.connect(settings.database_url)
-    try:
-        revision = await check_schema(
-            connection,
-            embedding_model=settings.resolved_embedding_model,
-            embedding_dimensions=settings.resolved_embedding_dimensions,
-        )
-    finally:
-        await connection.close()
+    revision = await verify_database(
+        settings.database_url,
+        embedding_model=settings.resolved_embedding_model,
+        embedding_dimensions=settings.resolved_embedding_dimensions,
+    )
     providers = await anyio.to_thread.run_sync(build_providers, settings)
     if providers.embedder.dimensions != settings.resolved_embedding_dimensions:
         raise ConfigurationError(

@@ -37,3 +37,14 @@ async def check_schema(connection: asyncpg.Connection, *, embedding_model: str, 
             "database and ingest again"
         )
     return revision
+
+
+async def verify_database(database_url: str, *, embedding_model: str, embedding_dimensions: int) -> str:
+    """Connect once and check the schema: what the service needs before it serves (see check_schema)."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        return await check_schema(
+            connection, embedding_model=embedding_model, embedding_dimensions=embedding_dimensions
+        )
+    finally:
+        await connection.close()

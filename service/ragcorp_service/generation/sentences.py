@@ -66,5 +66,10 @@ def block_sentences(block: str) -> list[str]:
     return found
 
 
+def flat_text(text: str) -> str:
+    """The text as its sentences are quoted: blocks joined, markup and repeated spaces dropped."""
+    return " ".join(_EMPHASIS.sub("", " ".join(blocks(text))).split())
+
+
 def sentences(text: str) -> list[str]:
     return [sentence for block in blocks(text) for sentence in block_sentences(block)]
