@@ -59,7 +59,9 @@ def blocks(text: str) -> list[str]:
 def block_sentences(block: str) -> list[str]:
     """A block's whole prose sentences, in order; fragments too short to answer anything are skipped."""
     found = []
-    for sentence in _segmenter().segment(block):
+    # The processor's sentences are `segment()`'s without the character spans it then finds by one
+    # regex per sentence (a third of pySBD's time, for offsets nothing here uses).
+    for sentence in _segmenter().processor(block).process():
         cleaned = _EMPHASIS.sub("", sentence).strip()
         if len(cleaned.split()) >= MIN_SENTENCE_WORDS:
             found.append(cleaned)

@@ -59,3 +59,14 @@ def test_the_answer_is_bounded_in_length() -> None:
 
 def test_no_shared_term_means_no_answer() -> None:
     assert _answer("What is the boiling point of lead?", _chunks("Keys rotate every ninety days.")) == NO_ANSWER
+
+
+def test_the_best_sentence_is_found_among_many_blocks_that_share_a_word() -> None:
+    """Only the most promising blocks are segmented; the answer's block is among them wherever it ranks."""
+    filler = [
+        f"Section {n}. The team reviews the keys of project {n} every month. Dr. Lee signs off on the review."
+        for n in range(8)
+    ]
+    answer = "Keys are rotated by adding the new key beside the old one, e.g. in the API_KEYS secret, then rolling."
+    contexts = _chunks(*filler[:6], "Background first.\n\n" + answer, *filler[6:])
+    assert _answer("How are keys rotated?", contexts).startswith(answer + " [7]")
