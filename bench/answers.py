@@ -26,6 +26,7 @@ async def measure(url: str, questions: Sequence[str]) -> dict[str, Any]:
     sentences: list[int] = []
     lengths: list[int] = []
     unfinished = repeated = uncited = no_answer = 0
+    examples: list[str] = []
     timings: list[float] = []
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
         for question in questions:
@@ -37,7 +38,9 @@ async def measure(url: str, questions: Sequence[str]) -> dict[str, Any]:
             quotes = _QUOTE.findall(answer["answer"])
             sentences.append(len(quotes))
             lengths.append(len(answer["answer"]))
-            unfinished += sum(not q.rstrip("\"')]").endswith((".", "!", "?", "…")) for q in quotes)
+            cut = [q for q in quotes if not q.rstrip("\"')]").endswith((".", "!", "?", "…"))]
+            unfinished += len(cut)
+            examples += [q[-80:] for q in cut][: 3 - len(examples)]
             repeated += len(quotes) - len(set(quotes))
             uncited += len(set(cited_numbers(answer["answer"])) - {c["number"] for c in answer["citations"]})
 
@@ -59,6 +62,7 @@ async def measure(url: str, questions: Sequence[str]) -> dict[str, Any]:
         "chars_mean": round(sum(lengths) / max(answered, 1)),
         "chars_max": max(lengths, default=0),
         "quotes_not_ending_a_sentence": unfinished,
+        "quotes_not_ending_a_sentence_examples": examples,
         "sentences_repeated_in_an_answer": repeated,
         "markers_without_citation": uncited,
         "answerer_alone": Latency.of(timings, sum(timings)).__dict__,
