@@ -43,7 +43,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             print(f"ragcorp-service: cannot start: {problem}", file=sys.stderr)
             return 1
         migrations.upgrade(migrations.target_for(settings, database_url))
-    if problem := _database_problem(settings, database_url, schema=True):
+    if problem := _database_problem(settings, database_url, schema=True) or _embedder_problem(settings):
         print(f"ragcorp-service: cannot start: {problem}", file=sys.stderr)
         return 1
     host, port = settings.host, settings.port  # --host/--port were applied (and checked) as settings
@@ -86,6 +86,23 @@ def _database_problem(settings: Settings, database_url: str, *, schema: bool) ->
         return str(exc)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         return f"cannot use the database at {_where(database_url)}: {' '.join(str(exc).split())}"
+    return None
+
+
+def _embedder_problem(settings: Settings) -> str | None:
+    """Why the offline embedder's files cannot be had (missing and not exportable here), in one line."""
+    if settings.provider != "local":
+        return None
+    from ragcorp_service.local_models import LOCAL_MODELS
+    from ragcorp_service.providers.embedders import onnx_model_file
+
+    model = LOCAL_MODELS[settings.resolved_embedding_model]
+    if model.backend != "onnx":
+        return None
+    try:
+        onnx_model_file(model, settings.embedder_onnx_dir)
+    except RuntimeError as exc:
+        return " ".join(str(exc).split())
     return None
 
 

@@ -95,3 +95,16 @@ def _own_lines(err: str) -> list[str]:
     libraries (an earlier test's tracer saying it is shut down), never a traceback."""
     assert "Traceback" not in err
     return [line for line in err.splitlines() if not line.startswith("{")]
+
+
+def test_serve_says_in_one_line_when_the_offline_embedder_cannot_be_had(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("GOOGLE_API_KEY", "API_KEYS", "EMBEDDING_MODEL", "EMBEDDING_PROVIDER", "HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("EMBEDDER_ONNX_DIR", "/dev/null/embedder")  # missing, and no export can go there
+    assert main(["serve", "--port", str(free_port())]) == 1
+    [line] = _own_lines(capsys.readouterr().err)
+    assert line.startswith("ragcorp-service: cannot start: /dev/null/embedder/all-MiniLM-L6-v2.int8.onnx is missing")
+    assert "EMBEDDER_ONNX_DIR" in line
