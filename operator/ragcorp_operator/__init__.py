@@ -10,3 +10,5 @@ GROUP = "ragcorp.dev"
 VERSION = "v1alpha1"
 PLURAL = "ragcorpdeployments"
 KIND = "RagCorpDeployment"
+#: What the CLIs tell a user whose install lacks kopf and the Kubernetes client.
+INSTALL_OPERATOR_EXTRA = "pip install 'ragcorp[operator]'"

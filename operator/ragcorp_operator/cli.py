@@ -13,11 +13,9 @@ from typing import Any
 
 import yaml
 
-from ragcorp_operator import GROUP, KIND
+from ragcorp_operator import GROUP, INSTALL_OPERATOR_EXTRA, KIND
 from ragcorp_operator.operator_settings import OperatorSettings
 from ragcorp_operator.spec import SpecError
-
-INSTALL_HINT = "pip install 'ragcorp[operator]'"
 
 
 class RenderError(Exception):
@@ -67,7 +65,8 @@ def _run(args: argparse.Namespace) -> int:
         import kopf
     except ModuleNotFoundError as exc:
         print(
-            f"ragcorp-operator: run needs the operator extra ({exc.name} is missing): {INSTALL_HINT}", file=sys.stderr
+            f"ragcorp-operator: run needs the operator extra ({exc.name} is missing): {INSTALL_OPERATOR_EXTRA}",
+            file=sys.stderr,
         )
         return 1
 

@@ -18,7 +18,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-INSTALL_HINT = "pip install 'ragcorp[operator]'"
+from ragcorp_operator import INSTALL_OPERATOR_EXTRA
 
 
 def format_status(resource: dict[str, Any]) -> str:
@@ -90,7 +90,7 @@ def _act(args: argparse.Namespace) -> int:
 
         from ragcorp_operator.cluster import Cluster, load_api_client
     except ModuleNotFoundError as exc:
-        raise PluginError(f"needs the operator extra ({exc.name} is missing): {INSTALL_HINT}") from None
+        raise PluginError(f"needs the operator extra ({exc.name} is missing): {INSTALL_OPERATOR_EXTRA}") from None
     namespace = args.namespace or _default_namespace()
     try:
         api_client = load_api_client()

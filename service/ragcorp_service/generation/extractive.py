@@ -241,10 +241,10 @@ def _candidates(query: set[str], contexts: list[RetrievedChunk]) -> list[_Candid
     return list(found.values())
 
 
-def _sources(sentence: str, contexts: list[RetrievedChunk]) -> tuple[int, ...]:
-    """Every context whose text holds the sentence (as quoted: wrapped lines and markup undone)."""
+def _sources(sentence: str, flat_contexts: list[str]) -> tuple[int, ...]:
+    """Every context whose text (flattened as quotes are) holds the sentence."""
     wanted = " ".join(sentence.split())
-    return tuple(n for n, chunk in enumerate(contexts, 1) if wanted in flat_text(chunk.text))
+    return tuple(n for n, text in enumerate(flat_contexts, 1) if wanted in text)
 
 
 def best_sentences(question: str, contexts: list[RetrievedChunk], limit: int = 3) -> list[ScoredSentence]:
@@ -266,8 +266,10 @@ def best_sentences(question: str, contexts: list[RetrievedChunk], limit: int = 3
     # A sentence far weaker than the best shares a word with the question rather than answering it.
     relevant = [s for s in ranked if s.score >= RELATIVE_SCORE * ranked[0].score] if ranked else []
     chosen = _within_budget(relevant, limit)
+    flat_contexts = [flat_text(chunk.text) for chunk in contexts] if chosen else []
     return [
-        ScoredSentence(s.score, _sources(s.text, contexts) or s.context_numbers, s.position, s.text) for s in chosen
+        ScoredSentence(s.score, _sources(s.text, flat_contexts) or s.context_numbers, s.position, s.text)
+        for s in chosen
     ]
 
 

@@ -49,6 +49,11 @@ def embedding_input(title: str, chunk: Chunk) -> str:
     return f"{title}\n\n{chunk.text}" if title else chunk.text
 
 
+def clean_title(title: str) -> str:
+    """A title as stored: no NUL (no text store keeps one), no surrounding space."""
+    return title.replace("\x00", "").strip()
+
+
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -72,7 +77,7 @@ class Ingestor:
         documents = [
             NewDocument(
                 collection=item.collection,
-                title=item.title.replace("\x00", "").strip(),
+                title=clean_title(item.title),
                 text=(text := normalize_text(item.text)),
                 source=item.source,
                 metadata=item.metadata,
@@ -127,8 +132,8 @@ class Ingestor:
         current = await get_document(self._pool, document_id)
         if current is None:
             return None
-        if title is not None and title.strip() != current.title:
-            title = title.replace("\x00", "").strip()
+        if title is not None and clean_title(title) != current.title:
+            title = clean_title(title)
             chunks = [Chunk(row["text"], row["token_count"]) for row in await get_chunks(self._pool, document_id)]
             vectors = await self._embedder.embed_documents([embedding_input(title, chunk) for chunk in chunks])
             document = NewDocument(

@@ -8,13 +8,14 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ragcorp_service.api.deps import AskAllowed, IngestAllowed, PoolDep, SettingsDep, StateDep
 from ragcorp_service.api.errors import InvalidRequest, RequestTooLarge
-from ragcorp_service.api.json_values import clean_errors, json_safe, value_problem
+from ragcorp_service.api.json_values import json_safe, value_problem
 from ragcorp_service.api.schemas import (
     ChunkOut,
     Collection,
@@ -159,10 +160,10 @@ def _validated(model: type[DocumentIn], raw: bytes) -> Any:
         raise _unprocessable(exc) from None
 
 
-def _unprocessable(exc: ValidationError) -> HTTPException:
-    """Pydantic's errors located as FastAPI locates a body's (`["body", field, ...]`)."""
-    errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, clean_errors(errors))
+def _unprocessable(exc: ValidationError) -> RequestValidationError:
+    """Pydantic's errors located as FastAPI locates a body's (`["body", field, ...]`), for the
+    app's validation-error handler to render like every other 422."""
+    return RequestValidationError([{**error, "loc": ("body", *error["loc"])} for error in exc.errors()])
 
 
 @router.post(
