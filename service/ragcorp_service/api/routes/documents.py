@@ -244,7 +244,7 @@ async def get_document(
 async def update_document(body: DocumentPatch, state: StateDep, _: IngestAllowed, document_id: UUID) -> DocumentOut:
     """Replace a document's title and/or metadata; its text, id and collection stay.
 
-    A new title is re-embedded with the stored chunks (their ids change); new metadata is
+    A new title is re-embedded with the stored chunks (their ids stay); new metadata is
     used by the next filtered search. To change the text, ingest it again (a new document).
     """
     record = await state.ingestor.update(document_id, title=body.title, metadata=body.metadata)

@@ -191,8 +191,11 @@ async def test_patch_replaces_metadata_and_the_next_filtered_search_follows(clie
 async def test_patching_the_title_indexes_the_document_as_if_ingested_with_it(client: httpx.AsyncClient) -> None:
     """The new title's words find it, and it ranks and scores as the same text ingested under that title."""
     ids = await ingest_all(client)
+    before = (await client.get(f"/v1/documents/{ids['Volcanoes']}", params={"include_chunks": "true"})).json()
     patched = await client.patch(f"/v1/documents/{ids['Volcanoes']}", json={"title": "Eruptions of Etna"})
     assert patched.status_code == 200 and patched.json()["title"] == "Eruptions of Etna"
+    after = (await client.get(f"/v1/documents/{ids['Volcanoes']}", params={"include_chunks": "true"})).json()
+    assert [c["id"] for c in after["chunks"]] == [c["id"] for c in before["chunks"]]  # citations still resolve
     assert patched.json()["chunk_count"] == 1
     assert [title for title, _ in await _keyword(client, "Etna")] == ["Eruptions of Etna"]
 
