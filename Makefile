@@ -29,9 +29,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# The service's own install: no torch, no exporter (the embedder runs on ONNX Runtime).
+# The service's own install: no torch, no exporter (the embedder runs on ONNX Runtime). Bytecode is
+# compiled as modules are first imported, not all at install: a faster install, and a venv holding
+# the bytecode of what the service runs rather than of every module of every dependency.
 $(VENV)/.run: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[service,local]"
+	$(BIN)/pip install --quiet --no-compile -e ".[service,local]"
 	touch $@
 
 # Tests export the embedder themselves, so the test venv has the exporter and the weights.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ragcorp_service.cli import main
+from ragcorp_service.local_models import DEFAULT
 from ragcorp_service.settings import Settings, SettingsError, load_settings, parse_api_keys
 
 
@@ -67,11 +68,12 @@ def test_bad_api_keys_are_reported_without_the_key(monkeypatch: pytest.MonkeyPat
 def test_local_provider_cannot_pretend_to_be_another_model() -> None:
     with pytest.raises(ValueError, match="needs GOOGLE_API_KEY") as error:
         Settings(google_api_key=None, embedding_model="text-embedding-004")
-    assert "all-MiniLM-L6-v2:onnx-int8" in str(error.value)  # names the variants that do run offline
+    assert DEFAULT.name in str(error.value)  # names the variants that do run offline
 
 
 def test_the_offline_default_is_int8_onnx() -> None:
-    assert Settings(google_api_key=None).resolved_embedding_model == "all-MiniLM-L6-v2:onnx-int8"
+    assert Settings(google_api_key=None).resolved_embedding_model == DEFAULT.name
+    assert DEFAULT.backend == "onnx" and DEFAULT.precision == "int8"
 
 
 def test_cli_exits_2_with_the_message(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from ragcorp_service.db import migrations
 from ragcorp_service.db.schema_check import SchemaMismatch, check_schema
+from ragcorp_service.local_models import DEFAULT
 from tests.service.conftest import make_settings
 from tests.service.corpus import DOCUMENTS, ingest_all
 from tests.service.postgres import PostgresForTests
@@ -104,7 +105,7 @@ async def test_service_refuses_an_unmigrated_database(empty_database_url: str) -
     connection = await asyncpg.connect(empty_database_url)
     try:
         with pytest.raises(SchemaMismatch, match="db upgrade"):
-            await check_schema(connection, embedding_model="all-MiniLM-L6-v2:onnx-int8", embedding_dimensions=384)
+            await check_schema(connection, embedding_model=DEFAULT.name, embedding_dimensions=384)
     finally:
         await connection.close()
 
@@ -112,7 +113,7 @@ async def test_service_refuses_an_unmigrated_database(empty_database_url: str) -
 async def test_service_refuses_a_database_built_for_another_embedder(database_url: str) -> None:
     connection = await asyncpg.connect(database_url)
     try:
-        with pytest.raises(SchemaMismatch, match=r"holds all-MiniLM-L6-v2:onnx-int8 embeddings \(384 dimensions\)"):
+        with pytest.raises(SchemaMismatch, match=rf"holds {DEFAULT.name} embeddings \(384 dimensions\)"):
             await check_schema(connection, embedding_model="gemini-embedding-001", embedding_dimensions=768)
     finally:
         await connection.close()
@@ -127,7 +128,7 @@ async def test_a_database_built_on_pytorch_is_not_searched_with_onnx_vectors(emp
         with pytest.raises(
             SchemaMismatch, match=r"holds all-MiniLM-L6-v2 embeddings.*EMBEDDING_MODEL=all-MiniLM-L6-v2,"
         ):
-            await check_schema(connection, embedding_model="all-MiniLM-L6-v2:onnx-int8", embedding_dimensions=384)
+            await check_schema(connection, embedding_model=DEFAULT.name, embedding_dimensions=384)
     finally:
         await connection.close()
 
