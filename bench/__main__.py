@@ -6,7 +6,7 @@ holds, so `BENCH_ONLY=search make bench` refreshes one section and keeps the oth
 Knobs (environment): BENCH_ONLY (comma list of recipes, embedder, quality, ingest, search, ask, edge, operator,
 e2e), BENCH_SECONDS (each timed load, default 10), BENCH_INGEST_DOCS (default 1000),
 BENCH_EMBEDDER_DOCS (SciFact documents the embedder section embeds, default 400),
-BENCH_RECIPE_DOCS (SciFact abstracts in the recipes section's broad text set, default 2000),
+BENCH_RECIPE_DOCS (SciFact abstracts in the recipes section's broad text set, default 800),
 BENCH_QUALITY_MODELS (comma list of local embedding models scored on SciFact, each in its own
 database; default: the default model only),
 BENCH_CHUNKS (the large corpus, default 100000), BENCH_MILLION_CHUNKS (the `million` section's corpus,
@@ -85,7 +85,7 @@ async def run(only: set[str]) -> dict[str, Any]:
     if "recipes" in only:
         print("recipes: int8 export recipes against fp32 on a broad text set ...", flush=True)
         _, _, qrels_file = quality.scifact_paths()
-        results["recipes"] = recipes.measure(corpus, queries_file, qrels_file, int(knob("BENCH_RECIPE_DOCS", 2000)))
+        results["recipes"] = recipes.measure(corpus, queries_file, qrels_file, int(knob("BENCH_RECIPE_DOCS", 800)))
         print("\n".join(recipes.lines(results["recipes"])), flush=True)
     if "embedder" in only:
         print("embedder: the default backend vs fp32 (and PyTorch where installed) on SciFact chunks ...", flush=True)

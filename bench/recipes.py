@@ -11,8 +11,10 @@ abstracts, exact cosine, no database) is printed beside it, not chosen by.
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
 import re
+import sysconfig
 import tempfile
 import time
 from collections.abc import Sequence
@@ -42,9 +44,22 @@ def _paragraphs(text: str) -> list[str]:
     return [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if len(p.split()) >= 6]
 
 
+def _stdlib_docstrings() -> list[str]:
+    """The first paragraph of each standard-library module's docstring: software prose of many authors."""
+    found = []
+    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
+        try:
+            docstring = ast.get_docstring(ast.parse(path.read_text(errors="replace")))
+        except SyntaxError:
+            continue
+        found.extend(_paragraphs(docstring or "")[:1])
+    return found
+
+
 def broad_texts(corpus: Path, queries: Sequence[str], documents: int) -> tuple[list[str], list[str]]:
-    """(pool, queries): SciFact abstracts, the project's prose and package summaries; SciFact claims
-    and the first sentence of each prose paragraph as queries."""
+    """(pool, queries). The pool: SciFact abstracts, this project's docs and handbook, every installed
+    package's summary, the standard library's module docstrings. The queries: SciFact claims, and the
+    first sentence of each text of the other kinds."""
     prose = [
         p
         for path in sorted([*ROOT.glob("docs/*.md"), *ROOT.glob("examples/docs/*"), ROOT / "README.md"])
@@ -53,9 +68,10 @@ def broad_texts(corpus: Path, queries: Sequence[str], documents: int) -> tuple[l
     summaries = sorted(
         {s for d in importlib.metadata.distributions() if len((s := d.metadata["Summary"] or "").split()) >= 5}
     )
+    others = [*prose, *summaries, *_stdlib_docstrings()]
     abstracts = [f"{d['title']}. {d['text']}" for _, d in zip(range(documents), read_corpus(corpus), strict=False)]
-    first_sentences = [p.split(". ")[0] for p in prose]
-    return [*abstracts, *prose, *summaries], [*queries, *first_sentences]
+    first_sentences = [text.split(". ")[0] for text in others]
+    return [*abstracts, *others], [*queries, *first_sentences]
 
 
 def _agreement(

@@ -82,8 +82,11 @@ def selector(name: str, color: Color | None = None) -> dict[str, str]:
 
 
 def image_tag(image: str) -> str:
-    """The tag (or digest) of an image reference, as a label-safe version string."""
+    """The tag (or digest) of an image reference, as a label-safe version string: at most 63
+    characters, ending alphanumeric as label values must (a tag cut at `1.2-` would be refused)."""
     reference = image.rsplit("/", 1)[-1]
     if "@" in reference:
-        return reference.split("@", 1)[1].replace(":", "-")[:63]
-    return reference.split(":", 1)[1][:63] if ":" in reference else "latest"
+        tag = reference.split("@", 1)[1].replace(":", "-")
+    else:
+        tag = reference.split(":", 1)[1] if ":" in reference else "latest"
+    return tag[:63].rstrip("-_.") or "latest"

@@ -72,6 +72,10 @@ def children(owner: Owner, spec: RagSpec, intent: Intent, monitoring_kinds: froz
     apply: list[Manifest] = [config_map(owner, spec)]
     delete: list[ObjectRef] = []
     serving = intent.active_service_color or "blue"
+    # Services before Deployments: traffic moves before any colour it leaves is resized (the state
+    # machine only ever points a Service at a colour already ready at full size).
+    apply.append(active_service(owner, spec, serving))
+    apply.append(preview_service(owner, spec, intent.preview_service_color or serving, serving))
     for color in COLORS:
         if color in intent.deployments:
             image, replicas = intent.deployments[color]
@@ -79,8 +83,6 @@ def children(owner: Owner, spec: RagSpec, intent: Intent, monitoring_kinds: froz
             apply.append(deployment(owner, spec, color, image, None if hpa_owns_replicas else replicas))
         else:
             delete.append(ObjectRef("apps/v1", "Deployment", deployment_name(owner.name, color)))
-    apply.append(active_service(owner, spec, serving))
-    apply.append(preview_service(owner, spec, intent.preview_service_color or serving, serving))
     apply.append(disruption_budget(owner))
     if spec.autoscaling.enabled and intent.active_service_color:
         apply.append(autoscaler(owner, spec, intent.active_service_color))

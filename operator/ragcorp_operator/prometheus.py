@@ -1,4 +1,11 @@
-"""The metric gate's one question to Prometheus: is the preview healthy enough to promote?"""
+"""The metric gate's one question to Prometheus: is the preview healthy enough to promote?
+
+Three answers besides pass and fail, as a real Prometheus gives them: a healthy version
+has no 5xx series at all, so the error count is `... or vector(0)` (zero, not an empty
+vector); no requests in the window is "nodata" (0/0, or no series); and a Prometheus
+that cannot be reached or answers with an error is "unmeasured" — a failure to
+measure, which the rollout never takes for a pass.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +14,37 @@ import httpx
 from ragcorp_operator.rollout import GateResult
 
 
+class _NoAnswer(Exception):
+    """Prometheus did not answer the query with a vector."""
+
+
 def _scalar(client: httpx.Client, url: str, query: str) -> float | None:
+    """The query's one value; None for an empty vector or NaN (no traffic in the window)."""
     response = client.get(f"{url.rstrip('/')}/api/v1/query", params={"query": query})
     response.raise_for_status()
-    result = response.json().get("data", {}).get("result") or []
+    body = response.json()
+    if body.get("status") != "success" or body.get("data", {}).get("resultType") != "vector":
+        raise _NoAnswer(str(body.get("error") or body)[:200])
+    result = body["data"]["result"]
     if not result:
         return None
     value = float(result[0]["value"][1])
-    return None if value != value else value  # NaN (0/0: no traffic) is no data
+    return None if value != value else value
+
+
+def gate_queries(namespace: str, service: str, window_seconds: int) -> tuple[str, str]:
+    """(error rate, p95 latency) of the Service's requests over the window, in PromQL."""
+    selector = f'namespace="{namespace}",service="{service}"'
+    window = f"{max(window_seconds, 60)}s"
+    errors = (
+        f'(sum(rate(ragcorp_http_requests_total{{{selector},status=~"5.."}}[{window}])) or vector(0))'
+        f" / sum(rate(ragcorp_http_requests_total{{{selector}}}[{window}]))"
+    )
+    p95 = (
+        f"histogram_quantile(0.95, sum by (le) "
+        f"(rate(ragcorp_http_request_duration_seconds_bucket{{{selector}}}[{window}])))"
+    )
+    return errors, p95
 
 
 def evaluate_gate(
@@ -26,22 +56,13 @@ def evaluate_gate(
     max_p95_seconds: float,
     timeout: float = 5.0,
 ) -> GateResult:
-    selector = f'namespace="{namespace}",service="{service}"'
-    window = f"{max(window_seconds, 60)}s"
-    errors = (
-        f'sum(rate(ragcorp_http_requests_total{{{selector},status=~"5.."}}[{window}]))'
-        f" / sum(rate(ragcorp_http_requests_total{{{selector}}}[{window}]))"
-    )
-    p95 = (
-        f"histogram_quantile(0.95, sum by (le) "
-        f"(rate(ragcorp_http_request_duration_seconds_bucket{{{selector}}}[{window}])))"
-    )
+    errors, p95 = gate_queries(namespace, service, window_seconds)
     try:
         with httpx.Client(timeout=timeout) as client:
             error_rate = _scalar(client, url, errors)
             latency = _scalar(client, url, p95)
-    except (httpx.HTTPError, ValueError, KeyError, IndexError):
-        return "nodata"
+    except (httpx.HTTPError, _NoAnswer, ValueError, KeyError, IndexError, TypeError):
+        return "unmeasured"
     if error_rate is None or latency is None:
         return "nodata"
     return "pass" if error_rate <= max_error_rate and latency <= max_p95_seconds else "fail"

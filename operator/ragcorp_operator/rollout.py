@@ -39,7 +39,8 @@ IN_FLIGHT: frozenset[str] = frozenset(
 )
 JobPhase = Literal["missing", "running", "succeeded", "failed"]
 JobKind = Literal["backup", "migrate", "smoke", "downgrade"]
-GateResult = Literal["pass", "fail", "nodata"]
+#: "nodata": no requests in the window; "unmeasured": Prometheus unreachable or erroring, never a pass.
+GateResult = Literal["pass", "fail", "nodata", "unmeasured"]
 NoDataPolicy = Literal["wait", "pass", "fail"]
 
 
@@ -528,6 +529,9 @@ def decide(observed: Observed) -> Decision:
         )
         state = replace(state, phase="Idle", target_color=None, target_image=None, failure=None, step_started_at=now)
 
+    if not started_this_pass:
+        state = _on_revert(observed, state, events)
+
     # A running migration is never superseded mid-flight by another: the new rollout starts, and
     # its migration waits until the old one's Pod is gone (`schema_job_elsewhere`).
     wants_new_image = settings.image not in (state.active_image, state.target_image, state.held_image)
@@ -546,7 +550,7 @@ def decide(observed: Observed) -> Decision:
 
     if requests.abort:
         handled = replace(handled, abort=True)
-        migrating = state.phase == "Migrating" and jobs.get("migrate", JobState()).phase == "running"
+        migrating = state.phase == "Migrating" and _migration_unrecorded(jobs)
         if migrating and not state.abort_requested:
             # Stopping a migration halfway leaves the schema wherever it got: let it finish, then undo it.
             events.append(Event("Normal", "AbortPending", "aborting once the running migration finishes"))
@@ -626,8 +630,41 @@ def decide(observed: Observed) -> Decision:
     if state.phase == "ScalingDown":
         state = _after_promotion(observed, state, events)
 
-    intent = _intent(state, settings, wanted, observed.schema_job_elsewhere, now)
+    intent = _intent(state, settings, wanted, observed, now)
     return Decision(state=state, intent=intent, events=events, handled=handled)
+
+
+def _migration_unrecorded(jobs: dict[JobKind, JobState]) -> bool:
+    """A migration still running, or finished in this very pass: its revision must be recorded
+    (by the Migrating step) before an abort acts, or status would name a schema the database left."""
+    return jobs.get("migrate", JobState()).phase in ("running", "succeeded")
+
+
+#: Phases in which the new image has not yet taken traffic.
+_BEFORE_THE_SWITCH = frozenset({"BackingUp", "Migrating", "Deploying", "Verifying", "Promoting"})
+
+
+def _on_revert(observed: Observed, state: RolloutState, events: list[Event]) -> RolloutState:
+    """`spec.image` put back to the image that served (a GitOps revert) is a rollback, never a
+    rollout: before the switch the rollout aborts (the schema downgraded when it was migrated and
+    `downgradeOnAbort` is set; a running migration first finishes), so the reverted image never
+    takes traffic; after the switch, while the previous colour still runs, traffic goes back to it
+    at once, the schema with it. Rolling "forward" to the old image would run its `db upgrade`
+    against a schema it does not know."""
+    image = observed.settings.image
+    if state.phase == "ScalingDown" and image == state.previous_image and image != state.active_image:
+        events.append(Event("Normal", "Reverted", f"spec.image is {image} again: rolling back to it"))
+        return _rollback(observed, state, 0, events)
+    if state.phase not in _BEFORE_THE_SWITCH or image != state.active_image or state.target_image == image:
+        return state
+    if state.phase == "Migrating" and _migration_unrecorded(observed.jobs):
+        if not state.abort_requested:
+            events.append(
+                Event("Normal", "AbortPending", f"spec.image is {image} again: aborting once the migration finishes")
+            )
+        return replace(state, abort_requested=True)
+    message = f"spec.image is {image} again: {state.target_image} dropped before it took traffic"
+    return _abort(observed, state, state.phase, "Reverted", message, events)
 
 
 def _switch_when_ready(observed: Observed, state: RolloutState, wanted: int, events: list[Event]) -> RolloutState:
@@ -651,6 +688,8 @@ def _after_promotion(observed: Observed, state: RolloutState, events: list[Event
             return state
         if observed.gate == "fail":
             return _roll_back_after_promotion(observed, state, events)
+        if observed.gate == "unmeasured":
+            return _roll_back_after_promotion(observed, state, events) if elapsed > settings.gate_deadline else state
         if observed.gate == "nodata" and settings.on_no_data != "pass":
             if settings.on_no_data == "fail" or elapsed > settings.gate_deadline:
                 return _roll_back_after_promotion(observed, state, events)
@@ -724,6 +763,17 @@ def _verify(
                 "the preview's error rate or p95 latency is over its threshold",
                 events,
             )
+        if observed.gate == "unmeasured":
+            if elapsed <= settings.gate_deadline:
+                return state
+            return _abort(
+                observed,
+                state,
+                "Verifying",
+                "MetricsUnavailable",
+                "Prometheus could not be queried for the preview's metrics until the gate's deadline",
+                events,
+            )
         if observed.gate == "nodata":
             if settings.on_no_data == "fail" or (settings.on_no_data == "wait" and elapsed > settings.gate_deadline):
                 return _abort(
@@ -735,7 +785,14 @@ def _verify(
     return replace(state, phase="Promoting", step_started_at=now)
 
 
-def _intent(state: RolloutState, settings: Settings, wanted: int, schema_job_elsewhere: bool, now: datetime) -> Intent:
+def _kept_size(observed: Observed, color: Color, floor: int) -> int:
+    """A colour that served (or still may) keeps at least the size it has: the HPA may have grown
+    it past the spec, and shrinking it while endpoints still send it traffic drops requests."""
+    return max(floor, observed.deployments.get(color, DeploymentState()).replicas)
+
+
+def _intent(state: RolloutState, settings: Settings, wanted: int, observed: Observed, now: datetime) -> Intent:
+    schema_job_elsewhere = observed.schema_job_elsewhere
     deployments: dict[Color, tuple[str, int]] = {}
     if state.active_color and state.active_image:
         deployments[state.active_color] = (state.active_image, settings.replicas)
@@ -745,13 +802,14 @@ def _intent(state: RolloutState, settings: Settings, wanted: int, schema_job_els
         deployments[state.target_color] = (state.target_image, wanted if full else settings.preview_replicas or wanted)
     if _aborted_colour_lingers(state, settings, now):
         assert state.target_color is not None and state.target_image is not None
-        deployments.setdefault(state.target_color, (state.target_image, settings.preview_replicas or wanted))
+        lingering = _kept_size(observed, state.target_color, settings.preview_replicas or wanted)
+        deployments.setdefault(state.target_color, (state.target_image, lingering))
     previous, previous_image = state.previous_color, state.previous_image
     if previous and previous_image and previous not in deployments:
         # The previous colour serves until the scale-down delay passes, then idles at zero
         # replicas (kept for an instant rollback) or goes away.
         if state.phase == "ScalingDown" or (state.phase == "Downgrading" and state.after_downgrade == "ScalingDown"):
-            deployments[previous] = (previous_image, settings.replicas)
+            deployments[previous] = (previous_image, _kept_size(observed, previous, settings.replicas))
         elif settings.keep_previous:
             deployments[previous] = (previous_image, 0)
     jobs: list[JobIntent] = []
@@ -774,9 +832,12 @@ def _intent(state: RolloutState, settings: Settings, wanted: int, schema_job_els
 
 def _aborted_colour_lingers(state: RolloutState, settings: Settings, now: datetime) -> bool:
     """An aborted colour keeps running `abort_scale_down_delay` (its logs and Pods are what the
-    user debugs with), never serving: the Services already point elsewhere."""
+    user debugs with; after a failed post-promotion gate, it carried the traffic the Service is
+    moving away from), never serving: the Services already point elsewhere. A downgrade on the
+    way to Aborted counts too: traffic moves first, capacity goes after the delay."""
+    aborting = state.phase == "Aborted" or (state.phase == "Downgrading" and state.after_downgrade == "Aborted")
     return (
-        state.phase == "Aborted"
+        aborting
         and state.failure is not None
         and state.failure.step in ("Deploying", "Verifying", "Promoting", "ScalingDown")
         and state.target_color is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from ragcorp_operator.cli import main as operator_cli
-from ragcorp_operator.naming import MAX_NAME_LENGTH, Color, job_name, name_problem
+from ragcorp_operator.naming import MAX_NAME_LENGTH, Color, image_tag, job_name, name_problem
 from ragcorp_operator.plan import SERVICE_MONITOR, children, render_resource
 from ragcorp_operator.render.common import Owner
 from ragcorp_operator.render.config import service_settings
@@ -164,7 +165,7 @@ def test_cel_rules_refuse_cross_field_mistakes_and_names_too_long_for_the_childr
 def test_render_cli_prints_the_manifests_offline(capsys: pytest.CaptureFixture[str]) -> None:
     assert operator_cli(["render", "-f", str(ROOT / "crds/examples/minimal.yaml")]) == 0
     kinds = [d["kind"] for d in yaml.safe_load_all(capsys.readouterr().out)]
-    assert kinds[:2] == ["ConfigMap", "Deployment"] and "Job" in kinds
+    assert kinds[:4] == ["ConfigMap", "Service", "Service", "Deployment"] and "Job" in kinds
 
 
 def test_render_cli_reports_an_invalid_resource(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -221,3 +222,39 @@ def test_prometheus_scrapes_every_api_pod_exactly_once(deployments: dict[Color, 
         assert sum(_matches(s["spec"]["selector"], pod_labels) for s in scraped) == 1, pod_labels
     # While green is verified, its series carry the preview Service's name: what the metric gate queries.
     assert {s["metadata"]["name"] for s in scraped} == ({"rag", "rag-preview"} if preview_color == "green" else {"rag"})
+
+
+@pytest.mark.parametrize("service_type", ["LoadBalancer", "NodePort", "ClusterIP"])
+def test_the_preview_service_is_cluster_internal_whatever_the_active_one_is(service_type: str) -> None:
+    """The preview selects the colour not yet verified: never exposed outside the cluster."""
+    resource = example(ROOT / "crds/examples/minimal.yaml")
+    resource["spec"].setdefault("service", {})["type"] = service_type
+    services = {m["metadata"]["name"]: m["spec"]["type"] for m in render_resource(resource) if m["kind"] == "Service"}
+    name = resource["metadata"]["name"]
+    assert services == {name: service_type, f"{name}-preview": "ClusterIP"}
+
+
+@pytest.mark.parametrize(
+    ("image", "label"),
+    [
+        ("registry.example/ragcorp:1.2.3", "1.2.3"),
+        ("ragcorp", "latest"),
+        # 62 characters, then a dot the 63-character cut would leave at the end of the label
+        (f"ragcorp:{'a' * 62}.b", "a" * 62),
+        ("ragcorp@sha256:" + "0" * 64, ("sha256-" + "0" * 64)[:63]),
+    ],
+)
+def test_the_version_label_is_a_valid_label_value(image: str, label: str) -> None:
+    assert image_tag(image) == label
+    assert re.fullmatch(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?", label)
+
+
+def test_services_are_written_before_the_deployments_they_leave() -> None:
+    """In the pass that moves traffic, the Services' new selectors reach the API first."""
+    spec = parse_spec(example(ROOT / "crds/examples/production.yaml")["spec"])
+    deployments: dict[Color, Any] = {"blue": ("img:1", 0), "green": ("img:2", 3)}
+    intent = Intent(deployments=deployments, active_service_color="green", preview_service_color="green")
+    kinds = [m["kind"] for m in children(Owner("rag", "prod"), spec, intent, frozenset()).apply]
+    assert max(i for i, k in enumerate(kinds) if k == "Service") < min(
+        i for i, k in enumerate(kinds) if k == "Deployment"
+    )

@@ -224,6 +224,67 @@ def test_manual_promotion_and_abort() -> None:
     assert aborted.state.phase == "Aborted" and aborted.state.failure and aborted.state.failure.reason == "ManualAbort"
 
 
+@pytest.mark.parametrize("phase", ["Migrating", "Deploying", "Verifying", "Promoting"])
+def test_a_revert_before_the_switch_aborts_and_the_reverted_image_never_takes_traffic(phase: str) -> None:
+    """spec.image back to the serving image mid-rollout (a GitOps revert): an abort to the stable
+    colour, the schema downgraded when it was migrated, and then nothing left running."""
+    settings = replace(SETTINGS, image="app:1", downgrade_on_abort=True)
+    migrated = phase != "Migrating"
+    state = at(phase, schema_revision="0002" if migrated else "0001", migrated=migrated)  # type: ignore[arg-type]
+    jobs = {"smoke": SUCCEEDED} if phase == "Verifying" else {}
+    reverted = decide(observe(state, settings=settings, green=READY_GREEN, jobs=jobs))
+    assert reverted.intent.active_service_color == "blue" and reverted.state.active_image == "app:1"
+    assert reverted.state.phase == ("Downgrading" if migrated else "Aborted")
+    assert "Reverted" in [e.reason for e in reverted.events]
+    if migrated:
+        [job] = reverted.intent.jobs
+        assert (job.kind, job.image, job.schema_revision) == ("downgrade", "app:2", "0001")
+        reverted = decide(
+            observe(
+                reverted.state, settings=settings, green=READY_GREEN, jobs={"downgrade": JobState("succeeded", "0001")}
+            )
+        )
+    settled = decide(observe(reverted.state, settings=settings, green=READY_GREEN, now=NOW + timedelta(minutes=5)))
+    assert settled.state.phase == "Idle" and settled.state.schema_revision == "0001"
+    assert settled.intent.active_service_color == "blue" and settled.intent.deployments["blue"] == ("app:1", 2)
+
+
+def test_a_revert_during_a_migration_waits_for_it_then_undoes_it() -> None:
+    settings = replace(SETTINGS, image="app:1", downgrade_on_abort=True)
+    running = decide(observe(at("Migrating"), settings=settings, jobs={"migrate": JobState("running")}))
+    assert running.state.phase == "Migrating" and running.state.abort_requested, "never killed halfway"
+    finished = decide(observe(running.state, settings=settings, jobs={"migrate": JobState("succeeded", "0002")}))
+    assert finished.state.phase == "Downgrading" and finished.state.schema_revision == "0002"
+
+
+def test_an_abort_in_the_pass_a_migration_finished_records_its_revision_first() -> None:
+    """Status names the revision the Job reported, and the downgrade runs from there."""
+    settings = replace(SETTINGS, downgrade_on_abort=True)
+    aborted = decide(
+        observe(
+            at("Migrating"),
+            settings=settings,
+            jobs={"migrate": JobState("succeeded", "0002")},
+            requests=Requests(abort=True),
+        )
+    )
+    assert aborted.state.schema_revision == "0002" and aborted.state.migrated
+    assert aborted.state.phase == "Downgrading"
+    [job] = aborted.intent.jobs
+    assert (job.kind, job.schema_revision) == ("downgrade", "0001")
+
+
+def test_a_revert_after_the_switch_is_an_instant_rollback_with_the_schema() -> None:
+    """While the previous colour still runs, the revert moves traffic back at once, and the schema
+    goes back with the newer image (the old one cannot read the newer schema's revision)."""
+    state = promoted_green()
+    reverted = decide(observe(state, settings=replace(SETTINGS, image="app:1"), green=READY_GREEN))
+    assert reverted.intent.active_service_color == "blue" and reverted.state.active_image == "app:1"
+    [job] = reverted.intent.jobs
+    assert (job.kind, job.image, job.schema_revision) == ("downgrade", "app:2", "0001")
+    assert "Reverted" in [e.reason for e in reverted.events]
+
+
 def test_putting_spec_image_back_to_the_active_image_drops_an_aborted_rollout() -> None:
     aborted = decide(
         observe(at("Verifying"), jobs={"smoke": JobState("failed", message="HTTP 500")}, green=READY_GREEN)
@@ -248,6 +309,12 @@ def test_putting_spec_image_back_to_the_active_image_drops_an_aborted_rollout() 
         ("nodata", "wait", timedelta(minutes=16), "Aborted"),
         ("nodata", "pass", timedelta(minutes=6), "ScalingDown"),
         ("nodata", "fail", timedelta(minutes=6), "Aborted"),
+        # Prometheus unreachable or erroring is a failure to measure: waited on, then an abort,
+        # whatever onNoData says (even "pass").
+        ("unmeasured", "pass", timedelta(minutes=6), "Verifying"),
+        ("unmeasured", "wait", timedelta(minutes=6), "Verifying"),
+        ("unmeasured", "pass", timedelta(minutes=16), "Aborted"),
+        ("unmeasured", "fail", timedelta(minutes=16), "Aborted"),
     ],
 )
 def test_metric_gate(gate: GateResult | None, policy: str, elapsed: timedelta, next_phase: str) -> None:
@@ -263,6 +330,8 @@ def test_metric_gate(gate: GateResult | None, policy: str, elapsed: timedelta, n
         )
     )
     assert decision.state.phase == next_phase
+    if gate == "unmeasured" and next_phase == "Aborted":
+        assert decision.state.failure is not None and "MetricsUnavailable" in str(decision.state.failure)
 
 
 def promoted_green(now: datetime = NOW) -> RolloutState:
@@ -404,6 +473,64 @@ def test_with_autoscaling_the_new_colour_matches_the_old_ones_current_replicas_b
     assert capped.intent.deployments["green"] == ("app:2", 8), "never past the HPA's maximum"
 
 
+def test_with_autoscaling_the_old_colour_keeps_the_size_it_served_with_until_the_delay_is_over() -> None:
+    """Never shrink what serves: the switch moves traffic, the old colour keeps the HPA's size until
+    scaleDownDelaySeconds after it (endpoints take time to follow a Service), then goes to zero."""
+    settings = replace(SETTINGS, max_replicas=8)
+    busy_blue = ready("app:1", 6)
+    verifying = at("Verifying", schema_revision="0002", migrated=True)
+    switched = decide(
+        observe(verifying, settings=settings, blue=busy_blue, green=ready("app:2", 6), jobs={"smoke": SUCCEEDED})
+    )
+    assert switched.state.phase == "ScalingDown" and switched.intent.active_service_color == "green"
+    assert switched.intent.deployments["blue"] == ("app:1", 6), "not the spec's 2 in the pass that moves traffic"
+    later = decide(
+        observe(
+            switched.state, settings=settings, blue=busy_blue, green=ready("app:2", 6), now=NOW + timedelta(minutes=3)
+        )
+    )
+    assert later.intent.deployments["blue"] == ("app:1", 6)
+    done = decide(
+        observe(
+            switched.state,
+            settings=settings,
+            blue=busy_blue,
+            green=ready("app:2", 6),
+            serving_color="green",
+            now=NOW + timedelta(minutes=6),
+        )
+    )
+    assert done.state.phase == "Idle" and done.intent.deployments["blue"] == ("app:1", 0)
+
+
+def test_a_failed_post_promotion_gate_moves_traffic_first_and_scales_down_after_the_abort_delay() -> None:
+    """Roll back traffic first: the colour that carried all traffic keeps its size while the Service
+    moves back, and only shrinks after abortScaleDownDelaySeconds."""
+    settings = replace(GATED, max_replicas=8, abort_scale_down_delay=timedelta(minutes=2))
+    state = promoted_with_gate()
+    busy_green = ready("app:2", 7)  # the HPA grew the new colour after the switch
+    failed = decide(
+        observe(
+            state, settings=settings, blue=READY_BLUE, green=busy_green, gate="fail", now=NOW + timedelta(minutes=2)
+        )
+    )
+    assert failed.intent.active_service_color == "blue"
+    assert failed.intent.deployments["green"] == ("app:2", 7), "not scaled down in the pass that moves traffic"
+    assert failed.state.phase == "Downgrading"
+    downgraded = decide(
+        observe(
+            failed.state,
+            settings=settings,
+            green=busy_green,
+            jobs={"downgrade": JobState("succeeded", "0001")},
+            now=NOW + timedelta(minutes=3),
+        )
+    )
+    assert downgraded.state.phase == "Aborted" and downgraded.intent.deployments["green"] == ("app:2", 7)
+    later = decide(observe(downgraded.state, settings=settings, green=busy_green, now=NOW + timedelta(minutes=5)))
+    assert later.intent.deployments.get("green", ("app:2", 0))[1] == 0
+
+
 def test_a_preview_runs_fewer_replicas_and_is_scaled_up_and_ready_before_the_switch() -> None:
     settings = replace(SETTINGS, preview_replicas=1, replicas=3)
     blue = ready("app:1", 3)
@@ -482,6 +609,22 @@ def test_a_failed_post_promotion_gate_moves_traffic_and_the_schema_back() -> Non
     assert done.state.phase == "Aborted" and done.state.schema_revision == "0001"
     again = decide(observe(done.state, settings=GATED, green=READY_GREEN))
     assert again.state.phase == "Aborted", "spec.image still names app:2: it is not rolled out again by itself"
+
+
+def test_an_unmeasured_post_promotion_gate_is_never_a_pass() -> None:
+    """After the switch, a Prometheus that cannot be asked keeps the old colour until the gate's
+    deadline, then traffic goes back, even with onNoData: pass."""
+    state = promoted_with_gate()
+    settings = replace(GATED, on_no_data="pass")
+    waiting = decide(
+        observe(state, settings=settings, green=READY_GREEN, gate="unmeasured", now=NOW + timedelta(minutes=6))
+    )
+    assert waiting.state.phase == "ScalingDown" and not waiting.state.verified_after_promotion
+    assert waiting.intent.active_service_color == "green" and "blue" in waiting.intent.deployments
+    late = decide(
+        observe(state, settings=settings, green=READY_GREEN, gate="unmeasured", now=NOW + timedelta(minutes=17))
+    )
+    assert late.intent.active_service_color == "blue" and late.state.active_image == "app:1"
 
 
 def test_next_wakeup_is_the_nearest_deadline_and_none_when_only_events_matter() -> None:

@@ -14,14 +14,14 @@ from ragcorp_operator.render.common import Manifest, Owner, metadata
 from ragcorp_operator.spec import RagSpec
 
 
-def service(owner: Owner, spec: RagSpec, name: str, color: Color, scraped: bool) -> Manifest:
+def service(owner: Owner, spec: RagSpec, name: str, color: Color, scraped: bool, service_type: str) -> Manifest:
     """`scraped` marks the Service the ServiceMonitor selects (see `SCRAPE_LABEL`)."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": metadata(owner, name, extra_labels={SCRAPE_LABEL: "true" if scraped else "false"}),
         "spec": {
-            "type": spec.service.type,
+            "type": service_type,
             "selector": selector(owner.name, color),
             "ports": [{"name": "http", "port": spec.service.port, "targetPort": "http", "protocol": "TCP"}],
         },
@@ -29,14 +29,18 @@ def service(owner: Owner, spec: RagSpec, name: str, color: Color, scraped: bool)
 
 
 def active_service(owner: Owner, spec: RagSpec, color: Color) -> Manifest:
-    return service(owner, spec, active_service_name(owner.name), color, scraped=True)
+    return service(owner, spec, active_service_name(owner.name), color, scraped=True, service_type=spec.service.type)
 
 
 def preview_service(owner: Owner, spec: RagSpec, color: Color, active_color: Color) -> Manifest:
     """Scraped only while it selects the other colour: the same Pods behind both Services would be
     scraped twice and every dashboard would double-count them. While a new colour is verified,
-    its series carry the preview Service's name, which is what the metric gate asks Prometheus for."""
-    return service(owner, spec, preview_service_name(owner.name), color, scraped=color != active_color)
+    its series carry the preview Service's name, which is what the metric gate asks Prometheus for.
+
+    Always ClusterIP, whatever `spec.service.type` says: the preview selects the colour not yet
+    verified, and a second LoadBalancer or NodePort would put it in front of the outside world."""
+    name = preview_service_name(owner.name)
+    return service(owner, spec, name, color, scraped=color != active_color, service_type="ClusterIP")
 
 
 def autoscaler(owner: Owner, spec: RagSpec, color: Color) -> Manifest:

