@@ -4,7 +4,9 @@ A thin layer over the official client's REST call so that every kind, custom
 or built-in, takes the same path. Writes are JSON merge patches of the desired
 manifest (lists replaced whole), skipped when the object already matches, so a
 drift-correction pass over a healthy resource writes nothing. A Job's template
-is immutable, so a Job that differs is replaced, never patched. The resource's
+is immutable, so a Job that differs is replaced, never patched; whether it
+differs is read from the digest of the spec we asked for (an annotation), since
+the server canonicalises what it stores. The resource's
 own status is written with the `resourceVersion` it was computed from as a
 precondition: a pass that read stale state loses (`Conflict`) and reads again.
 """
@@ -21,7 +23,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from ragcorp_operator import GROUP, PLURAL, VERSION
-from ragcorp_operator.observe import job_finished, owner_uid
+from ragcorp_operator.observe import job_finished, job_is_as_asked, owner_uid
 
 Manifest = dict[str, Any]
 KIND_CACHE_SECONDS = 60.0
@@ -205,6 +207,8 @@ class Cluster:
         if existing is None:
             self._call("POST", self._path(kind, meta["namespace"]), body=manifest)
             return "created"
+        if kind == "Job" and job_is_as_asked(manifest, existing):
+            return "unchanged"
         if is_subset(manifest, existing):
             return "unchanged"
         if kind == "Job":

@@ -14,6 +14,10 @@ REVISION_LABEL = "ragcorp.dev/revision"
 JOB_KIND_LABEL = "ragcorp.dev/job"
 #: On Services: "true" on those the ServiceMonitor scrapes, so that each API Pod is scraped once.
 SCRAPE_LABEL = "ragcorp.dev/scrape"
+#: On a Job: a digest of the spec the operator asked for. The API server canonicalises what it
+#: stores (quantities: `1024Mi` -> `1Gi`; defaults filled in), so a Job is compared by what was
+#: asked, never by what the server made of it.
+TEMPLATE_HASH_ANNOTATION = "ragcorp.dev/template-hash"
 #: Leaves room for `<name>-downgrade-<revision>` within a label value's 63 characters (revisions to 999999).
 MAX_NAME_LENGTH = 63 - len("-downgrade-") - 6
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")

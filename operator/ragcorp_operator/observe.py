@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ragcorp_operator.naming import TEMPLATE_HASH_ANNOTATION
 from ragcorp_operator.rollout import DeploymentState, JobKind, JobState
 
 #: The kinds whose success must come with a schema revision.
@@ -52,6 +53,16 @@ def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
 
 def _succeeded(job: dict[str, Any]) -> bool:
     return int((job.get("status") or {}).get("succeeded") or 0) >= 1 or _condition(job, "Complete") is not None
+
+
+def job_is_as_asked(desired: dict[str, Any], existing: dict[str, Any]) -> bool:
+    """Whether an existing Job is the one the desired manifest asks for, by the digest of the spec
+    asked for (not by the stored spec, which the API server canonicalised)."""
+
+    def asked(job: dict[str, Any]) -> str | None:
+        return ((job.get("metadata") or {}).get("annotations") or {}).get(TEMPLATE_HASH_ANNOTATION)
+
+    return asked(desired) is not None and asked(desired) == asked(existing)
 
 
 def job_finished(job: dict[str, Any]) -> bool:

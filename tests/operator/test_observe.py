@@ -6,6 +6,7 @@ The termination messages are the ones the real commands wrote on the local clust
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -82,3 +83,46 @@ def test_pods_are_read_only_where_a_report_matters() -> None:
     assert needs_pods("smoke", job(FAILED))
     assert not needs_pods("smoke", job(COMPLETE)) and not needs_pods("backup", job(COMPLETE))
     assert not needs_pods("migrate", job({"active": 1})) and not needs_pods("migrate", None)
+
+
+def _as_the_api_server_stores(job: dict[str, Any]) -> dict[str, Any]:
+    """What a kube-apiserver returns for a Job it stored: quantities in canonical form (`1024Mi` is
+    read back as `1Gi`, `1000m` CPU as `1`), defaults filled in, then the Job finished."""
+    stored = copy.deepcopy(job)
+    for container in stored["spec"]["template"]["spec"]["containers"]:
+        for amounts in (container.get("resources") or {}).values():
+            for name, quantity in amounts.items():
+                amounts[name] = {"1024Mi": "1Gi", "1000m": "1", "0.5": "500m"}.get(str(quantity), quantity)
+        container.setdefault("imagePullPolicy", "IfNotPresent")
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+    stored["spec"].update(completions=1, parallelism=1, suspend=False, completionMode="NonIndexed")
+    stored["status"] = COMPLETE
+    return stored
+
+
+def test_a_finished_job_is_recognised_after_the_server_canonicalised_its_quantities() -> None:
+    """Compared as stored, the smoke Job would look changed, be replaced, and the rollout abort."""
+    from ragcorp_operator.cluster import is_subset
+    from ragcorp_operator.observe import job_is_as_asked
+    from ragcorp_operator.plan import render_job
+    from ragcorp_operator.render.common import Owner
+    from ragcorp_operator.rollout import JobIntent
+    from ragcorp_operator.spec import parse_spec
+
+    spec = parse_spec(
+        {
+            "image": "ragcorp:2",
+            "secrets": {"databaseUrl": {"name": "db", "key": "url"}},
+            "resources": {
+                "requests": {"cpu": "1000m", "memory": "1024Mi"},
+                "limits": {"cpu": "1000m", "memory": "1024Mi"},
+            },
+        }
+    )
+    desired = render_job(Owner("rag", "prod", "uid-1"), spec, JobIntent("smoke", 2, "ragcorp:2", "0002"))
+    stored = _as_the_api_server_stores(desired)
+    assert stored["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "1Gi"
+    assert not is_subset(desired, stored)  # what comparing the stored Job would conclude
+    assert job_is_as_asked(desired, stored)
+    other_image = render_job(Owner("rag", "prod", "uid-1"), spec, JobIntent("smoke", 2, "ragcorp:3", "0002"))
+    assert not job_is_as_asked(other_image, stored)

@@ -14,10 +14,10 @@ import yaml
 
 from ragcorp_operator.cli import main as operator_cli
 from ragcorp_operator.naming import MAX_NAME_LENGTH, Color, image_tag, job_name, name_problem
-from ragcorp_operator.plan import SERVICE_MONITOR, children, render_resource
+from ragcorp_operator.plan import SERVICE_MONITOR, children, render_job, render_resource
 from ragcorp_operator.render.common import Owner
 from ragcorp_operator.render.config import service_settings
-from ragcorp_operator.rollout import Intent
+from ragcorp_operator.rollout import Intent, JobIntent, JobKind
 from ragcorp_operator.spec import SpecError, parse_spec
 from ragcorp_service.settings import Settings
 from tests.operator.support import crd_schema, crd_validator
@@ -258,3 +258,13 @@ def test_services_are_written_before_the_deployments_they_leave() -> None:
     assert max(i for i, k in enumerate(kinds) if k == "Service") < min(
         i for i, k in enumerate(kinds) if k == "Deployment"
     )
+
+
+@pytest.mark.parametrize("kind", ["migrate", "downgrade", "smoke"])
+def test_a_node_drain_is_not_a_failed_job_and_a_failed_migration_is_not_retried(kind: JobKind) -> None:
+    spec = parse_spec(example(ROOT / "crds/examples/production.yaml")["spec"])
+    job = render_job(Owner("rag", "prod"), spec, JobIntent(kind, 3, "img:3", "0002"))["spec"]
+    assert job["podFailurePolicy"]["rules"] == [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    ]
+    assert job["backoffLimit"] == 0 and job["template"]["spec"]["restartPolicy"] == "Never"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from ragcorp_operator.naming import (
     COLOR_LABEL,
     JOB_KIND_LABEL,
     REVISION_LABEL,
+    TEMPLATE_HASH_ANNOTATION,
     Color,
     config_map_name,
     deployment_name,
@@ -117,32 +120,41 @@ def _job(
     pod = _pod_spec(owner, spec, container, "Never")
     pod["volumes"] = [*pod["volumes"], *(volumes or [])]
     extra = {REVISION_LABEL: str(revision), JOB_KIND_LABEL: kind}
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": metadata(owner, job_name(owner.name, kind, revision), component=kind, extra_labels=extra),
-        "spec": {
-            "backoffLimit": backoff_limit,
-            "activeDeadlineSeconds": deadline,
-            "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
-            "template": {
-                "metadata": {"labels": metadata(owner, "", component=kind, extra_labels=extra)["labels"]},
-                "spec": pod,
-            },
+    job_spec = {
+        "backoffLimit": backoff_limit,
+        # A Pod evicted by a node drain or preempted is not a failed migration or smoke test: it
+        # does not count against backoffLimit, and the Job starts another.
+        "podFailurePolicy": {
+            "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]
+        },
+        "activeDeadlineSeconds": deadline,
+        "ttlSecondsAfterFinished": JOB_TTL_SECONDS,
+        "template": {
+            "metadata": {"labels": metadata(owner, "", component=kind, extra_labels=extra)["labels"]},
+            "spec": pod,
         },
     }
+    meta = metadata(owner, job_name(owner.name, kind, revision), component=kind, extra_labels=extra)
+    meta["annotations"] = {TEMPLATE_HASH_ANNOTATION: template_hash(job_spec)}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": job_spec}
+
+
+def template_hash(job_spec: Manifest) -> str:
+    return hashlib.sha256(json.dumps(job_spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def migration_job(owner: Owner, spec: RagSpec, image: str, revision: int) -> Manifest:
     """`ragcorp-service db upgrade` in the new image; it reports the schema revision it reached."""
     container = _container(spec, image, ["ragcorp-service", "db", "upgrade"], database_env(spec))
-    return _job(owner, spec, "migrate", revision, container, spec.migrations.timeout_seconds, 1)
+    # Not retried after a real failure: a second run would meet the schema the first left, and the
+    # user should read the first's error (disruptions are retried, see `podFailurePolicy`).
+    return _job(owner, spec, "migrate", revision, container, spec.migrations.timeout_seconds, 0)
 
 
 def downgrade_job(owner: Owner, spec: RagSpec, image: str, revision: int, schema_revision: str) -> Manifest:
     """`ragcorp-service db downgrade REV`, always in the newer image: only it knows the way down."""
     container = _container(spec, image, ["ragcorp-service", "db", "downgrade", schema_revision], database_env(spec))
-    return _job(owner, spec, "downgrade", revision, container, spec.migrations.timeout_seconds, 1)
+    return _job(owner, spec, "downgrade", revision, container, spec.migrations.timeout_seconds, 0)
 
 
 def smoke_job(owner: Owner, spec: RagSpec, image: str, revision: int, schema_revision: str | None) -> Manifest:
