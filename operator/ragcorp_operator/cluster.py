@@ -23,7 +23,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from ragcorp_operator import GROUP, PLURAL, VERSION
-from ragcorp_operator.observe import job_finished, job_is_as_asked, owner_uid
+from ragcorp_operator.observe import foreign_owner, job_finished, job_is_as_asked, owner_uid
 
 Manifest = dict[str, Any]
 KIND_CACHE_SECONDS = 60.0
@@ -93,6 +93,10 @@ def is_subset(desired: Any, actual: Any) -> bool:
             and all(is_subset(d, a) for d, a in zip(desired, actual, strict=True))
         )
     return bool(desired == actual)
+
+
+class NotOurs(Exception):
+    """A child's name is taken by an object the operator does not own: it is left alone."""
 
 
 class Cluster:
@@ -202,11 +206,14 @@ class Cluster:
         return available
 
     def apply(self, manifest: Manifest) -> Outcome:
+        """Create, or bring an object of ours to the manifest; raises NotOurs for someone else's."""
         kind, meta = manifest["kind"], manifest["metadata"]
         existing = self.get(kind, meta["namespace"], meta["name"])
         if existing is None:
             self._call("POST", self._path(kind, meta["namespace"]), body=manifest)
             return "created"
+        if owner_uid(manifest) is not None and (owner := foreign_owner(manifest, existing)) is not None:
+            raise NotOurs(f"{kind} {meta['namespace']}/{meta['name']} exists and belongs to {owner}")
         if kind == "Job" and job_is_as_asked(manifest, existing):
             return "unchanged"
         if is_subset(manifest, existing):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ragcorp_operator.naming import TEMPLATE_HASH_ANNOTATION
+from ragcorp_operator.naming import INSTANCE_LABEL, TEMPLATE_HASH_ANNOTATION
 from ragcorp_operator.rollout import DeploymentState, JobKind, JobState
 
 #: The kinds whose success must come with a schema revision.
@@ -136,6 +136,25 @@ def needs_pods(kind: JobKind, job: dict[str, Any] | None) -> bool:
 
 #: The owner's kind in a child's ownerReferences.
 OWNER_KIND = "RagCorpDeployment"
+
+
+def foreign_owner(desired: dict[str, Any], existing: dict[str, Any]) -> str | None:
+    """Who else an existing object belongs to, or None when it is ours to write.
+
+    Ours: owned by a RagCorpDeployment of our name (this one, or an earlier one of the same name
+    whose children the garbage collector has not reached), or owned by nothing but labelled as
+    this instance's (what `ragcorp-operator render` printed and someone applied). Anything else —
+    another resource's child (an RCD named `x-preview` and the preview Service of RCD `x` share a
+    name), or an object someone made by hand — is not silently adopted."""
+    meta = existing.get("metadata") or {}
+    ours = (desired.get("metadata") or {}).get("labels", {}).get(INSTANCE_LABEL)
+    refs = meta.get("ownerReferences") or []
+    for ref in refs:
+        if ref.get("kind") == OWNER_KIND:
+            return None if ref.get("name") == ours else f"{OWNER_KIND} {ref.get('name')}"
+    if refs:
+        return f"{refs[0].get('kind')} {refs[0].get('name')}"
+    return None if (meta.get("labels") or {}).get(INSTANCE_LABEL) == ours else "nobody (made outside the operator)"
 
 
 def owner_uid(manifest: dict[str, Any]) -> str | None:

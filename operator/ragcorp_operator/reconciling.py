@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from ragcorp_operator.cluster import Cluster, Conflict, is_subset
+from ragcorp_operator.cluster import Cluster, Conflict, NotOurs, is_subset
 from ragcorp_operator.conditions import Condition
 from ragcorp_operator.naming import (
     COLOR_LABEL,
@@ -91,6 +91,8 @@ class Memory:
     #: and every pass while one is missing (nothing else would tell us it appeared).
     secret_problem: SecretProblem | None = None
     secrets_generation: int = -1
+    #: A child whose name someone else's object holds (reported as Degraded until it is gone).
+    ownership_problem: Condition | None = None
     #: Children the plan deletes that are known to be gone: not deleted again (a 404 each pass).
     gone: set[tuple[str, str]] = field(default_factory=set)
 
@@ -255,7 +257,7 @@ class _Pass:
         if self.full or memory.secrets_generation != resource.generation or memory.secret_problem is not None:
             memory.secret_problem = _missing_secret(self.cluster, resource.namespace, spec)
             memory.secrets_generation = resource.generation
-        problem = memory.secret_problem.condition if memory.secret_problem else None
+        problem = memory.secret_problem.condition if memory.secret_problem else memory.ownership_problem
 
         state = RolloutState.from_status(resource.status)
         deployments = {
@@ -358,8 +360,13 @@ class _Pass:
         """Apply the plan; False while a replaced Job still has to be created again."""
         namespace = self.resource.namespace
         settled = True
+        refused: list[str] = []
         for manifest in plan.apply:
-            outcome = self.cluster.apply(manifest)
+            try:
+                outcome = self.cluster.apply(manifest)
+            except NotOurs as exc:
+                refused.append(str(exc))
+                continue
             if outcome != "unchanged":
                 kind, name = manifest["kind"], manifest["metadata"]["name"]
                 self.emit(Event("Normal", outcome.capitalize(), f"{outcome} {kind} {name}"))
@@ -372,7 +379,20 @@ class _Pass:
             if self.cluster.delete(ref.kind, namespace, ref.name):
                 self.emit(Event("Normal", "Deleted", f"deleted {ref.kind} {ref.name}"))
             gone.add((ref.kind, ref.name))
-        return settled
+        return self._report_refusals(refused) and settled
+
+    def _report_refusals(self, refused: list[str]) -> bool:
+        """Remember what could not be written (the next pass reports it as Degraded); True when
+        nothing was refused and nothing was refused before either, so the status is already right."""
+        before = self.memory.ownership_problem
+        if refused:
+            message = "; ".join(refused) + ": the operator does not overwrite it; delete or rename it"
+            self.memory.ownership_problem = Condition("Degraded", "True", "ChildNotOwned", message)
+            if before is None or before.message != message:
+                self.emit(Event("Warning", "ChildNotOwned", message))
+        else:
+            self.memory.ownership_problem = None
+        return not refused and before is None
 
 
 def reconcile(cluster: Cluster, namespace: str, name: str, memory: Memory, full: bool, sink: EventSink) -> PassResult:

@@ -424,7 +424,10 @@ def _promote(observed: Observed, state: RolloutState, events: list[Event]) -> Ro
 
 
 def _rollback_target(state: RolloutState, to: int) -> HistoryEntry | None:
-    promoted = [h for h in state.history if h.outcome in ("promoted", "rolledBack")]
+    """A revision that served and was never aborted: one the post-promotion gate (or a person)
+    aborted after its promotion is not a place to go back to."""
+    aborted = {h.revision for h in state.history if h.outcome == "aborted"}
+    promoted = [h for h in state.history if h.outcome in ("promoted", "rolledBack") and h.revision not in aborted]
     if to == 0:
         candidates = [h for h in promoted if h.image != state.active_image]
         return candidates[-1] if candidates else None
@@ -465,6 +468,9 @@ def _rollback(observed: Observed, state: RolloutState, to: int, events: list[Eve
             promoted_at=now,
             step_started_at=now,
             failure=None,
+            # The restored revision already served: the post-promotion gate of the one rolled back
+            # from must not judge it, nor move traffic back to what the user left.
+            verified_after_promotion=True,
             history=_remember(
                 state,
                 HistoryEntry(state.revision + 1, entry.image, wants_schema, "rolledBack", _iso(now)),
@@ -652,7 +658,8 @@ def _on_revert(observed: Observed, state: RolloutState, events: list[Event]) -> 
     at once, the schema with it. Rolling "forward" to the old image would run its `db upgrade`
     against a schema it does not know."""
     image = observed.settings.image
-    if state.phase == "ScalingDown" and image == state.previous_image and image != state.active_image:
+    reverted_after_switch = image == state.previous_image and image not in (state.active_image, state.held_image)
+    if state.phase == "ScalingDown" and reverted_after_switch:
         events.append(Event("Normal", "Reverted", f"spec.image is {image} again: rolling back to it"))
         return _rollback(observed, state, 0, events)
     if state.phase not in _BEFORE_THE_SWITCH or image != state.active_image or state.target_image == image:

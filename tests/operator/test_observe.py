@@ -126,3 +126,20 @@ def test_a_finished_job_is_recognised_after_the_server_canonicalised_its_quantit
     assert job_is_as_asked(desired, stored)
     other_image = render_job(Owner("rag", "prod", "uid-1"), spec, JobIntent("smoke", 2, "ragcorp:3", "0002"))
     assert not job_is_as_asked(other_image, stored)
+
+
+def _owned(kind: str, name: str) -> dict[str, Any]:
+    return {"metadata": {"ownerReferences": [{"kind": kind, "name": name, "uid": "u"}], "labels": {}}}
+
+
+def test_whose_object_a_child_name_holds() -> None:
+    """RCD `x-preview`'s active Service and RCD `x`'s preview Service share a name: neither adopts the other's."""
+    from ragcorp_operator.observe import foreign_owner
+
+    desired = {"metadata": {"labels": {"app.kubernetes.io/instance": "x"}}}
+    assert foreign_owner(desired, _owned("RagCorpDeployment", "x")) is None  # ours (or our earlier self)
+    assert foreign_owner(desired, _owned("RagCorpDeployment", "x-preview")) == "RagCorpDeployment x-preview"
+    assert foreign_owner(desired, _owned("HelmRelease", "web")) == "HelmRelease web"
+    rendered = {"metadata": {"labels": {"app.kubernetes.io/instance": "x"}}}  # `render | kubectl apply`
+    assert foreign_owner(desired, rendered) is None
+    assert foreign_owner(desired, {"metadata": {"labels": {"app": "web"}}}) == "nobody (made outside the operator)"

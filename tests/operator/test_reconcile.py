@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.operator.support import SPEC, ClusterHelper, deploy, eventually, secrets
+from tests.operator.support import NAMESPACE, SPEC, ClusterHelper, deploy, eventually, secrets
 
 
 def test_create_makes_every_child_with_owner_labels_probes_and_env(helper: ClusterHelper, operator: object) -> None:
@@ -255,3 +255,31 @@ def test_reconciles_are_counted_in_the_operators_metrics(helper: ClusterHelper, 
     secrets(helper)
     eventually(lambda: count("ok") >= 1)
     assert (REGISTRY.get_sample_value("ragcorp_operator_reconcile_duration_seconds_count") or 0) >= 3
+
+
+def test_a_child_name_held_by_someone_else_s_object_is_left_alone_and_reported(
+    helper: ClusterHelper, operator: object
+) -> None:
+    """A Service made by hand where the preview Service would go: not adopted, not rewritten; the
+    resource says why in Degraded, and the operator takes the name once it is free."""
+    secrets(helper)
+    theirs = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "rag-preview", "namespace": NAMESPACE, "labels": {"app": "someone-else"}},
+        "spec": {"selector": {"app": "someone-else"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+    helper.cluster.apply(theirs)
+    helper.apply_resource("rag", SPEC)
+    degraded = eventually(
+        lambda: (
+            helper.condition("rag", "Degraded").get("reason") == "ChildNotOwned" and helper.condition("rag", "Degraded")
+        )
+    )
+    assert "Service default/rag-preview exists and belongs to nobody" in degraded["message"]
+    assert helper.get("ConfigMap", "rag-config") is not None, "the other children are written"
+    kept = helper.get("Service", "rag-preview")
+    assert kept["spec"]["selector"] == {"app": "someone-else"} and not kept["metadata"].get("ownerReferences")
+    helper.cluster.delete("Service", NAMESPACE, "rag-preview")
+    eventually(lambda: (helper.get("Service", "rag-preview") or {}).get("metadata", {}).get("ownerReferences"))
+    eventually(lambda: helper.condition("rag", "Degraded").get("reason") != "ChildNotOwned")

@@ -627,6 +627,34 @@ def test_an_unmeasured_post_promotion_gate_is_never_a_pass() -> None:
     assert late.intent.active_service_color == "blue" and late.state.active_image == "app:1"
 
 
+def test_a_manual_rollback_in_the_post_promotion_window_is_not_judged_by_its_gate() -> None:
+    """Rolled back by hand while the gate still watched app:2: a failing gate now must not move
+    traffic back to app:2."""
+    state = promoted_with_gate()
+    rolled = decide(observe(state, settings=GATED, green=READY_GREEN, requests=Requests(rollback_to=0)))
+    assert rolled.intent.active_service_color == "blue" and rolled.state.active_image == "app:1"
+    after = rolled.state
+    if after.phase == "Downgrading":
+        after = decide(
+            observe(after, settings=GATED, green=READY_GREEN, jobs={"downgrade": JobState("succeeded", "0001")})
+        ).state
+    judged = decide(observe(after, settings=GATED, green=READY_GREEN, gate="fail", now=NOW + timedelta(minutes=3)))
+    assert judged.intent.active_service_color == "blue" and judged.state.active_image == "app:1"
+
+
+def test_a_revision_the_gate_aborted_is_never_a_rollback_target() -> None:
+    """`kubectl ragcorp rollback` right after an automatic rollback must not promote the failed image again."""
+    state = promoted_with_gate()
+    failed = decide(observe(state, settings=GATED, green=READY_GREEN, gate="fail", now=NOW + timedelta(minutes=2)))
+    done = decide(
+        observe(failed.state, settings=GATED, green=READY_GREEN, jobs={"downgrade": JobState("succeeded", "0001")})
+    )
+    assert done.state.active_image == "app:1"
+    again = decide(observe(done.state, settings=GATED, green=READY_GREEN, requests=Requests(rollback_to=0)))
+    assert again.state.active_image == "app:1" and again.state.revision == done.state.revision
+    assert [e.reason for e in again.events] == ["RollbackRejected"]
+
+
 def test_next_wakeup_is_the_nearest_deadline_and_none_when_only_events_matter() -> None:
     assert next_wakeup(at("Deploying"), SETTINGS, NOW + timedelta(minutes=4)) == timedelta(minutes=6)
     assert next_wakeup(IDLE_ON_BLUE, SETTINGS, NOW) is None
