@@ -662,7 +662,10 @@ def _on_revert(observed: Observed, state: RolloutState, events: list[Event]) -> 
     if state.phase == "ScalingDown" and reverted_after_switch:
         events.append(Event("Normal", "Reverted", f"spec.image is {image} again: rolling back to it"))
         return _rollback(observed, state, 0, events)
+    rolling_back = image == state.held_image  # a rollback holds the spec's newer image on purpose
     if state.phase not in _BEFORE_THE_SWITCH or image != state.active_image or state.target_image == image:
+        return state
+    if rolling_back:
         return state
     if state.phase == "Migrating" and _migration_unrecorded(observed.jobs):
         if not state.abort_requested:

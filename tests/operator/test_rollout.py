@@ -249,6 +249,26 @@ def test_a_revert_before_the_switch_aborts_and_the_reverted_image_never_takes_tr
     assert settled.intent.active_service_color == "blue" and settled.intent.deployments["blue"] == ("app:1", 2)
 
 
+def test_a_rollback_redeploying_the_old_image_is_not_mistaken_for_a_revert() -> None:
+    """After the old colour scaled away, a rollback deploys the old image again while spec.image still
+    names the newer one (held): that is the rollback at work, not a revert to abort."""
+    idle_on_green = replace(
+        IDLE_ON_BLUE,
+        revision=2,
+        active_color="green",
+        active_image="app:2",
+        previous_color="blue",
+        previous_image="app:1",
+        schema_revision="0001",
+        history=(PROMOTED_1, HistoryEntry(2, "app:2", "0001", "promoted", NOW.isoformat())),
+    )
+    rolled = decide(observe(idle_on_green, blue=ABSENT, green=READY_GREEN, requests=Requests(rollback_to=0)))
+    assert rolled.state.phase == "Deploying" and rolled.state.target_image == "app:1"
+    deploying = decide(observe(rolled.state, blue=ABSENT, green=READY_GREEN))
+    assert deploying.state.phase == "Deploying" and deploying.intent.deployments["blue"] == ("app:1", 2)
+    assert "Reverted" not in [e.reason for e in deploying.events]
+
+
 def test_a_revert_during_a_migration_waits_for_it_then_undoes_it() -> None:
     settings = replace(SETTINGS, image="app:1", downgrade_on_abort=True)
     running = decide(observe(at("Migrating"), settings=settings, jobs={"migrate": JobState("running")}))
