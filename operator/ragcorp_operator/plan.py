@@ -68,7 +68,16 @@ def rollout_settings(spec: RagSpec) -> Settings:
     )
 
 
-def children(owner: Owner, spec: RagSpec, intent: Intent, monitoring_kinds: frozenset[tuple[str, str]]) -> Plan:
+def children(
+    owner: Owner,
+    spec: RagSpec,
+    intent: Intent,
+    monitoring_kinds: frozenset[tuple[str, str]],
+    existing_colors: frozenset[Color] = frozenset(COLORS),
+) -> Plan:
+    """Every child of the resource for this intent. The HPA owns the active colour's `replicas`, so
+    they are left out of its Deployment, but for one being created (`existing_colors` lacks it):
+    the API server would start it at 1 while it takes all the traffic."""
     apply: list[Manifest] = [config_map(owner, spec)]
     delete: list[ObjectRef] = []
     serving = intent.active_service_color or "blue"
@@ -79,7 +88,9 @@ def children(owner: Owner, spec: RagSpec, intent: Intent, monitoring_kinds: froz
     for color in COLORS:
         if color in intent.deployments:
             image, replicas = intent.deployments[color]
-            hpa_owns_replicas = spec.autoscaling.enabled and color == intent.active_service_color
+            hpa_owns_replicas = (
+                spec.autoscaling.enabled and color == intent.active_service_color and color in existing_colors
+            )
             apply.append(deployment(owner, spec, color, image, None if hpa_owns_replicas else replicas))
         else:
             delete.append(ObjectRef("apps/v1", "Deployment", deployment_name(owner.name, color)))

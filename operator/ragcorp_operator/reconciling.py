@@ -325,7 +325,8 @@ class _Pass:
             for kind in (SERVICE_MONITOR, PROMETHEUS_RULE)
             if self.cluster.kind_available(kind[1], resource.namespace)
         )
-        plan = children(owner, spec, decision.intent, monitoring)
+        existing = frozenset(color for color, found in deployments.items() if found.exists)
+        plan = children(owner, spec, decision.intent, monitoring, existing)
         if memory.secret_problem is not None:  # a Job started now could not read its Secret: it waits for it
             missing = memory.secret_problem.secret
             plan = Plan(

@@ -268,3 +268,19 @@ def test_a_node_drain_is_not_a_failed_job_and_a_failed_migration_is_not_retried(
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
     ]
     assert job["backoffLimit"] == 0 and job["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_an_autoscaled_active_deployment_created_again_starts_at_its_size_not_at_one() -> None:
+    """The HPA owns `replicas` of the active colour, so they are left out, except when the
+    Deployment is being created: the API server would start it at 1 while it takes all the traffic."""
+    spec = parse_spec(example(ROOT / "crds/examples/production.yaml")["spec"])
+    deployments: dict[Color, Any] = {"blue": ("img:1", 3)}
+    intent = Intent(deployments=deployments, active_service_color="blue", preview_service_color="blue")
+
+    def blue_replicas(existing: frozenset[Color]) -> object:
+        plan = children(Owner("rag", "prod"), spec, intent, frozenset(), existing)
+        blue = next(m for m in plan.apply if m["kind"] == "Deployment")
+        return blue["spec"].get("replicas")
+
+    assert blue_replicas(frozenset({"blue"})) is None  # the HPA's to set
+    assert blue_replicas(frozenset()) == 3
