@@ -67,11 +67,16 @@ def calls_in_code() -> Iterator[Permission]:
                     yield from (permission(kind, "list") for _, kind in (SERVICE_MONITOR, PROMETHEUS_RULE))
 
 
+def _apply_verbs(kind: str) -> tuple[str, ...]:
+    """What `Cluster.apply` calls: get, then create or patch; a Job is never patched (replaced)."""
+    return ("get", "create") if kind == "Job" else ("get", "create", "patch")
+
+
 def calls_of_the_planner() -> Iterator[Permission]:
     """`Cluster.apply` gets, then creates or patches, whatever the planner renders; deletes are by name."""
     resource = yaml.safe_load((ROOT / "crds" / "examples" / "production.yaml").read_text())
     for manifest in render_resource(resource):
-        yield from (permission(manifest["kind"], verb) for verb in ("get", "create", "patch"))
+        yield from (permission(manifest["kind"], verb) for verb in _apply_verbs(manifest["kind"]))
     jobs = tuple(JobIntent(kind, 2, "img:2", "0001") for kind in typing.get_args(JobKind))
     spec = parse_spec(resource["spec"])
     owner = Owner("rag", "ns", "uid")
@@ -79,7 +84,7 @@ def calls_of_the_planner() -> Iterator[Permission]:
     full = children(
         owner, spec, Intent({"blue": ("img:1", 2), "green": ("img:2", 2)}, "blue", "green", jobs), monitoring
     )
-    yield from (permission(m["kind"], verb) for m in full.apply for verb in ("get", "create", "patch"))
+    yield from (permission(m["kind"], verb) for m in full.apply for verb in _apply_verbs(m["kind"]))
     bare = spec.model_copy(
         update={
             "autoscaling": spec.autoscaling.model_copy(update={"enabled": False}),
@@ -111,6 +116,16 @@ def test_the_chart_grants_every_call_in_the_operators_code() -> None:
     assert needed - chart_rules() == set()
 
 
+def test_the_chart_grants_no_write_to_the_children_that_the_code_never_makes() -> None:
+    """Least privilege on what the operator writes: every create, patch and delete granted on a
+    child kind is one `Cluster.apply` or a delete by name really calls (watches and reads are kopf's
+    and are checked against a running operator)."""
+    needed = set(calls_in_code()) | set(calls_of_the_planner())
+    children_written = {resource for _, resource, verb in needed if verb in ("create", "patch")}
+    granted = {r for r in chart_rules() if r[1] in children_written and r[2] in ("create", "patch", "delete", "update")}
+    assert granted - needed == set()
+
+
 def test_the_chart_never_lets_the_operator_write_secrets() -> None:
     assert {verb for group, resource, verb in chart_rules() if resource == "secrets"} == {"get"}
 
@@ -139,3 +154,5 @@ def test_the_chart_grants_every_call_the_running_operator_makes(helper: ClusterH
     assert ("kopf.dev", "clusterkopfpeerings", "patch") in made  # it ran peered, with the chart's credentials
     assert ("ragcorp.dev", "ragcorpdeployments/status", "patch") in made
     assert made - chart_rules() == set()
+    status_rules = {rule for rule in chart_rules() if rule[1].endswith("/status")}
+    assert status_rules - made == set(), "a status verb nothing calls"
