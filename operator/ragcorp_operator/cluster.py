@@ -27,6 +27,8 @@ from ragcorp_operator.observe import foreign_owner, job_finished, job_is_as_aske
 
 Manifest = dict[str, Any]
 KIND_CACHE_SECONDS = 60.0
+#: (connect, read) seconds for every API call: a call never hangs a reconcile (and so its leadership).
+REQUEST_TIMEOUT = (10.0, 30.0)
 Outcome = Literal["created", "updated", "replaced", "unchanged"]
 
 
@@ -130,7 +132,9 @@ class Cluster:
             body=body,
             auth_settings=["BearerToken"],
         )
-        response = self._api.call_api(method, url, header_params=headers, body=serialized)
+        response = self._api.call_api(
+            method, url, header_params=headers, body=serialized, _request_timeout=REQUEST_TIMEOUT
+        )
         response.read()  # type: ignore[no-untyped-call]
         if not 200 <= response.status <= 299:
             raise ApiException(http_resp=response)

@@ -77,6 +77,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # The daemons need it: kopf stops a resource's reconciler before the resource goes.
     settings.persistence.finalizer = "ragcorp.dev/operator"
     settings.watching.server_timeout = 300
+    # Client-side timeouts: a half-open connection (a partition, a dead API server behind a load
+    # balancer) ends and reconnects instead of leaving a watch or a call hanging for ever.
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.networking.connect_timeout = 10
+    settings.networking.request_timeout = 30
     settings.peering.name = ours.peering_name
     # kopf pauses every peer that shares the highest priority, so replicas of one Deployment (same
     # args, same env) must not share one: each draws its own unless one is configured.

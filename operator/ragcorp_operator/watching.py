@@ -33,6 +33,10 @@ WATCHED_KINDS = ("Deployment", "Job", "Service", "ConfigMap")
 RECONNECT_SECONDS = 1.0
 #: Watches end server-side after this long and reconnect (the API server's own default is 30-60 min).
 WATCH_SECONDS = 300
+#: The client gives up on a connection this long after the server should have ended it (a half-open
+#: connection after a network partition never ends by itself), and on connecting after CONNECT_SECONDS.
+CLIENT_GRACE_SECONDS = 30
+CONNECT_SECONDS = 10
 
 
 def _list_function(api: client.ApiClient, kind: str, namespace: str | None) -> Callable[..., Any]:
@@ -77,6 +81,12 @@ class ChildWatcher:
         while not self._stop.is_set():
             try:
                 self._stream()
+            except client.ApiException as exc:
+                if exc.status == 410:  # the resourceVersion is too old to resume from: list afresh
+                    self._resource_version = None
+                elif not self._stop.is_set():
+                    log.debug("watch on %s refused (%s); reconnecting", self.kind, exc.status)
+                    self._stop.wait(RECONNECT_SECONDS)
             except Exception as exc:  # the API server went away, a network error: watch again
                 if not self._stop.is_set():
                     log.debug("watch on %s ended (%s); reconnecting", self.kind, exc)
@@ -84,11 +94,15 @@ class ChildWatcher:
 
     def _stream(self) -> None:
         """One watch request, resumed from the last resourceVersion seen (the real API server
-        then sends only what changed since; 410 Gone means start afresh)."""
+        then sends only what changed since; 410 Gone, as a status or an ERROR event, means start
+        afresh). Bookmarks keep that resourceVersion current on quiet kinds, so a reconnect after
+        a quiet spell resumes instead of meeting a 410."""
         self._response = self._list(
             label_selector=f"app.kubernetes.io/managed-by={MANAGED_BY}",
             watch=True,
+            allow_watch_bookmarks=True,
             timeout_seconds=WATCH_SECONDS,
+            _request_timeout=(CONNECT_SECONDS, WATCH_SECONDS + CLIENT_GRACE_SECONDS),
             _preload_content=False,
             **({"resource_version": self._resource_version} if self._resource_version else {}),
         )
