@@ -111,7 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("--resync-seconds", defaults.resync_seconds, "full passes over a quiet resource [RAGCORP_RESYNC_SECONDS]"),
         ("--metrics-port", defaults.metrics_port, "its /metrics, 0 disables [RAGCORP_OPERATOR_METRICS_PORT]"),
         ("--peering-name", defaults.peering_name, "kopf peering shared by the replicas [RAGCORP_PEERING_NAME]"),
-        ("--peering-priority", defaults.peering_priority, "0 draws one at random [RAGCORP_PEERING_PRIORITY]"),
+        (
+            "--peering-priority",
+            defaults.peering_priority,
+            "0: by start time, oldest first [RAGCORP_PEERING_PRIORITY]",
+        ),
         ("--peering-lifetime", defaults.peering_lifetime, "seconds a silent peer counts [RAGCORP_PEERING_LIFETIME]"),
     ):
         run.add_argument(flag, type=type(value), default=value, help=f"{text} (default: %(default)s)")

@@ -23,7 +23,7 @@ import prometheus_client
 
 from ragcorp_operator import GROUP, PLURAL, VERSION, metrics
 from ragcorp_operator.cluster import Cluster, kube_configuration, load_api_client
-from ragcorp_operator.operator_settings import OperatorSettings
+from ragcorp_operator.operator_settings import OperatorSettings, start_priority
 from ragcorp_operator.reconciling import Memory, PassResult, reconcile
 from ragcorp_operator.rollout import Event
 from ragcorp_operator.wakeups import Wakeup, Wakeups
@@ -84,9 +84,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.connect_timeout = 10
     settings.networking.request_timeout = 30
     settings.peering.name = ours.peering_name
-    # kopf pauses every peer that shares the highest priority, so replicas of one Deployment (same
-    # args, same env) must not share one: each draws its own unless one is configured.
-    settings.peering.priority = ours.peering_priority or random.SystemRandom().randint(1, 2**31 - 1)
+    # Unless one is configured, the priority comes from the start time: the oldest replica leads and
+    # a restarted one never preempts it mid-rollout (kopf hands over to the highest at once).
+    jitter = random.SystemRandom().randrange(1024)
+    settings.peering.priority = ours.peering_priority or start_priority(time.time(), jitter)
     # A replica that dies without saying goodbye (kill -9, a lost node) blocks the others until
     # its keep-alive expires: this many seconds bounds a takeover.
     settings.peering.lifetime = ours.peering_lifetime

@@ -16,14 +16,29 @@ def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name) or default)
 
 
+#: 2026-01-01T00:00:00Z: start times count from here.
+_EPOCH = 1767225600
+#: Priorities count down from here (below 2**53, so every JSON reader keeps them exact).
+_PRIORITY_CEILING = 2**52
+
+
+def start_priority(started: float, jitter: int) -> int:
+    """kopf's peering priority for a replica started at `started` (epoch seconds): the earlier it
+    started, the higher. The longest-running replica leads, and a restarted one (a new Pod, a
+    crash) never preempts it mid-rollout. `jitter` (0-1023) parts replicas started in the same
+    millisecond: kopf pauses every peer that shares the highest priority."""
+    milliseconds = max(round((started - _EPOCH) * 1000), 0)
+    return _PRIORITY_CEILING - milliseconds * 1024 - jitter
+
+
 @dataclass(frozen=True)
 class OperatorSettings:
     #: Seconds between full passes over a resource that nothing woke: repairs drift nobody reported.
     resync_seconds: float = 300.0
     #: The operator's own /metrics port (0 disables it).
     metrics_port: int = 9090
-    #: kopf peering: its name, this replica's priority (0 draws one at random) and how long a
-    #: silent peer counts as alive (bounds a takeover after a crash).
+    #: kopf peering: its name, this replica's priority (0: from its start time, see
+    #: `start_priority`) and how long a silent peer counts as alive (bounds a takeover after a crash).
     peering_name: str = "ragcorp-operator"
     peering_priority: int = 0
     peering_lifetime: int = 15

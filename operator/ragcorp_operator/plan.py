@@ -65,6 +65,8 @@ def rollout_settings(spec: RagSpec) -> Settings:
         ),
         abort_scale_down_delay=timedelta(seconds=blue_green.abort_scale_down_delay_seconds),
         gate_after_promotion=gate.after_promotion,
+        job_timeout=timedelta(seconds=spec.migrations.timeout_seconds),
+        smoke_timeout=timedelta(seconds=blue_green.smoke_test.timeout_seconds),
     )
 
 
@@ -142,7 +144,13 @@ def conditions(decision: Decision, active_ready: bool) -> list[Condition]:
         else Condition("Ready", "False", "NotServing" if state.active_color else "NotDeployed", "")
     )
     progressing = (
-        Condition("Progressing", "True", state.phase, f"rolling out {state.target_image}")
+        Condition(
+            "Progressing",
+            "True",
+            state.phase,
+            f"rolling out {state.target_image}"
+            + (f": waiting for {decision.waiting_for}" if decision.waiting_for else ""),
+        )
         if in_flight
         else Condition("Progressing", "False", state.phase)
     )

@@ -241,6 +241,9 @@ class Settings:
     abort_scale_down_delay: timedelta = timedelta(seconds=30)
     #: Run the metric gate again on the active Service after the switch, rolling back on failure.
     gate_after_promotion: bool = True
+    #: The backup, migration and downgrade Jobs' deadline, and the smoke Job's (activeDeadlineSeconds).
+    job_timeout: timedelta = timedelta(minutes=10)
+    smoke_timeout: timedelta = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -304,6 +307,8 @@ class Decision:
     events: list[Event] = field(default_factory=list)
     #: Requests the machine acted on (or refused); the caller clears them.
     handled: Requests = Requests()
+    #: What the phase is waiting for, in words (the Progressing condition says it).
+    waiting_for: str = ""
 
 
 def _iso(now: datetime) -> str:
@@ -636,8 +641,76 @@ def decide(observed: Observed) -> Decision:
     if state.phase == "ScalingDown":
         state = _after_promotion(observed, state, events)
 
+    state = _job_never_started(observed, state, jobs, events)
     intent = _intent(state, settings, wanted, observed, now)
-    return Decision(state=state, intent=intent, events=events, handled=handled)
+    waiting = waiting_for(state, settings, jobs, observed.schema_job_elsewhere, wanted)
+    return Decision(state=state, intent=intent, events=events, handled=handled, waiting_for=waiting)
+
+
+#: The Job each phase waits on.
+_JOB_OF_PHASE: dict[str, JobKind] = {
+    "BackingUp": "backup",
+    "Migrating": "migrate",
+    "Downgrading": "downgrade",
+    "Verifying": "smoke",
+}
+#: How long past a Job's own deadline a Job that never started (quota, an admission webhook, another
+#: migration's Pod stuck Terminating) is waited for before the step gives up.
+JOB_START_GRACE = timedelta(minutes=2)
+
+
+def _job_deadline(settings: Settings, kind: JobKind) -> timedelta:
+    return (settings.smoke_timeout if kind == "smoke" else settings.job_timeout) + JOB_START_GRACE
+
+
+def _job_never_started(
+    observed: Observed, state: RolloutState, jobs: dict[JobKind, JobState], events: list[Event]
+) -> RolloutState:
+    """A step whose Job was never seen gives up after the Job's own deadline and a grace: a Job
+    that runs is bounded by `activeDeadlineSeconds`, one that never starts by this."""
+    settings, now = observed.settings, observed.now
+    kind = _JOB_OF_PHASE.get(state.phase)
+    if kind is None or state.step_started_at is None or jobs.get(kind, JobState()).phase != "missing":
+        return state
+    if kind == "smoke" and not settings.smoke_test_enabled:
+        return state
+    deadline = _job_deadline(settings, kind)
+    if now - state.step_started_at <= deadline:
+        return state
+    what = waiting_for(state, settings, jobs, observed.schema_job_elsewhere, 0)
+    message = f"waited {int(deadline.total_seconds())}s for {what}"
+    if state.phase == "Downgrading":
+        events.append(Event("Warning", "DowngradeNotStarted", message))
+        failure = Failure("Downgrading", "DowngradeNotStarted", message)
+        return replace(state, phase="Aborted", failure=failure, step_started_at=now)
+    return _abort(observed, state, state.phase, "JobNotStarted", message, events)
+
+
+def waiting_for(
+    state: RolloutState, settings: Settings, jobs: dict[JobKind, JobState], schema_job_elsewhere: bool, wanted: int
+) -> str:
+    """What the phase waits for, for people: the Progressing condition's message."""
+    kind = _JOB_OF_PHASE.get(state.phase)
+    if kind is not None and not (kind == "smoke" and not settings.smoke_test_enabled):
+        phase = jobs.get(kind, JobState()).phase
+        if phase == "missing" and schema_job_elsewhere:
+            return "another revision's schema Job (or its Pod, perhaps stuck Terminating) to finish"
+        if phase == "missing":
+            return (
+                f"the {kind} Job of revision {state.revision} to start (a quota or an admission webhook may refuse it)"
+            )
+        if phase == "running":
+            return f"the {kind} Job of revision {state.revision} to finish"
+    if state.phase in ("Deploying", "Promoting") and state.target_color:
+        if state.phase == "Promoting" and not state.promotion_approved:
+            return "promotion (kubectl ragcorp promote)"
+        size = wanted if state.phase == "Promoting" else settings.preview_replicas or wanted
+        return f"{state.target_color} to be ready with {state.target_image} at {size} replicas"
+    if state.phase == "Verifying":
+        return "the metric gate"
+    if state.phase == "ScalingDown":
+        return "the post-promotion gate and the scale-down delay"
+    return ""
 
 
 def _migration_unrecorded(jobs: dict[JobKind, JobState]) -> bool:

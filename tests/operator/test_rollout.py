@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ragcorp_operator.naming import Color
+from ragcorp_operator.plan import conditions
 from ragcorp_operator.rollout import (
     DeploymentState,
     GateResult,
@@ -673,6 +674,38 @@ def test_a_revision_the_gate_aborted_is_never_a_rollback_target() -> None:
     again = decide(observe(done.state, settings=GATED, green=READY_GREEN, requests=Requests(rollback_to=0)))
     assert again.state.active_image == "app:1" and again.state.revision == done.state.revision
     assert [e.reason for e in again.events] == ["RollbackRejected"]
+
+
+def test_a_migration_waiting_on_another_schema_job_says_so_and_gives_up_after_its_deadline() -> None:
+    """A superseded migration's Pod stuck Terminating: the new migration waits (two never run at
+    once), says what for, and after the Job deadline plus a grace aborts with nothing migrated."""
+    waiting = decide(observe(at("Migrating"), schema_job_elsewhere=True, now=NOW + timedelta(minutes=5)))
+    assert waiting.state.phase == "Migrating" and waiting.intent.jobs == ()
+    assert "stuck Terminating" in waiting.waiting_for
+    [progressing] = [c for c in conditions(waiting, active_ready=True) if c.type == "Progressing"]
+    assert progressing.message.startswith("rolling out app:2: waiting for another revision's schema Job")
+    late = decide(observe(at("Migrating"), schema_job_elsewhere=True, now=NOW + timedelta(minutes=13)))
+    assert late.state.phase == "Aborted" and late.state.failure is not None
+    assert late.state.failure.reason == "JobNotStarted" and "stuck Terminating" in late.state.failure.message
+    assert late.intent.active_service_color == "blue" and late.state.schema_revision == "0001"
+
+
+@pytest.mark.parametrize(
+    ("phase", "elapsed", "reason"),
+    [
+        ("Verifying", timedelta(minutes=8), "JobNotStarted"),  # the smoke Job: 5 min + grace
+        ("BackingUp", timedelta(minutes=13), "JobNotStarted"),
+        ("Downgrading", timedelta(minutes=13), "DowngradeNotStarted"),
+    ],
+)
+def test_a_job_that_never_starts_ends_its_step(phase: str, elapsed: timedelta, reason: str) -> None:
+    """A quota or an admission webhook refusing the Job: the step does not wait for ever."""
+    state = at(phase, downgrade_to="0001", downgrade_image="app:2", after_downgrade="Aborted")
+    green = READY_GREEN if phase == "Verifying" else ABSENT
+    early = decide(observe(state, green=green, now=NOW + timedelta(minutes=1)))
+    assert early.state.phase == phase and "to start" in early.waiting_for
+    late = decide(observe(state, green=green, now=NOW + elapsed))
+    assert late.state.phase == "Aborted" and late.state.failure is not None and late.state.failure.reason == reason
 
 
 def test_next_wakeup_is_the_nearest_deadline_and_none_when_only_events_matter() -> None:
