@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from ragcorp_operator import GROUP, INSTALL_OPERATOR_EXTRA, KIND
-from ragcorp_operator.operator_settings import OperatorSettings
+from ragcorp_operator.operator_settings import FINALIZER, OperatorSettings
 from ragcorp_operator.spec import SpecError
 
 
@@ -97,6 +97,15 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _release_finalizers() -> int:
+    """The chart's post-delete hook: no resource is left for ever Terminating on our finalizer."""
+    from ragcorp_operator.cluster import Cluster, load_api_client
+
+    for name in Cluster(load_api_client()).release_finalizer(FINALIZER):
+        print(f"released {name}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ragcorp-operator", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--namespace", "-n", action="append", default=[], help="watch only these (default: all)")
     run.add_argument("--liveness-port", type=int, default=8080, help="0 disables the liveness endpoint")
     run.add_argument("--standalone", action="store_true", help="no peering (single replica, or tests)")
+    commands.add_parser(
+        "release-finalizers",
+        help="take the operator's finalizer off every RagCorpDeployment (the chart's uninstall hook runs it)",
+    )
     defaults = OperatorSettings.from_env()
     for flag, value, text in (
         ("--resync-seconds", defaults.resync_seconds, "full passes over a quiet resource [RAGCORP_RESYNC_SECONDS]"),
@@ -126,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "render":
         return _render(args.filename)
+    if args.command == "release-finalizers":
+        return _release_finalizers()
     return _run(args)
 
 

@@ -166,6 +166,39 @@ class Cluster:
                 raise Conflict(f"{namespace}/{name} changed since resourceVersion {resource_version}") from exc
             raise
 
+    def release_finalizer(self, finalizer: str) -> list[str]:
+        """Take `finalizer` off every RagCorpDeployment ("namespace/name" of each released). What the
+        chart's post-delete hook runs: with no operator left to remove it, a resource deleted later
+        (or its namespace) would stay Terminating for ever. A JSON patch tests the list it replaces,
+        so a finalizer someone else adds meanwhile is never dropped (a 422 means read and try again)."""
+        released = []
+        for item in self._call("GET", f"/apis/{GROUP}/{VERSION}/{PLURAL}").get("items") or []:
+            meta = item["metadata"]
+            for _ in range(5):
+                finalizers = meta.get("finalizers") or []
+                if finalizer not in finalizers:
+                    break
+                patch = [
+                    {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
+                    {
+                        "op": "replace",
+                        "path": "/metadata/finalizers",
+                        "value": [f for f in finalizers if f != finalizer],
+                    },
+                ]
+                path = _resource_path(meta["namespace"], meta["name"])
+                try:
+                    self._call("PATCH", path, body=patch, content_type="application/json-patch+json")
+                    released.append(f"{meta['namespace']}/{meta['name']}")
+                    break
+                except ApiException as exc:
+                    if exc.status == 404:
+                        break
+                    if exc.status not in (409, 422):
+                        raise
+                    meta = (self.get_resource(meta["namespace"], meta["name"]) or {"metadata": {}})["metadata"]
+        return released
+
     def annotate(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
         """Set (or, with None, remove) annotations on the resource, as `kubectl annotate` does."""
         self._call(

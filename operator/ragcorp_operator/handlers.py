@@ -23,7 +23,7 @@ import prometheus_client
 
 from ragcorp_operator import GROUP, PLURAL, VERSION, metrics
 from ragcorp_operator.cluster import Cluster, kube_configuration, load_api_client
-from ragcorp_operator.operator_settings import OperatorSettings, start_priority
+from ragcorp_operator.operator_settings import FINALIZER, OperatorSettings, start_priority
 from ragcorp_operator.reconciling import Memory, PassResult, reconcile
 from ragcorp_operator.rollout import Event
 from ragcorp_operator.wakeups import Wakeup, Wakeups
@@ -75,7 +75,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     ours = operator_settings()
     settings.posting.level = 20  # INFO and up become Kubernetes Events
     # The daemons need it: kopf stops a resource's reconciler before the resource goes.
-    settings.persistence.finalizer = "ragcorp.dev/operator"
+    settings.persistence.finalizer = FINALIZER
     settings.watching.server_timeout = 300
     # Client-side timeouts: a half-open connection (a partition, a dead API server behind a load
     # balancer) ends and reconnects instead of leaving a watch or a call hanging for ever.

@@ -16,6 +16,8 @@ def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name) or default)
 
 
+#: kopf's finalizer on every RagCorpDeployment (its daemons need one); `release-finalizers` removes it.
+FINALIZER = "ragcorp.dev/operator"
 #: 2026-01-01T00:00:00Z: start times count from here.
 _EPOCH = 1767225600
 #: Priorities count down from here (below 2**53, so every JSON reader keeps them exact).

@@ -103,3 +103,20 @@ def test_operator_runs_two_peered_non_root_replicas_by_default() -> None:
     assert defaults["securityContext"]["readOnlyRootFilesystem"] is True
     deployment = (CHART / "templates" / "deployment.yaml").read_text()
     assert "--standalone" in deployment and "RAGCORP_PEERING_NAME" in deployment
+
+
+def test_an_uninstall_releases_the_operators_finalizer_with_an_account_of_its_own() -> None:
+    """After `helm uninstall` no operator is left to remove its finalizer: a post-delete hook does,
+    once the operator is gone (it would put it back), allowed only what the command calls."""
+    from ragcorp_operator.cli import build_parser
+
+    text = (CHART / "templates" / "uninstall-hook.yaml").read_text()
+    documents = text.split("\n---\n")
+    assert len(documents) == 4 and all("helm.sh/hook: post-delete" in d for d in documents)
+    assert all("hook-delete-policy: before-hook-creation,hook-succeeded" in d for d in documents)
+    assert "args: [release-finalizers]" in documents[3]
+    build_parser().parse_args(["release-finalizers"])  # the command exists
+    rules_text = documents[1][documents[1].index("rules:") :]
+    assert yaml.safe_load(rules_text)["rules"] == [
+        {"apiGroups": ["ragcorp.dev"], "resources": ["ragcorpdeployments"], "verbs": ["list", "get", "patch"]}
+    ]

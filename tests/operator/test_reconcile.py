@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from tests.operator.support import NAMESPACE, SPEC, ClusterHelper, deploy, eventually, secrets
+from ragcorp_operator.operator_settings import FINALIZER
+from tests.operator.support import NAMESPACE, SPEC, ClusterHelper, deploy, eventually, running_operator, secrets
 
 
 def test_create_makes_every_child_with_owner_labels_probes_and_env(helper: ClusterHelper, operator: object) -> None:
@@ -283,3 +284,19 @@ def test_a_child_name_held_by_someone_else_s_object_is_left_alone_and_reported(
     helper.cluster.delete("Service", NAMESPACE, "rag-preview")
     eventually(lambda: (helper.get("Service", "rag-preview") or {}).get("metadata", {}).get("ownerReferences"))
     eventually(lambda: helper.condition("rag", "Degraded").get("reason") != "ChildNotOwned")
+
+
+def test_after_an_uninstall_a_deleted_resource_is_not_stuck_on_the_operators_finalizer(
+    helper: ClusterHelper, kubeconfig: object
+) -> None:
+    """The chart's post-delete hook runs `ragcorp-operator release-finalizers`: with no operator left,
+    a resource (or its namespace) deleted later would otherwise stay Terminating for ever."""
+    secrets(helper)
+    with running_operator():
+        helper.apply_resource("rag", SPEC)
+        eventually(lambda: FINALIZER in ((helper.resource("rag") or {}).get("metadata", {}).get("finalizers") or []))
+    assert helper.cluster.release_finalizer(FINALIZER) == [f"{NAMESPACE}/rag"]
+    assert FINALIZER not in (helper.resource("rag") or {}).get("metadata", {}).get("finalizers", [])
+    assert helper.cluster.release_finalizer(FINALIZER) == [], "nothing left to release"
+    helper.delete_resource("rag")
+    eventually(lambda: helper.resource("rag") is None)
