@@ -106,6 +106,12 @@ class ChildWatcher:
             _preload_content=False,
             **({"resource_version": self._resource_version} if self._resource_version else {}),
         )
+        # stop() sets the flag, then shuts down the response it sees: one that arrived while it ran
+        # (after the flag) is ended here, or it would stay open until the server's timeout.
+        if self._stop.is_set():
+            self._response.release_conn()
+            self._response = None
+            return
         try:
             for line in iter_resp_lines(self._response):  # type: ignore[no-untyped-call]
                 if self._stop.is_set():

@@ -255,7 +255,9 @@ def running_api_server(resources: dict[str, kmock.ResourceInfo]) -> Iterator[Api
         yield running["server"]
     finally:
         loop.call_soon_threadsafe(stop["event"].set)
-        thread.join(timeout=30)
+        # aiohttp's shutdown gives open requests (a watch a client has not closed yet) up to 60 s.
+        thread.join(timeout=90)
+        assert not thread.is_alive(), "the Kubernetes emulator did not stop within 90 s"
         loop.close()
 
 
