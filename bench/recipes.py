@@ -3,7 +3,8 @@
 The recipe is chosen by agreement with fp32 (cosine of each text's vectors, and how
 many of a query's ten nearest texts stay the same), measured on texts from several
 kinds of writing — SciFact abstracts and claims, this project's own docs and
-handbook, and the summaries of every installed package — because a recipe chosen by
+handbook, the summaries of every installed package and the standard library's module
+docstrings — because a recipe chosen by
 one benchmark's score fits that benchmark: today's was chosen on SciFact train and
 loses more on the held-out split. SciFact train's nDCG@10 (vector search, whole
 abstracts, exact cosine, no database) is printed beside it, not chosen by.
@@ -18,6 +19,7 @@ import sysconfig
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,19 +91,38 @@ def _agreement(
     }
 
 
-def _scifact_ndcg(embedder: OnnxEmbedder, corpus: Path, queries_file: Path, qrels_file: Path) -> float:
-    documents = list(read_corpus(corpus))
-    ids = [d["metadata"]["beir_id"] for d in documents]
-    matrix = np.array(embedder.encode([f"{d['title']}. {d['text']}" for d in documents]))
-    qrels = read_qrels(qrels_file)
-    queries = {q: t for q, t in read_queries(queries_file).items() if q in qrels}
-    scores = np.array(embedder.encode(list(queries.values()))) @ matrix.T
-    rankings = [[ids[i] for i in np.argsort(-row)[:10]] for row in scores]
-    return round(sum(ndcg_at_k(r, qrels[q], 10) for q, r in zip(queries, rankings, strict=True)) / len(queries), 4)
+@dataclass(frozen=True)
+class _SciFact:
+    """SciFact train, read once: whole abstracts, and the judged claims with their relevant ids."""
+
+    ids: list[str]
+    abstracts: list[str]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+    @classmethod
+    def read(cls, corpus: Path, queries_file: Path, qrels_file: Path) -> _SciFact:
+        documents = list(read_corpus(corpus))
+        qrels = read_qrels(qrels_file)
+        return cls(
+            [d["metadata"]["beir_id"] for d in documents],
+            [f"{d['title']}. {d['text']}" for d in documents],
+            {q: t for q, t in read_queries(queries_file).items() if q in qrels},
+            qrels,
+        )
+
+    def ndcg(self, embedder: OnnxEmbedder) -> float:
+        """Vector search over whole abstracts with exact cosine: nDCG@10."""
+        matrix = np.array(embedder.encode(self.abstracts))
+        scores = np.array(embedder.encode(list(self.queries.values()))) @ matrix.T
+        rankings = [[self.ids[i] for i in np.argsort(-row)[:10]] for row in scores]
+        total = sum(ndcg_at_k(r, self.qrels[q], 10) for q, r in zip(self.queries, rankings, strict=True))
+        return round(total / len(self.queries), 4)
 
 
 def measure(corpus: Path, queries_file: Path, qrels_file: Path, documents: int) -> dict[str, Any]:
     pool, queries = broad_texts(corpus, list(read_queries(queries_file).values()), documents)
+    scifact = _SciFact.read(corpus, queries_file, qrels_file)
     weights = weights_dir()
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
@@ -111,11 +132,7 @@ def measure(corpus: Path, queries_file: Path, qrels_file: Path, documents: int) 
         exported = time.perf_counter() - started
         reference_model = OnnxEmbedder(ONNX_FP32, directory)
         reference, reference_queries = (np.array(reference_model.encode(t)) for t in (pool, queries))
-        results: dict[str, Any] = {
-            "fp32": {
-                "scifact_train_vector_ndcg_at_10": _scifact_ndcg(reference_model, corpus, queries_file, qrels_file)
-            }
-        }
+        results: dict[str, Any] = {"fp32": {"scifact_train_vector_ndcg_at_10": scifact.ndcg(reference_model)}}
         for name, model in models.items():
             embedder = OnnxEmbedder(model, directory)
             vectors, query_vectors = (np.array(embedder.encode(t)) for t in (pool, queries))
@@ -123,7 +140,7 @@ def measure(corpus: Path, queries_file: Path, qrels_file: Path, documents: int) 
                 "model": model.name,
                 "size_mib": round((directory / model.onnx_file).stat().st_size / 2**20, 1),
                 **_agreement(vectors, reference, query_vectors, reference_queries),
-                "scifact_train_vector_ndcg_at_10": _scifact_ndcg(embedder, corpus, queries_file, qrels_file),
+                "scifact_train_vector_ndcg_at_10": scifact.ndcg(embedder),
             }
     return {
         "texts": len(pool),

@@ -253,6 +253,8 @@ class Cluster:
             raise NotOurs(f"{kind} {meta['namespace']}/{meta['name']} exists and belongs to {owner}")
         if kind == "Job" and job_is_as_asked(manifest, existing):
             return "unchanged"
+        # Still asked of Jobs too: one made before the digest annotation existed (an operator
+        # upgraded mid-rollout) is kept when nothing we set differs, not replaced and run again.
         if is_subset(manifest, existing):
             return "unchanged"
         if kind == "Job":

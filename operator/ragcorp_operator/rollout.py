@@ -642,7 +642,7 @@ def decide(observed: Observed) -> Decision:
         state = _after_promotion(observed, state, events)
 
     state = _job_never_started(observed, state, jobs, events)
-    intent = _intent(state, settings, wanted, observed, now)
+    intent = _intent(state, wanted, observed)
     waiting = waiting_for(state, settings, jobs, observed.schema_job_elsewhere, wanted)
     return Decision(state=state, intent=intent, events=events, handled=handled, waiting_for=waiting)
 
@@ -659,6 +659,12 @@ _JOB_OF_PHASE: dict[str, JobKind] = {
 JOB_START_GRACE = timedelta(minutes=2)
 
 
+def _awaited_job(state: RolloutState, settings: Settings) -> JobKind | None:
+    """The Job the phase waits on, if any (Verifying has none with the smoke test off)."""
+    kind = _JOB_OF_PHASE.get(state.phase)
+    return None if kind == "smoke" and not settings.smoke_test_enabled else kind
+
+
 def _job_deadline(settings: Settings, kind: JobKind) -> timedelta:
     return (settings.smoke_timeout if kind == "smoke" else settings.job_timeout) + JOB_START_GRACE
 
@@ -669,10 +675,8 @@ def _job_never_started(
     """A step whose Job was never seen gives up after the Job's own deadline and a grace: a Job
     that runs is bounded by `activeDeadlineSeconds`, one that never starts by this."""
     settings, now = observed.settings, observed.now
-    kind = _JOB_OF_PHASE.get(state.phase)
+    kind = _awaited_job(state, settings)
     if kind is None or state.step_started_at is None or jobs.get(kind, JobState()).phase != "missing":
-        return state
-    if kind == "smoke" and not settings.smoke_test_enabled:
         return state
     deadline = _job_deadline(settings, kind)
     if now - state.step_started_at <= deadline:
@@ -690,8 +694,8 @@ def waiting_for(
     state: RolloutState, settings: Settings, jobs: dict[JobKind, JobState], schema_job_elsewhere: bool, wanted: int
 ) -> str:
     """What the phase waits for, for people: the Progressing condition's message."""
-    kind = _JOB_OF_PHASE.get(state.phase)
-    if kind is not None and not (kind == "smoke" and not settings.smoke_test_enabled):
+    kind = _awaited_job(state, settings)
+    if kind is not None:
         phase = jobs.get(kind, JobState()).phase
         if phase == "missing" and schema_job_elsewhere:
             return "another revision's schema Job (or its Pod, perhaps stuck Terminating) to finish"
@@ -735,10 +739,9 @@ def _on_revert(observed: Observed, state: RolloutState, events: list[Event]) -> 
     if state.phase == "ScalingDown" and reverted_after_switch:
         events.append(Event("Normal", "Reverted", f"spec.image is {image} again: rolling back to it"))
         return _rollback(observed, state, 0, events)
-    rolling_back = image == state.held_image  # a rollback holds the spec's newer image on purpose
-    if state.phase not in _BEFORE_THE_SWITCH or image != state.active_image or state.target_image == image:
-        return state
-    if rolling_back:
+    reverted_before_switch = state.phase in _BEFORE_THE_SWITCH and image == state.active_image
+    # A rollback holds the spec's newer image on purpose (`held_image`): that is no revert.
+    if not reverted_before_switch or image in (state.target_image, state.held_image):
         return state
     if state.phase == "Migrating" and _migration_unrecorded(observed.jobs):
         if not state.abort_requested:
@@ -874,8 +877,8 @@ def _kept_size(observed: Observed, color: Color, floor: int) -> int:
     return max(floor, observed.deployments.get(color, DeploymentState()).replicas)
 
 
-def _intent(state: RolloutState, settings: Settings, wanted: int, observed: Observed, now: datetime) -> Intent:
-    schema_job_elsewhere = observed.schema_job_elsewhere
+def _intent(state: RolloutState, wanted: int, observed: Observed) -> Intent:
+    settings, now, schema_job_elsewhere = observed.settings, observed.now, observed.schema_job_elsewhere
     deployments: dict[Color, tuple[str, int]] = {}
     if state.active_color and state.active_image:
         deployments[state.active_color] = (state.active_image, settings.replicas)

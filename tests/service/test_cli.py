@@ -73,13 +73,18 @@ def _postgres_for(directory: str) -> bool:
     return found.returncode == 0
 
 
+def _offline(monkeypatch: pytest.MonkeyPatch, database_url: str) -> None:
+    """`serve` as `make run` starts it (the offline embedder, no keys, loopback), on this database."""
+    for name in ("GOOGLE_API_KEY", "API_KEYS", "EMBEDDING_MODEL", "EMBEDDING_PROVIDER", "HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+
 def test_serve_says_in_one_line_why_it_cannot_start(
     empty_database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A database that does not answer, or one without the schema: one line on stderr, no traceback."""
-    for name in ("GOOGLE_API_KEY", "API_KEYS", "EMBEDDING_MODEL", "EMBEDDING_PROVIDER", "HOST"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DATABASE_URL", f"postgresql://someone:secret@127.0.0.1:{free_port()}/rag")
+    _offline(monkeypatch, f"postgresql://someone:secret@127.0.0.1:{free_port()}/rag")
     assert main(["serve", "--port", str(free_port())]) == 1
     [line] = _own_lines(capsys.readouterr().err)
     assert line.startswith("ragcorp-service: cannot start: cannot use the database at 127.0.0.1:")
@@ -103,14 +108,12 @@ def _own_lines(err: str) -> list[str]:
 @pytest.fixture
 def offline_serve_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """`serve` on a migrated database with the offline embedder, as `make run` starts it."""
-    for name in ("GOOGLE_API_KEY", "API_KEYS", "EMBEDDING_MODEL", "EMBEDDING_PROVIDER", "HOST"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    _offline(monkeypatch, database_url)
     return database_url
 
 
-def _serve_fails_with_one_line(capsys: pytest.CaptureFixture[str]) -> str:
-    assert main(["serve", "--port", str(free_port())]) == 1
+def _serve_fails_with_one_line(capsys: pytest.CaptureFixture[str], *flags: str) -> str:
+    assert main(["serve", *flags, "--port", str(free_port())]) == 1
     [line] = _own_lines(capsys.readouterr().err)
     assert line.startswith("ragcorp-service: cannot start: ")
     return line
@@ -168,11 +171,8 @@ def test_serve_says_in_one_line_when_the_pytorch_backend_is_not_installed(
     """EMBEDDING_MODEL=all-MiniLM-L6-v2 (databases from before the ONNX backend) needs the torch extra."""
     if importlib.util.find_spec("sentence_transformers") is not None:
         pytest.skip("the PyTorch backend is installed here")
-    for name in ("GOOGLE_API_KEY", "API_KEYS", "EMBEDDING_PROVIDER", "HOST"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DATABASE_URL", empty_database_url)
+    _offline(monkeypatch, empty_database_url)
     monkeypatch.setenv("EMBEDDING_MODEL", "all-MiniLM-L6-v2")
-    assert main(["serve", "--migrate", "--port", str(free_port())]) == 1
-    [line] = _own_lines(capsys.readouterr().err)
+    line = _serve_fails_with_one_line(capsys, "--migrate")
     assert line.startswith("ragcorp-service: cannot start: EMBEDDING_MODEL=all-MiniLM-L6-v2 runs on PyTorch")
     assert "pip install -e '.[torch]'" in line

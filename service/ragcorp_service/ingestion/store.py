@@ -128,16 +128,21 @@ def _key(item: ChunkedDocument) -> tuple[str, str]:
     return item.document.collection, item.document.content_sha256
 
 
+#: How a chunk is indexed for keywords: its document's title and its own text (SQL, given the two).
+_CHUNK_TSV = "to_tsvector('english', {title} || E'\\n' || {text})"
+#: Its length in terms, for BM25: every position of every lexeme (SQL, given the tsvector).
+_TERM_COUNT = "coalesce((SELECT sum(coalesce(array_length(u.positions, 1), 1)) FROM unnest({tsv}) u), 0)"
+
+
 async def _insert_chunks(connection: asyncpg.Connection, batch: list[tuple[DocumentRecord, ChunkedDocument]]) -> None:
     await connection.execute(
-        """
+        f"""
         INSERT INTO chunks (document_id, collection, ordinal, text, token_count, tsv, term_count, embedding)
         SELECT t.document_id, t.collection, t.ordinal, t.text, t.token_count, v.tsv,
-               coalesce((SELECT sum(coalesce(array_length(u.positions, 1), 1)) FROM unnest(v.tsv) u), 0),
-               t.embedding
+               {_TERM_COUNT.format(tsv="v.tsv")}, t.embedding
         FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[], $6::vector[], $7::text[])
              AS t(document_id, collection, ordinal, text, token_count, embedding, title)
-        CROSS JOIN LATERAL (SELECT to_tsvector('english', t.title || E'\\n' || t.text) AS tsv) v
+        CROSS JOIN LATERAL (SELECT {_CHUNK_TSV.format(title="t.title", text="t.text")} AS tsv) v
         """,
         [record.id for record, item in batch for _ in item.chunks],
         [record.collection for record, item in batch for _ in item.chunks],
@@ -281,18 +286,16 @@ async def update_document(
 async def _retitle_chunks(connection: asyncpg.Connection, document_id: UUID, retitled: ChunkedDocument) -> None:
     """Each chunk's keyword vector and embedding from the new title, matched by ordinal (the text stays)."""
     updated = await connection.execute(
-        """
+        f"""
         WITH fresh AS (
             SELECT c.id, v.tsv, t.embedding
             FROM chunks c
             JOIN unnest($2::int[], $3::vector[]) AS t(ordinal, embedding) ON t.ordinal = c.ordinal
-            CROSS JOIN LATERAL (SELECT to_tsvector('english', $4 || E'\\n' || c.text) AS tsv) v
+            CROSS JOIN LATERAL (SELECT {_CHUNK_TSV.format(title="$4", text="c.text")} AS tsv) v
             WHERE c.document_id = $1
         )
         UPDATE chunks c SET
-            tsv = fresh.tsv,
-            term_count = coalesce((SELECT sum(coalesce(array_length(u.positions, 1), 1)) FROM unnest(fresh.tsv) u), 0),
-            embedding = fresh.embedding
+            tsv = fresh.tsv, term_count = {_TERM_COUNT.format(tsv="fresh.tsv")}, embedding = fresh.embedding
         FROM fresh WHERE c.id = fresh.id
         """,
         document_id,

@@ -65,15 +65,18 @@ class _Graph:
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
 
+    def checkpoint(self, name: str) -> np.ndarray:
+        return self._weights[name]
+
     def tensor(self, name: str, value: np.ndarray | None = None) -> str:
         """A checkpoint tensor by its name, or a derived one given its value."""
-        array = self._weights[name] if value is None else value
+        array = self.checkpoint(name) if value is None else value
         self.initializers.append(self._numpy_helper.from_array(np.ascontiguousarray(array, dtype=np.float32), name))
         return name
 
     def linear_weight(self, prefix: str) -> str:
         """A Linear layer's weight: stored (out, in), MatMul multiplies by (in, out)."""
-        return self.tensor(f"{prefix}.weight", self._weights[f"{prefix}.weight"].T)
+        return self.tensor(f"{prefix}.weight", self.checkpoint(f"{prefix}.weight").T)
 
     def op(self, op_type: str, name: str, inputs: list[str], outputs: int = 1, **attributes: Any) -> list[str]:
         names = [name] if outputs == 1 else [f"{name}:{i}" for i in range(outputs)]
@@ -120,8 +123,8 @@ def _residual(graph: _Graph, x: str, skip: str, dense: str, norm: str, epsilon: 
 def _layer(graph: _Graph, hidden: str, token_counts: str, layer: int, config: BertConfig) -> str:
     prefix, epsilon = f"encoder.layer.{layer}", config.layer_norm_eps
     parts = [f"{prefix}.attention.self.{part}" for part in ("query", "key", "value")]
-    qkv_weight = np.concatenate([graph._weights[f"{part}.weight"].T for part in parts], axis=1)
-    qkv_bias = np.concatenate([graph._weights[f"{part}.bias"] for part in parts])
+    qkv_weight = np.concatenate([graph.checkpoint(f"{part}.weight").T for part in parts], axis=1)
+    qkv_bias = np.concatenate([graph.checkpoint(f"{part}.bias") for part in parts])
     attention_inputs = [
         hidden,
         graph.tensor(f"{prefix}.attention.self.qkv.weight", qkv_weight),

@@ -21,6 +21,8 @@ import anyio
 import numpy as np
 
 from ragcorp_service.local_models import DIMENSIONS, LOCAL_MODELS, MAX_TOKENS, TOKENIZER_FILE, TORCH, LocalModel
+from ragcorp_service.providers import onnx_export
+from ragcorp_service.providers.onnx_export import EXPORT_COMMAND
 
 if TYPE_CHECKING:
     from google import genai
@@ -139,10 +141,8 @@ def onnx_model_file(model: LocalModel, directory: Path) -> Path:
     path = directory / model.onnx_file
     if path.exists() and (directory / TOKENIZER_FILE).exists():
         return path
-    export = f"`python -m ragcorp_service.providers.onnx_export {directory}`"
+    export = f"`{EXPORT_COMMAND} {directory}`"
     try:
-        from ragcorp_service.providers import onnx_export
-
         onnx_export.export(directory, models=[model])
     except ImportError as exc:
         raise RuntimeError(
@@ -158,18 +158,22 @@ def onnx_model_file(model: LocalModel, directory: Path) -> Path:
     return path
 
 
+def _unloadable(path: Path, loader: str, exc: Exception) -> RuntimeError:
+    """One error naming an exported file that does not load, and the command that makes it again."""
+    reason = " ".join(str(exc).split())[:300]
+    return RuntimeError(
+        f"{path} does not load{loader} ({reason}): delete it and export it again with "
+        f"`{EXPORT_COMMAND} {path.parent}` (or `make run`)"
+    )
+
+
 def _load_session(path: Path, options: Any) -> Any:
-    """An onnxruntime session, or one error naming the file and how to make it again."""
     import onnxruntime
 
     try:
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types, one per failure
-        reason = " ".join(str(exc).split())[:300]
-        raise RuntimeError(
-            f"{path} does not load in onnxruntime ({reason}): delete it and export it again with "
-            f"`python -m ragcorp_service.providers.onnx_export {path.parent}` (or `make run`)"
-        ) from exc
+        raise _unloadable(path, " in onnxruntime", exc) from exc
 
 
 class OnnxEmbedder(_OnTheCpu):
@@ -242,10 +246,7 @@ def _load_tokenizer(path: Path) -> Tokenizer:
     try:
         return Tokenizer.from_file(str(path))
     except Exception as exc:  # tokenizers raises a bare Exception for an unreadable file
-        raise RuntimeError(
-            f"{path} does not load ({' '.join(str(exc).split())[:200]}): delete it and export again with "
-            f"`python -m ragcorp_service.providers.onnx_export {path.parent}` (or `make run`)"
-        ) from exc
+        raise _unloadable(path, "", exc) from exc
 
 
 LocalEmbedder = TorchEmbedder | OnnxEmbedder

@@ -91,23 +91,21 @@ def export_models(weights: Path, directory: Path, models: Sequence[LocalModel]) 
     """
     layers = bert_graph.BertConfig.read(weights / CONFIG_FILE).num_hidden_layers
     directory.mkdir(parents=True, exist_ok=True)
-    written = []
+    # The scratch folder is inside `directory`, so each finished file is renamed into place whole.
     with tempfile.TemporaryDirectory(dir=directory, prefix=".export-") as scratch:
         work = Path(scratch)
-        write_fp32(weights, work / "fp32.onnx")
-        files = [(weights / TOKENIZER_FILE, TOKENIZER_FILE)]
-        for model in models:
+        fp32 = work / "fp32.onnx"
+        write_fp32(weights, fp32)
+        shutil.copyfile(weights / TOKENIZER_FILE, work / TOKENIZER_FILE)
+        files = [(work / TOKENIZER_FILE, TOKENIZER_FILE)]
+        for model in dict.fromkeys(models):
             assert model.recipe is not None, f"{model.name} is not an ONNX variant"
             quantisation = model.recipe.quantisation
-            if quantisation is None:
-                files.append((work / "fp32.onnx", model.onnx_file))
-            else:
-                quantise(work / "fp32.onnx", work / model.onnx_file, quantisation, layers)
-                files.append((work / model.onnx_file, model.onnx_file))
-        for source, name in files:
-            shutil.copyfile(source, work / f"{name}.part")
-            written.append((work / f"{name}.part").replace(directory / name))
-    return written
+            if quantisation is not None:
+                quantise(fp32, work / model.onnx_file, quantisation, layers)
+            files.append((fp32 if quantisation is None else work / model.onnx_file, model.onnx_file))
+        # Renamed only once every variant is written: fp32.onnx is the others' source until then.
+        return [source.replace(directory / name) for source, name in files]
 
 
 def onnx_variants() -> list[LocalModel]:
