@@ -8,8 +8,27 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import sys
+from typing import TextIO
 
 JSON_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each record to `sys.stderr` as it is when the record is emitted, as the standard
+    library's last-resort handler does, not to the stream there was at configuration: a process
+    (or a test run) that swaps stderr later never logs into a closed stream."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
 
 
 def configure_logging(level: str) -> None:
@@ -25,7 +44,7 @@ def configure_logging(level: str) -> None:
                 }
             },
             "filters": {"request_id": {"()": "ragcorp_service.api.observability.RequestIdFilter"}},
-            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]}},
+            "handlers": {"stderr": {"()": StderrHandler, "formatter": "json", "filters": ["request_id"]}},
             "root": {"handlers": ["stderr"], "level": level},
             "loggers": {
                 "uvicorn": {"handlers": [], "propagate": True},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import shutil
@@ -11,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -142,24 +144,17 @@ def test_serve_says_in_one_line_when_the_model_file_is_corrupt(
     assert f"python -m ragcorp_service.providers.onnx_export {tmp_path}" in line
 
 
-_RECORD_AN_EARLIER_RECIPE = """
-import asyncio, sys, asyncpg
-
-async def record(url):
-    connection = await asyncpg.connect(url)
-    await connection.execute("UPDATE embedding_config SET model = 'all-MiniLM-L6-v2:onnx-int8'")
-    await connection.close()
-
-asyncio.run(record(sys.argv[1]))
-"""
-
-
 def test_serve_says_in_one_line_when_the_database_was_filled_by_an_earlier_recipe(
     offline_serve_env: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # In a process of its own: an event loop run here would log through the handler an earlier
-    # test's `main` bound to its own, closed, captured stderr.
-    subprocess.run([sys.executable, "-c", _RECORD_AN_EARLIER_RECIPE, offline_serve_env], check=True)
+    async def record_an_earlier_recipe() -> None:
+        connection = await asyncpg.connect(offline_serve_env)
+        try:
+            await connection.execute("UPDATE embedding_config SET model = 'all-MiniLM-L6-v2:onnx-int8'")
+        finally:
+            await connection.close()
+
+    asyncio.run(record_an_earlier_recipe())
     line = _serve_fails_with_one_line(capsys)
     assert "all-MiniLM-L6-v2:onnx-int8 embeddings, made by an export recipe this version no longer builds" in line
     assert "RAGCORP_DATA_DIR" in line and DEFAULT.name in line
