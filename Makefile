@@ -23,7 +23,7 @@ CHART := charts/ragcorp-operator
 KUBE_VERSIONS ?= 1.27.0 1.37.0
 IMAGE_TAG ?= dev
 
-.PHONY: run test test-torch prometheus bench lint format typecheck clean crds chart-check images e2e-kind e2e-local
+.PHONY: run test test-torch prometheus controlplane cluster e2e-cluster bench lint format typecheck clean crds chart-check images e2e-kind
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,8 +62,10 @@ $(EMBEDDER): | $(VENV)/.run
 run: $(VENV)/.run $(EMBEDDER)
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/ragcorp-service serve --migrate
 
-test: $(VENV)/.dev $(EMBEDDER) prometheus
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# Every test: the fast tiers, then the scenarios on the real control plane (their `e2e:` lines shown).
+test: $(VENV)/.dev $(EMBEDDER) prometheus controlplane
+	$(BIN)/python -m pytest --ignore=tests/e2e/cluster $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -s -p no:cacheprovider tests/e2e/cluster $(PYTEST_ARGS)
 
 # The metric gate's tests query a real Prometheus: Debian's package, installed here when missing and
 # this is a root shell with apt-get (CI); elsewhere those tests say how to install it and skip.
@@ -126,9 +128,24 @@ images:
 	docker build -t ragcorp-service:$(IMAGE_TAG) --build-arg VERSION=$(IMAGE_TAG) .
 	docker build -t ragcorp-operator:$(IMAGE_TAG) --build-arg VERSION=$(IMAGE_TAG) -f operator/Dockerfile .
 
-# The operator driving the real service on a local cluster (real processes, no Docker); part of `make test`.
-e2e-local: $(VENV)/.dev $(EMBEDDER)
-	$(BIN)/python -m pytest -s tests/e2e/local $(PYTEST_ARGS)
+# kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kubectl and helm built from source
+# (controlplane/: Go 1.26 and its module proxy; about 10 minutes cold on 2 cores), cached in
+# .cluster/bin/<digest of the pins> and rebuilt only when go.mod or go.sum change.
+controlplane: $(VENV)/.dev
+	@if command -v go >/dev/null 2>&1; then \
+		$(BIN)/python -m tests.e2e.cluster.binaries >/dev/null; \
+	else \
+		echo "no Go on PATH: the real-cluster scenarios will skip (CI fails them)"; \
+	fi
+
+# The real control plane with one node of ours, in the foreground until Ctrl-C (root: each Pod gets
+# its own mount and network namespace). Writes .cluster/kubeconfig; see docs/development.md.
+cluster: controlplane $(EMBEDDER) prometheus
+	$(BIN)/python -m tests.e2e.cluster
+
+# The operator's scenarios on the real control plane (also the end of `make test`).
+e2e-cluster: controlplane $(EMBEDDER) prometheus
+	$(BIN)/python -m pytest -s -p no:cacheprovider tests/e2e/cluster $(PYTEST_ARGS)
 
 # Needs Docker, kind, kubectl and helm; skips with a message where they are missing.
 e2e-kind:

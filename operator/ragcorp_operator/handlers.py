@@ -52,13 +52,21 @@ def cluster() -> Cluster:
     return _cluster
 
 
+def bearer_token(header: str | None) -> str | None:
+    """The token of an Authorization value: in-cluster config writes "bearer <token>" (lower case), a
+    kubeconfig "Bearer <token>"; the scheme is case-insensitive (RFC 7235), kopf adds its own."""
+    scheme, _, token = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
 @kopf.on.login()
 def login(**_: Any) -> kopf.ConnectionInfo:
     """The same credentials as the operator's own client (kubeconfig or in-cluster)."""
     configuration = kube_configuration()
-    # The client keeps "Bearer <token>" under BearerToken and refreshes expiring (bound) tokens here.
-    raw = configuration.get_api_key_with_prefix("BearerToken") or ""
-    token = raw.removeprefix("Bearer ").strip() or None
+    # The client keeps "<scheme> <token>" under BearerToken and refreshes expiring (bound) tokens here.
+    token = bearer_token(configuration.get_api_key_with_prefix("BearerToken"))
     return kopf.ConnectionInfo(
         server=configuration.host,
         token=token,
@@ -151,10 +159,17 @@ async def reconciler(
             if full:
                 last_full = time.monotonic()
             until_resync = max(resync - (time.monotonic() - last_full), 0.0)
-            wake_after = min(result.wake_after or timedelta(seconds=until_resync), timedelta(seconds=until_resync))
-            await _sleep(wakeup, wake_after.total_seconds(), stopped)
+            await _sleep(wakeup, sleep_seconds(result.wake_after, until_resync), stopped)
     finally:
         wakeups.unregister(uid, wakeup)
+
+
+def sleep_seconds(wake_after: timedelta | None, until_resync: float) -> float:
+    """How long the reconciler sleeps: until the rollout's next deadline or the resync, whichever is first.
+    A deadline due now is 0 s, not "none" (a zero timedelta is falsy)."""
+    if wake_after is None:
+        return until_resync
+    return min(wake_after.total_seconds(), until_resync)
 
 
 async def _sleep(wakeup: Wakeup, seconds: float, stopped: kopf.DaemonStopped) -> None:

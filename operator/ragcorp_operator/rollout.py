@@ -968,6 +968,9 @@ def next_wakeup(
         due.append(started + settings.abort_scale_down_delay)
     if schema_job_elsewhere and state.phase in ("Migrating", "Downgrading"):
         due.append(now + SCHEMA_JOB_POLL)
-    if not due:
+    # A deadline already passed was weighed by the decision this pass just made; waking for it again
+    # at once would spin (the scale-down delay over, say, while the post-promotion gate still waits).
+    upcoming = [moment for moment in due if moment > now]
+    if not upcoming:
         return None
-    return max(min(due) - now, timedelta(0))
+    return min(upcoming) - now

@@ -48,7 +48,7 @@ done
 step "operator (Helm chart)"
 helm install ragcorp-operator charts/ragcorp-operator --namespace ragcorp-system --create-namespace \
     --set image.repository=ragcorp-operator --set image.tag=e2e --set image.pullPolicy=Never \
-    --set reconcileIntervalSeconds=3 --wait --timeout "$TIMEOUT"
+    --set resyncSeconds=30 --wait --timeout "$TIMEOUT"
 
 step "PostgreSQL with pgvector"
 kubectl create namespace "$NAMESPACE"

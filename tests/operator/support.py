@@ -29,7 +29,7 @@ from ragcorp_operator.naming import JOB_KIND_LABEL
 NAMESPACE = "default"
 ROOT = Path(__file__).resolve().parents[2]
 CRD = yaml.safe_load((ROOT / "crds" / "ragcorpdeployments.ragcorp.dev.yaml").read_text())
-#: Captured from the real commands by the local cluster (tests/e2e/local checks they still match).
+#: Captured from the real commands on the real control plane (tests/e2e/cluster checks they still match).
 TERMINATION_MESSAGES: dict[str, str] = json.loads((Path(__file__).with_name("termination_messages.json")).read_text())
 
 
@@ -157,7 +157,7 @@ class ClusterHelper:
                 },
             }
         )
-        # The Job controller's conditions (Kubernetes 1.31+), as tests/e2e/local's controller writes them.
+        # The Job controller's conditions (Kubernetes 1.31+), as the real one writes them (tests/e2e/cluster).
         if succeeded:
             reason, message = "CompletionsReached", "Reached expected number of succeeded pods"
             kinds = ("SuccessCriteriaMet", "Complete")

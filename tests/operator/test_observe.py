@@ -1,7 +1,7 @@
 """Reading Jobs: each kind is judged by what its real command leaves behind (pure, no cluster).
 
 The termination messages are the ones the real commands wrote on the local cluster
-(`termination_messages.json`, checked there by tests/e2e/local).
+(`termination_messages.json`, checked there by tests/e2e/cluster).
 """
 
 from __future__ import annotations

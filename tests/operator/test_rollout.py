@@ -10,6 +10,7 @@ import pytest
 from ragcorp_operator.naming import Color
 from ragcorp_operator.plan import conditions
 from ragcorp_operator.rollout import (
+    GATE_POLL,
     DeploymentState,
     GateResult,
     HistoryEntry,
@@ -714,3 +715,11 @@ def test_next_wakeup_is_the_nearest_deadline_and_none_when_only_events_matter() 
     assert next_wakeup(at("Migrating"), SETTINGS, NOW) is None, "a Job finishing is an event"
     scaling = replace(at("ScalingDown"), promoted_at=NOW)
     assert next_wakeup(scaling, SETTINGS, NOW + timedelta(minutes=1)) == timedelta(minutes=4)
+
+
+def test_a_post_promotion_gate_still_waiting_after_the_scale_down_delay_is_polled_not_spun_on() -> None:
+    """The scale-down delay over, the old colour waits for the gate: ask Prometheus again in GATE_POLL,
+    not at once in a loop (nor, as a zero wake-up once did, only at the next resync)."""
+    waiting = replace(at("ScalingDown"), promoted_at=NOW, step_started_at=NOW, verified_after_promotion=False)
+    settings = replace(GATED, scale_down_delay=timedelta(seconds=5))
+    assert next_wakeup(waiting, settings, NOW + timedelta(minutes=2)) == GATE_POLL

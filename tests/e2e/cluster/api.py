@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import ssl
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -20,6 +22,15 @@ PATHS = {
 PLURALS = {"Pod": "pods", "Service": "services", "ConfigMap": "configmaps", "Secret": "secrets"}
 
 
+@dataclass(frozen=True)
+class TlsClient:
+    """File names of the cluster's CA and a client certificate with its key."""
+
+    ca: str
+    certificate: str
+    key: str
+
+
 def path(kind: str, namespace: str, name: str | None = None) -> str:
     base = f"{PATHS[kind]}/namespaces/{namespace}/{PLURALS.get(kind, kind.lower() + 's')}"
     return f"{base}/{name}" if name else base
@@ -28,8 +39,14 @@ def path(kind: str, namespace: str, name: str | None = None) -> str:
 class Api:
     """Just what controllers need: list, get, create, merge-patch (object or status), delete."""
 
-    def __init__(self, url: str, token: str = "local-cluster") -> None:
-        self.http = httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    def __init__(self, url: str, token: str = "local-cluster", tls: TlsClient | None = None) -> None:
+        """Bearer `token` on the emulator; on a real API server, the client certificate `tls` names."""
+        if tls is None:
+            self.http = httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        else:
+            context = ssl.create_default_context(cafile=tls.ca)
+            context.load_cert_chain(tls.certificate, tls.key)
+            self.http = httpx.AsyncClient(base_url=url, verify=context, timeout=30)
 
     async def list(self, kind: str, namespace: str) -> list[Manifest]:
         response = await self.http.get(path(kind, namespace))
@@ -75,6 +92,26 @@ class Api:
     async def config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
         config_map = await self.get("ConfigMap", namespace, name)
         return None if config_map is None else dict(config_map.get("data") or {})
+
+    async def service_account_token(
+        self, namespace: str, account: str, pod: str, pod_uid: str, audience: str | None
+    ) -> str:
+        """A token bound to the Pod (TokenRequest), as the kubelet asks for a projected volume."""
+        spec: Manifest = {
+            "expirationSeconds": 3607,
+            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod, "uid": pod_uid},
+        }
+        if audience:
+            spec["audiences"] = [audience]
+        response = await self.http.post(
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
+            json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+        )
+        if response.status_code == 404:
+            raise LookupError(f'serviceaccount "{account}" not found')
+        response.raise_for_status()
+        token: str = response.json()["status"]["token"]
+        return token
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -1,28 +1,32 @@
-"""The local cluster's kubelet: Pods as real processes, probed and stopped as a kubelet does.
+"""The node's container runtime: each container a real process, probed and stopped as a kubelet does.
 
-Each Pod gets its own loopback address as its IP (127.1.0.0/16). A container process is
-started by `launcher.py` in a private mount namespace, with the environment the Pod
-spec gives: the image's ENV, then `envFrom`, then `env` (literal values, `secretKeyRef`,
-`configMapKeyRef`, `fieldRef`), plus the Service links Kubernetes injects. `HOST=0.0.0.0`
-becomes the Pod's IP: in a Pod's own network namespace 0.0.0.0 reaches only the Pod.
-What the program leaves at `terminationMessagePath` becomes `state.terminated.message`,
-as the kubelet reports it (at most 4096 bytes).
+A container is started by `launcher.py` in a mount and a network namespace of its
+own; the Pod's end of a veth pair becomes its eth0 with the Pod IP (the node's end
+holds the Pods' gateway), as a CNI bridge plugin would set it up. Its environment is
+what the Pod spec gives: the image's ENV, then `envFrom`, then `env` (literal values,
+`secretKeyRef`, `configMapKeyRef`, `fieldRef`), plus the Service links Kubernetes
+injects (the `kubernetes` Service's in every Pod). Secret, ConfigMap and projected
+volumes (the ServiceAccount token by TokenRequest, `kube-root-ca.crt`, the
+namespace) are written into the Pod's directory and bound at their mount paths.
+What the program leaves at `terminationMessagePath` becomes
+`state.terminated.message`, as the kubelet reports it (at most 4096 bytes).
 
-Not faithful, and said so in the README: one node, no scheduler, no image pulls (an
-unknown image stays `ErrImagePull`), no resource limits, no read-only root filesystem;
-missing mount points are created on the host.
+Not faithful, and said so in docs/development.md: one node, no image pulls (an
+image maps to this checkout's build; an unknown one stays `ErrImagePull`), no
+resource limits, no read-only root filesystem, no token rotation; missing mount
+points are created on the host.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,16 +34,38 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.local.api import Api
-from tests.e2e.local.images import Image
+from tests.e2e.cluster.api import Api
+from tests.e2e.cluster.images import Image
 
 LAUNCHER = Path(__file__).with_name("launcher.py")
 MESSAGE_LIMIT = 4096
-_addresses = (f"127.1.{i // 250}.{i % 250 + 1}" for i in itertools.count(1))
+#: Where the Kubernetes API is in every Pod's environment, whatever its namespace.
+MASTER_SERVICE = ("default", "kubernetes")
 
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+#: The Pods' default gateway: an address of the node's end of every veth pair.
+GATEWAY = "169.254.1.1"
+
+
+async def attach_network(pid: int, address: str) -> None:
+    """Join the process's network namespace to the node: a veth pair, eth0 inside, a route to the Pod IP."""
+    host_side = "rcv" + "".join(f"{int(octet):02x}" for octet in address.split(".")[2:])
+    stale = await asyncio.create_subprocess_exec("ip", "link", "del", host_side, stderr=asyncio.subprocess.DEVNULL)
+    await stale.wait()  # the previous container's pair, when its namespace is not gone yet
+    for command in (
+        ["link", "add", host_side, "type", "veth", "peer", "name", "eth0", "netns", str(pid)],
+        ["addr", "add", f"{GATEWAY}/32", "dev", host_side],
+        ["link", "set", host_side, "up"],
+        ["route", "replace", f"{address}/32", "dev", host_side],
+    ):
+        process = await asyncio.create_subprocess_exec("ip", *command, stderr=asyncio.subprocess.PIPE)
+        _, error = await process.communicate()
+        if process.returncode:
+            raise RuntimeError(f"ip {' '.join(command)}: {error.decode().strip()}")
 
 
 class ContainerConfigError(Exception):
@@ -55,6 +81,7 @@ class Pod:
     ip: str
     directory: Path
     owner: str
+    uid: str = ""
     process: asyncio.subprocess.Process | None = None
     ready: bool = False
     terminating: bool = False
@@ -64,6 +91,8 @@ class Pod:
     started_at: str | None = None
     finished_at: str | None = None
     restarts: int = 0
+    #: Times the liveness probe failed enough for the kubelet to restart the container.
+    liveness_failures: int = 0
     #: time.monotonic() when the container last exited.
     exited: float = 0.0
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -122,8 +151,16 @@ def service_links(services: list[dict[str, Any]]) -> dict[str, str]:
 
 
 class Kubelet:
-    def __init__(self, api: Api, images: dict[str, Image], root: Path, hosts_file: Path) -> None:
+    def __init__(
+        self,
+        api: Api,
+        images: dict[str, Image],
+        root: Path,
+        hosts_file: Path,
+        addresses: Iterator[str],
+    ) -> None:
         self.api = api
+        self.addresses = addresses
         self.images = images
         self.root = root
         self.hosts_file = hosts_file
@@ -136,8 +173,17 @@ class Kubelet:
     async def environment(self, pod: Pod, image: Image) -> dict[str, str]:
         container = pod.container
         env = dict(image.env)
-        if pod.spec.get("enableServiceLinks", True):
-            env.update(service_links([s for s in self.services if s["metadata"]["namespace"] == pod.namespace]))
+        links = pod.spec.get("enableServiceLinks", True)
+        env.update(
+            service_links(
+                [
+                    s
+                    for s in self.services
+                    if (links and s["metadata"]["namespace"] == pod.namespace)
+                    or (s["metadata"]["namespace"], s["metadata"]["name"]) == MASTER_SERVICE
+                ]
+            )
+        )
         for source in container.get("envFrom") or []:
             prefix = source.get("prefix", "")
             if "configMapRef" in source:
@@ -153,8 +199,6 @@ class Kubelet:
         for variable in container.get("env") or []:
             env[variable["name"]] = await self._value(pod, variable)
         env["HOSTNAME"] = pod.name
-        if env.get("HOST") in ("0.0.0.0", "::"):
-            env["HOST"] = pod.ip
         return env
 
     async def _value(self, pod: Pod, variable: dict[str, Any]) -> str:
@@ -180,7 +224,7 @@ class Kubelet:
     def new_pod(self, namespace: str, name: str, labels: dict[str, str], spec: dict[str, Any], owner: str) -> Pod:
         directory = self.root / "pods" / name
         directory.mkdir(parents=True)
-        pod = Pod(namespace, name, labels, spec, next(_addresses), directory, owner)
+        pod = Pod(namespace, name, labels, spec, next(self.addresses), directory, owner)
         self.pods[name] = pod
         return pod
 
@@ -193,6 +237,7 @@ class Kubelet:
             return False
         try:
             env = await self.environment(pod, image)
+            await self._fill_volumes(pod)
         except ContainerConfigError as exc:
             pod.waiting = f"CreateContainerConfigError: {exc}"
             return False
@@ -223,6 +268,7 @@ class Kubelet:
             "mounts": self._mounts(pod, attempt),
             "expose": INTERPRETER_ROOT if uid else None,
             "stash": str(attempt / "stash"),
+            "network": {"address": pod.ip, "gateway": GATEWAY},
         }
         spec_file = attempt / "launch.json"
         spec_file.write_text(json.dumps(launch))
@@ -230,6 +276,7 @@ class Kubelet:
         pod.process = await asyncio.create_subprocess_exec(
             "unshare",
             "--mount",
+            "--net",
             "--propagation",
             "private",
             sys.executable,
@@ -240,6 +287,7 @@ class Kubelet:
             stderr=log,
         )
         log.close()
+        await attach_network(pod.process.pid, pod.ip)
         pod.exit_code = None
         pod.started_at = now()
         self.starts.append((pod.name, argv))
@@ -253,6 +301,8 @@ class Kubelet:
             volume = volumes[mount["name"]]
             if "emptyDir" in volume:
                 source = pod.directory / "volumes" / mount["name"]
+            elif {"projected", "secret", "configMap"} & volume.keys():
+                source = pod.directory / "volumes" / mount["name"]  # filled by _fill_volumes
             elif "persistentVolumeClaim" in volume:
                 source = self.root / "pvcs" / pod.namespace / volume["persistentVolumeClaim"]["claimName"]
             else:
@@ -261,6 +311,57 @@ class Kubelet:
             source.chmod(0o777)
             mounts.append({"source": str(source), "target": mount["mountPath"]})
         return mounts
+
+    async def _fill_volumes(self, pod: Pod) -> None:
+        """Write what Secret, ConfigMap and projected volumes hold, as the kubelet's volume plugins do."""
+        for volume in pod.spec.get("volumes") or []:
+            sources = (volume.get("projected") or {}).get("sources") or []
+            if "secret" in volume:
+                sources = [{"secret": {**volume["secret"], "name": volume["secret"]["secretName"]}}]
+            elif "configMap" in volume:
+                sources = [{"configMap": volume["configMap"]}]
+            if not sources:
+                continue
+            files: dict[str, str] = {}
+            for source in sources:
+                files.update(await self._projected_files(pod, source))
+            directory = pod.directory / "volumes" / volume["name"]
+            directory.mkdir(parents=True, exist_ok=True)
+            for name, content in files.items():
+                target = directory / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(content)
+                target.chmod(0o644)
+
+    async def _projected_files(self, pod: Pod, source: dict[str, Any]) -> dict[str, str]:
+        if "serviceAccountToken" in source:
+            token = source["serviceAccountToken"]
+            try:
+                value = await self.api.service_account_token(
+                    pod.namespace,
+                    pod.spec.get("serviceAccountName", "default"),
+                    pod.name,
+                    pod.uid,
+                    token.get("audience"),
+                )
+            except LookupError as exc:
+                raise ContainerConfigError(str(exc)) from exc
+            return {token["path"]: value}
+        if "downwardAPI" in source:
+            fields = {"metadata.namespace": pod.namespace, "metadata.name": pod.name}
+            return {item["path"]: fields[item["fieldRef"]["fieldPath"]] for item in source["downwardAPI"]["items"]}
+        kind, ref = ("Secret", source["secret"]) if "secret" in source else ("ConfigMap", source["configMap"])
+        data = await (
+            self.api.secret_data(pod.namespace, ref["name"])
+            if kind == "Secret"
+            else self.api.config_map_data(pod.namespace, ref["name"])
+        )
+        if data is None:
+            if ref.get("optional"):
+                return {}
+            raise ContainerConfigError(f'{kind.lower()} "{ref["name"]}" not found')
+        items = ref.get("items") or [{"key": key, "path": key} for key in data]
+        return {item["path"]: data[item["key"]] for item in items if item["key"] in data}
 
     async def _collect(self, pod: Pod, message_file: Path) -> None:
         assert pod.process is not None
@@ -330,3 +431,30 @@ class Kubelet:
                     if failures >= failure_threshold or pod.exit_code is not None:
                         pod.ready = False
                 await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))
+
+    def watch_liveness(self, pod: Pod) -> None:
+        """Probe the running container; after `failureThreshold` failures stop it, so it restarts."""
+        probe = pod.container.get("livenessProbe")
+        if probe is not None and pod.process is not None:
+            pod.tasks.append(asyncio.create_task(self._liveness_loop(pod, pod.process, probe), name="liveness"))
+
+    async def _liveness_loop(self, pod: Pod, process: asyncio.subprocess.Process, probe: dict[str, Any]) -> None:
+        get = probe["httpGet"]
+        url = f"http://{pod.ip}:{pod.port(get['port'])}{get.get('path', '/')}"
+        period = float(probe.get("periodSeconds", 10))
+        failure_threshold = int(probe.get("failureThreshold", 3))
+        await asyncio.sleep(float(probe.get("initialDelaySeconds", 0)))
+        failures = 0
+        async with httpx.AsyncClient(timeout=float(probe.get("timeoutSeconds", 1))) as http:
+            while process.returncode is None and not pod.terminating:
+                try:
+                    healthy = 200 <= (await http.get(url)).status_code < 400
+                except httpx.HTTPError:
+                    healthy = False
+                failures = 0 if healthy else failures + 1
+                if failures >= failure_threshold:
+                    pod.liveness_failures += 1
+                    with contextlib.suppress(ProcessLookupError):
+                        process.send_signal(signal.SIGTERM)
+                    return
+                await asyncio.sleep(period)

@@ -1,0 +1,478 @@
+"""The operator on a real Kubernetes control plane: one installation's life, as a platform team lives it.
+
+The CRD is applied with kubectl, the chart installed with Helm, the operator runs as
+the chart's two peered Pods with the chart's ServiceAccount (the API server enforces
+its RBAC), and Deployments, ReplicaSets, Jobs, EndpointSlices and garbage collection
+are the real controllers'. Every Job runs its real command, every replica is a real
+`ragcorp-service serve`, every request goes through a Service. Each scenario prints
+one `e2e:` line with its figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.e2e.cluster.cluster import Cluster
+from tests.e2e.cluster.images import REPOSITORY
+
+ROOT = Path(__file__).resolve().parents[3]
+MINIMAL = yaml.safe_load((ROOT / "crds" / "examples" / "minimal.yaml").read_text())
+NAME = MINIMAL["metadata"]["name"]
+DOCUMENT = {
+    "title": "Tides",
+    "text": "The moon raises two tides a day. Spring tides come when the sun and moon line up.",
+    "metadata": {"team": "ocean"},
+}
+COLOR_LABEL = "ragcorp.dev/color"
+#: Generous bounds: they only decide how long a failing scenario takes on a loaded machine.
+STEP_TIMEOUT = float(os.environ.get("E2E_STEP_TIMEOUT", "240"))
+
+
+def image(tag: str) -> str:
+    return f"{REPOSITORY}:{tag}"
+
+
+def eventually(check: Callable[[], Any], timeout: float = STEP_TIMEOUT, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout:.0f} s: {check}")
+        time.sleep(interval)
+
+
+def status(cluster: Cluster) -> dict[str, Any]:
+    found = cluster.get("rcd", NAME) or {}
+    return dict(found.get("status") or {})
+
+
+def condition(cluster: Cluster, kind: str) -> dict[str, Any]:
+    return next((c for c in status(cluster).get("conditions") or [] if c["type"] == kind), {})
+
+
+def apply_spec(cluster: Cluster, spec: dict[str, Any]) -> None:
+    manifest = {**MINIMAL, "spec": spec}
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+
+def spec_with(**changes: Any) -> dict[str, Any]:
+    spec = json.loads(json.dumps(MINIMAL["spec"]))
+    for path, value in changes.items():
+        target = spec
+        *parents, leaf = path.split("__")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return spec
+
+
+def active_color(cluster: Cluster) -> str | None:
+    service = cluster.get("service", NAME) or {}
+    return (service.get("spec") or {}).get("selector", {}).get(COLOR_LABEL)
+
+
+def ready_endpoints(cluster: Cluster, service: str) -> int:
+    slices = cluster.items("endpointslices", "-l", f"kubernetes.io/service-name={service}")
+    return sum(
+        1
+        for endpoint_slice in slices
+        for endpoint in endpoint_slice.get("endpoints") or []
+        if (endpoint.get("conditions") or {}).get("ready")
+    )
+
+
+def job_complete(cluster: Cluster, name: str) -> bool:
+    job = cluster.get("job", name) or {}
+    return any(c.get("type") == "Complete" for c in (job.get("status") or {}).get("conditions") or [])
+
+
+def idle_with(cluster: Cluster, wanted_image: str) -> Callable[[], bool]:
+    def idle() -> bool:
+        now = status(cluster)
+        ready = next((c for c in now.get("conditions") or [] if c["type"] == "Ready"), {})
+        return now.get("activeImage") == wanted_image and now.get("phase") == "Idle" and ready.get("status") == "True"
+
+    return idle
+
+
+def version_behind(cluster: Cluster, service: str) -> dict[str, Any]:
+    body: dict[str, Any] = httpx.get(f"{cluster.service_url(service)}/version", timeout=10).json()
+    return body
+
+
+@dataclass
+class Traffic:
+    """A client sending searches through a Service at a steady pace, counting what failed.
+
+    Paced, not flat out: the service limits each client to `rateLimitRps` (20/s per replica by
+    default), and a faster client would count the limiter's 429s as lost requests."""
+
+    url: str
+    mode: str = "hybrid"
+    per_second: float = 10.0
+    sent: int = 0
+    failures: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            next_at = time.monotonic()
+            while not self.stop.wait(max(0.0, next_at - time.monotonic())):
+                next_at = max(next_at, time.monotonic()) + 1 / self.per_second
+                try:
+                    body = {"query": "what raises tides", "top_k": 3, "mode": self.mode}
+                    response = http.post("/v1/search", json=body)
+                    if response.status_code != 200 or not response.json()["results"]:
+                        self.failures.append(f"{response.status_code}: {response.text[:200]}")
+                except httpx.HTTPError as exc:
+                    self.failures.append(f"{type(exc).__name__}: {exc}")
+                self.sent += 1
+
+
+@contextmanager
+def traffic(cluster: Cluster, service: str = NAME, mode: str = "hybrid") -> Iterator[Traffic]:
+    load = Traffic(cluster.service_url(service), mode)
+    thread = threading.Thread(target=load.run, daemon=True)
+    thread.start()
+    try:
+        yield load
+    finally:
+        load.stop.set()
+        thread.join(timeout=60)
+
+
+@dataclass
+class Timeline:
+    """When each watched fact first held, and the active colour at each poll."""
+
+    seen: dict[str, float] = field(default_factory=dict)
+    colors: list[str | None] = field(default_factory=list)
+    samples: dict[str, list[Any]] = field(default_factory=dict)
+
+    def served(self) -> list[str | None]:
+        changes: list[str | None] = []
+        for color in self.colors:
+            if not changes or changes[-1] != color:
+                changes.append(color)
+        return changes
+
+
+def follow(
+    cluster: Cluster,
+    done: Callable[[], bool],
+    watch: dict[str, Callable[[], bool]] | None = None,
+    sample: dict[str, Callable[[], Any]] | None = None,
+    timeout: float = STEP_TIMEOUT,
+) -> Timeline:
+    """Poll until `done()`; meanwhile note when each `watch` first held, and record each `sample`."""
+    timeline = Timeline()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, predicate in (watch or {}).items():
+            if name not in timeline.seen and predicate():
+                timeline.seen[name] = time.monotonic()
+        for name, measure in (sample or {}).items():
+            timeline.samples.setdefault(name, []).append(measure())
+        timeline.colors.append(active_color(cluster))
+        if done():
+            return timeline
+        time.sleep(0.2)
+    raise AssertionError(f"not done within {timeout:.0f} s; status: {json.dumps(status(cluster))[:2000]}")
+
+
+def test_1_a_platform_team_installs_the_operator_and_the_minimal_example_becomes_ready(cluster: Cluster) -> None:
+    started = time.monotonic()
+    cluster.kubectl("apply", "-f", str(ROOT / "crds" / "ragcorpdeployments.ragcorp.dev.yaml"))
+    cluster.helm("install", "ragcorp", str(ROOT / "charts" / "ragcorp-operator"), "--wait", "--timeout=5m")
+    cluster.kubectl(
+        "create", "secret", "generic", "ragcorp-database", f"--from-literal=DATABASE_URL={cluster.database_url}"
+    )
+    cluster.kubectl("apply", "-f", str(ROOT / "crds" / "examples" / "minimal.yaml"))
+    cluster.kubectl("wait", "--for=condition=Ready", f"rcd/{NAME}", f"--timeout={STEP_TIMEOUT:.0f}s")
+    ready_after = time.monotonic() - started
+    now = status(cluster)
+    assert now["schemaRevision"] == "0004" and now["activeImage"] == MINIMAL["spec"]["image"]
+    operators = cluster.items("pods", "-l", "app.kubernetes.io/name=ragcorp-operator")
+    assert len(operators) == 2 and all(p["spec"]["serviceAccountName"].startswith("ragcorp") for p in operators)
+
+    active = cluster.service_url(NAME)
+    stored = httpx.post(f"{active}/v1/documents", json=DOCUMENT, timeout=60)
+    assert stored.status_code == 201, stored.text
+    answer = httpx.post(f"{active}/v1/ask", json={"question": "What raises tides?"}, timeout=60).json()
+    assert answer["citations"] and answer["citations"][0]["title"] == "Tides"
+    print(
+        f"\ne2e: install: CRD (kubectl), chart (helm install, 2 operator Pods on the chart's ServiceAccount), "
+        f"minimal example Ready in {ready_after:.1f} s; schema {now['schemaRevision']}; "
+        "cited answer through the Service"
+    )
+
+
+def test_2_rollout_v1_to_v2_under_traffic_loses_no_request(cluster: Cluster) -> None:
+    backups = cluster.root / "pvcs" / "default" / "ragcorp-backups"
+    backups.mkdir(parents=True, exist_ok=True)
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(_backup_volume(backups)))
+    spec = spec_with(
+        image=image("v2"),
+        migrations__backup={"enabled": True, "pvcName": "ragcorp-backups"},
+        strategy__blueGreen={"scaleDownDelaySeconds": 5},
+    )
+    with traffic(cluster) as load:
+        apply_spec(cluster, spec)
+        revision = eventually(lambda: status(cluster).get("targetImage") == image("v2") and status(cluster)["revision"])
+        timeline = follow(
+            cluster,
+            done=lambda: idle_with(cluster, image("v2"))() and not cluster.items("pods", "-l", f"{COLOR_LABEL}=blue"),
+            watch={
+                "smoke complete": lambda: job_complete(cluster, f"{NAME}-smoke-{revision}"),
+                "switched": lambda: active_color(cluster) == "green",
+            },
+        )
+    assert load.failures == [], load.failures[:5]
+    assert load.sent > 0
+    assert timeline.served() == ["blue", "green"]
+    now = status(cluster)
+    assert now["schemaRevision"] == "0005" and now["baseSchemaRevision"] == "0004"
+    assert version_behind(cluster, NAME)["version"] == "v2"
+    dumps = sorted(backups.glob(f"{NAME}-rev{revision}-*.dump"))
+    assert len(dumps) == 1, dumps
+    assert len(cluster.starts(f"{NAME}-migrate-{revision}-")) == 1
+    switch = timeline.seen["switched"] - timeline.seen["smoke complete"]
+    print(
+        f"\ne2e: rollout v1->v2: {load.sent} requests through the active Service, {len(load.failures)} failed; "
+        f"switch {switch:.1f} s after the smoke Job completed; backup {dumps[0].stat().st_size} B on a bound PVC, "
+        "schema 0004->0005"
+    )
+
+
+def _backup_volume(directory: Path) -> dict[str, Any]:
+    """A PersistentVolume on the node and the claim the backup Job mounts, bound by the real binder."""
+    return {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": "ragcorp-backups"},
+                "spec": {
+                    "capacity": {"storage": "1Gi"},
+                    "accessModes": ["ReadWriteOnce"],
+                    "storageClassName": "",
+                    "hostPath": {"path": str(directory)},
+                    "claimRef": {"namespace": "default", "name": "ragcorp-backups"},
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "ragcorp-backups", "namespace": "default"},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "storageClassName": "",
+                    "volumeName": "ragcorp-backups",
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+        ],
+    }
+
+
+def test_3_a_failing_smoke_test_keeps_traffic_on_v2_and_downgrades(cluster: Cluster) -> None:
+    spec = spec_with(
+        image=image("v3"), migrations__downgradeOnAbort=True, strategy__blueGreen={"scaleDownDelaySeconds": 5}
+    )
+    with traffic(cluster) as load:
+        apply_spec(cluster, spec)
+        timeline = follow(
+            cluster,
+            done=lambda: (
+                status(cluster).get("phase") == "Aborted"
+                and not [
+                    p
+                    for p in cluster.items("pods", "-l", f"{COLOR_LABEL}=blue")
+                    if p["spec"]["containers"][0]["image"] == image("v3")
+                ]
+            ),
+            watch={"migrated to 0006": lambda: status(cluster).get("schemaRevision") == "0006"},
+        )
+    assert load.failures == [], load.failures[:5]
+    assert timeline.served() == ["green"]
+    degraded = condition(cluster, "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "SmokeTestFailed")
+    assert "/v1/ask answered 500" in degraded["message"]
+    assert "migrated to 0006" in timeline.seen
+    assert status(cluster)["schemaRevision"] == "0005"
+    assert version_behind(cluster, NAME)["version"] == "v2"
+    print(
+        f"\ne2e: failed smoke test v3: {load.sent} requests, {len(load.failures)} failed, traffic on green (v2) "
+        f"throughout; Degraded {degraded['reason']}; schema 0005->0006->0005; v3 scaled down"
+    )
+
+
+def test_4_kubectl_ragcorp_rollback_downgrades_the_schema_and_keeps_the_documents(cluster: Cluster) -> None:
+    apply_spec(cluster, spec_with(image=image("v2"), strategy__blueGreen={"scaleDownDelaySeconds": 5}))
+    eventually(idle_with(cluster, image("v2")))
+    assert condition(cluster, "Degraded")["status"] == "False"
+    shown = cluster.kubectl("ragcorp", "status", NAME)
+    assert image("v2") in shown
+    with traffic(cluster) as load:
+        cluster.kubectl("ragcorp", "rollback", NAME)
+        timeline = follow(cluster, done=idle_with(cluster, MINIMAL["spec"]["image"]))
+    assert load.failures == [], load.failures[:5]
+    now = status(cluster)
+    assert now["schemaRevision"] == "0004" and now["heldImage"] == image("v2")
+    assert version_behind(cluster, NAME)["version"] == "0.1.0"
+    found = httpx.post(
+        f"{cluster.service_url(NAME)}/v1/search", json={"query": "what raises tides", "mode": "keyword"}, timeout=30
+    ).json()
+    assert [r["title"] for r in found["results"]] == ["Tides"]
+    print(
+        f"\ne2e: kubectl ragcorp rollback to 0.1.0: schema 0005->0004, {load.sent} requests, "
+        f"{len(load.failures)} failed, served by {' -> '.join(map(str, timeline.served()))}; the document is found"
+    )
+
+
+def leading_operator(cluster: Cluster) -> str:
+    """The operator Pod kopf's peering lets act: the highest priority among live peers."""
+    peering = cluster.get("clusterkopfpeering", "ragcorp-operator") or {}
+    peers = {identity: info for identity, info in (peering.get("status") or {}).items() if info}
+    return max(peers, key=lambda identity: peers[identity]["priority"])
+
+
+def test_5_the_leading_operator_killed_during_the_migration_runs_it_once(cluster: Cluster) -> None:
+    apply_spec(cluster, spec_with(image=image("v2.0.1"), strategy__blueGreen={"scaleDownDelaySeconds": 5}))
+    revision = eventually(lambda: status(cluster).get("targetImage") == image("v2.0.1") and status(cluster)["revision"])
+    job = f"{NAME}-migrate-{revision}"
+    eventually(lambda: cluster.starts(f"{job}-"), interval=0.05)
+    leader = leading_operator(cluster)
+    pid = cluster.container_pid(leader)
+    assert pid is not None
+    assert not job_complete(cluster, job), "the migration finished before the operator was killed"
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    eventually(lambda: leading_operator(cluster) != leader or cluster.container_pid(leader) not in (None, pid))
+    takeover = time.monotonic() - killed
+    follow(cluster, done=idle_with(cluster, image("v2.0.1")))
+    assert len(cluster.starts(f"{job}-")) == 1
+    assert status(cluster)["schemaRevision"] == "0005"
+    restarts = (cluster.get("pod", leader) or {})["status"]["containerStatuses"][0]["restartCount"]
+    print(
+        f"\ne2e: leading operator Pod killed (-9) during migration {job}: a peer took over in {takeover:.1f} s; "
+        f"1 migration run; the kubelet restarted the killed container ({restarts} restart); rollout to v2.0.1 completed"
+    )
+
+
+def gate_spec(tag: str) -> dict[str, Any]:
+    return spec_with(
+        image=image(tag),
+        strategy__blueGreen={
+            "scaleDownDelaySeconds": 5,
+            "metricGate": {"enabled": True, "windowSeconds": 60, "deadlineSeconds": 120, "maxErrorRate": 0.05},
+        },
+    )
+
+
+def test_6_the_metric_gate_reads_real_prometheus(cluster: Cluster) -> None:
+    """A healthy version has no 5xx series at all and promotes; one answering 5xx to real traffic aborts."""
+    with traffic(cluster, f"{NAME}-preview", mode="keyword") as preview_load:
+        apply_spec(cluster, gate_spec("v2.0.2"))
+        follow(cluster, done=idle_with(cluster, image("v2.0.2")))
+    assert preview_load.sent > 0
+    healthy_failures = len(preview_load.failures)
+    with traffic(cluster, f"{NAME}-preview", mode="keyword") as bad_load:
+        apply_spec(cluster, gate_spec("v4"))
+        timeline = follow(cluster, done=lambda: status(cluster).get("phase") == "Aborted")
+    degraded = condition(cluster, "Degraded")
+    assert degraded["status"] == "True" and "metric" in (degraded["reason"] + degraded["message"]).lower(), degraded
+    assert status(cluster)["activeImage"] == image("v2.0.2")
+    assert set(timeline.served()) == {active_color(cluster)}
+    assert bad_load.failures, "v4 answered every keyword search: the regression is not in the image"
+    apply_spec(cluster, spec_with(image=image("v2.0.2"), strategy__blueGreen={"scaleDownDelaySeconds": 5}))
+    eventually(idle_with(cluster, image("v2.0.2")))
+    print(
+        f"\ne2e: metric gate on real Prometheus: v2.0.2 promoted ({preview_load.sent} preview requests, "
+        f"{healthy_failures} failed, no 5xx series); v4 aborted as {degraded['reason']} "
+        f"({bad_load.sent} preview requests, {len(bad_load.failures)} answered 5xx), traffic never left v2.0.2"
+    )
+
+
+def test_7_a_rollout_never_serves_with_fewer_ready_pods_than_the_autoscaler_gave(cluster: Cluster) -> None:
+    autoscaled = {"enabled": True, "minReplicas": 2, "maxReplicas": 6}
+    apply_spec(cluster, spec_with(image=image("v2.0.2"), autoscaling=autoscaled))
+    eventually(lambda: cluster.get("hpa", NAME) is not None and idle_with(cluster, image("v2.0.2"))())
+    serving = active_color(cluster)
+    cluster.kubectl("scale", f"deployment/{NAME}-{serving}", "--replicas=4")  # as the HPA would under load
+    eventually(lambda: ready_endpoints(cluster, NAME) == 4)
+    spec = spec_with(image=image("v2"), autoscaling=autoscaled, strategy__blueGreen={"scaleDownDelaySeconds": 5})
+    with traffic(cluster) as load:
+        apply_spec(cluster, spec)
+        timeline = follow(
+            cluster,
+            done=lambda: idle_with(cluster, image("v2"))() and active_color(cluster) != serving,
+            sample={"ready behind the active Service": lambda: ready_endpoints(cluster, NAME)},
+        )
+    fewest = min(timeline.samples["ready behind the active Service"])
+    assert load.failures == [], load.failures[:5]
+    assert fewest >= 4, timeline.samples
+    new = cluster.get("deployment", f"{NAME}-{active_color(cluster)}") or {}
+    assert new["spec"]["replicas"] == 4, "the new colour starts at the size the autoscaler gave the old one"
+    print(
+        f"\ne2e: autoscaled rollout v2.0.2->v2 with the active colour at 4 (scaled as an HPA would): "
+        f"{load.sent} requests, {len(load.failures)} failed; never fewer than {fewest} ready Pods behind the active "
+        f"Service; the new colour started at {new['spec']['replicas']}"
+    )
+
+
+def test_8_a_spec_edit_during_verification_with_canonicalised_quantities_does_not_abort(cluster: Cluster) -> None:
+    quantities = {"requests": {"cpu": "1000m", "memory": "1024Mi"}, "limits": {"memory": "2048Mi"}}
+    held = {"autoPromote": False, "scaleDownDelaySeconds": 5}
+    apply_spec(cluster, spec_with(image=image("v2.0.1"), resources=quantities, strategy__blueGreen=held))
+    revision = eventually(lambda: status(cluster).get("targetImage") == image("v2.0.1") and status(cluster)["revision"])
+    smoke = f"{NAME}-smoke-{revision}"
+    eventually(lambda: job_complete(cluster, smoke))
+    stored = (cluster.get("job", smoke) or {})["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert stored["requests"] == {"cpu": "1", "memory": "1Gi"}, "the API server canonicalises quantities"
+    edited = {**held, "scaleDownDelaySeconds": 6}
+    apply_spec(cluster, spec_with(image=image("v2.0.1"), resources=quantities, strategy__blueGreen=edited))
+    time.sleep(5)  # several passes of the operator over the edited spec and the canonicalised Job
+    assert status(cluster)["phase"] == "Verifying", status(cluster).get("failure")
+    cluster.kubectl("ragcorp", "promote", NAME)
+    follow(cluster, done=idle_with(cluster, image("v2.0.1")))
+    runs = len(cluster.starts(f"{smoke}-"))
+    assert runs == 1 and condition(cluster, "Degraded").get("status") != "True"
+    print(
+        f"\ne2e: spec edited while verifying (resources 1000m/1024Mi stored as 1/1Gi): no abort, smoke Job ran {runs} "
+        "time, promoted with kubectl ragcorp promote"
+    )
+
+
+def test_9_what_the_real_commands_wrote_is_what_the_operator_tests_expect(cluster: Cluster) -> None:
+    """tests/operator's stand-in cluster finishes Jobs with these messages: they must be the real ones,
+    as the real kubelet path (termination-log file -> Pod status) reports them."""
+
+    def message(job: str) -> str:
+        return cluster.termination_message(f"{NAME}-{job}-")
+
+    captured = {
+        "migrate": message("migrate-2"),  # v1 -> v2: 0004 -> 0005
+        "downgrade": message("downgrade-3"),  # v3 aborted: 0006 -> 0005
+        "smoke-passed": message("smoke-2"),
+        "smoke-failed": message("smoke-3"),
+        "backup": message("backup-2"),
+    }
+    recorded = json.loads((ROOT / "tests" / "operator" / "termination_messages.json").read_text())
+    assert captured == {k: v for k, v in recorded.items() if not k.startswith("_")}
