@@ -30,7 +30,7 @@ import asyncpg
 from bench import (
     answers,
     ask_load,
-    e2e_local,
+    e2e_cluster,
     edge,
     embedder,
     ingest,
@@ -165,8 +165,8 @@ async def run(only: set[str]) -> dict[str, Any]:
         results["operator_scale"] = operator_load.many_resources(count, budget, idle)
 
     if "e2e" in only:
-        print("e2e: the operator driving the real service on the local cluster ...", flush=True)
-        results["e2e_local"] = e2e_local.scenarios()
+        print("e2e: the operator driving the real service on the real control plane ...", flush=True)
+        results["e2e_cluster"] = e2e_cluster.scenarios()
     return results
 
 

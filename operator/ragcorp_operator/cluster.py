@@ -13,6 +13,7 @@ precondition: a pass that read stale state loses (`Conflict`) and reads again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -21,8 +22,10 @@ from typing import Any, Literal
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from kubernetes.utils.quantity import parse_quantity
 
 from ragcorp_operator import GROUP, PLURAL, VERSION
+from ragcorp_operator.naming import APPLIED_ANNOTATION
 from ragcorp_operator.observe import foreign_owner, job_finished, job_is_as_asked, owner_uid
 
 Manifest = dict[str, Any]
@@ -84,8 +87,19 @@ def load_api_client() -> client.ApiClient:
     return client.ApiClient(kube_configuration())
 
 
+def _same_quantity(desired: str, actual: str) -> bool:
+    """`1000m` and `1`, `1024Mi` and `1Gi`: the API server stores a quantity in its canonical form."""
+    try:
+        return bool(parse_quantity(desired) == parse_quantity(actual))  # type: ignore[no-untyped-call]
+    except ValueError:
+        return False
+
+
 def is_subset(desired: Any, actual: Any) -> bool:
-    """True when every field we set is already there (the server may add more)."""
+    """True when every field we set is already there (the server may add more, and canonicalises
+    quantities)."""
+    if isinstance(desired, str) and isinstance(actual, str) and desired != actual:
+        return _same_quantity(desired, actual)
     if isinstance(desired, dict):
         return isinstance(actual, dict) and all(k in actual and is_subset(v, actual[k]) for k, v in desired.items())
     if isinstance(desired, list):
@@ -95,6 +109,47 @@ def is_subset(desired: Any, actual: Any) -> bool:
             and all(is_subset(d, a) for d, a in zip(desired, actual, strict=True))
         )
     return bool(desired == actual)
+
+
+FIELD_MANAGER = "ragcorp-operator"
+_MANAGER = [("fieldManager", FIELD_MANAGER)]
+
+
+def applied_digest(manifest: Manifest) -> str | None:
+    annotations = (manifest.get("metadata") or {}).get("annotations") or {}
+    digest: str | None = annotations.get(APPLIED_ANNOTATION)
+    return digest
+
+
+def with_applied_digest(manifest: Manifest) -> Manifest:
+    """The manifest with its own digest in an annotation (computed without it)."""
+    bare = json.loads(json.dumps(manifest))
+    annotations = bare["metadata"].setdefault("annotations", {})
+    annotations.pop(APPLIED_ANNOTATION, None)
+    annotations[APPLIED_ANNOTATION] = hashlib.sha256(json.dumps(bare, sort_keys=True).encode()).hexdigest()[:16]
+    return dict(bare)
+
+
+def _owns_replicas(existing: Manifest) -> bool:
+    return any(
+        entry.get("manager") == FIELD_MANAGER
+        and entry.get("operation") == "Apply"
+        and "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})
+        for entry in (existing.get("metadata") or {}).get("managedFields") or []
+    )
+
+
+def _keeping_replicas(configuration: Manifest, existing: Manifest) -> Manifest:
+    """Handing `replicas` to an HPA: a configuration that stops setting a field this manager owns
+    removes it, and a Deployment without replicas is defaulted to 1. So while the operator still owns
+    it, it applies the current count; the HPA's first change takes the field over, and from then on
+    the operator leaves it out (the handover Kubernetes' server-side apply docs describe)."""
+    if "replicas" in configuration["spec"] or not _owns_replicas(existing):
+        return configuration
+    current = (existing.get("spec") or {}).get("replicas")
+    if current is None:
+        return configuration
+    return {**configuration, "spec": {**configuration["spec"], "replicas": current}}
 
 
 class NotOurs(Exception):
@@ -243,34 +298,51 @@ class Cluster:
         return available
 
     def apply(self, manifest: Manifest) -> Outcome:
-        """Create, or bring an object of ours to the manifest; raises NotOurs for someone else's."""
+        """Create, or bring an object of ours to the manifest; raises NotOurs for someone else's.
+
+        Server-side apply with the operator's field manager: a field the operator set before and no
+        longer sets (a nodeSelector, an env var, a credential) leaves the object, and fields other
+        managers own (an HPA's replicas, a controller's defaults) stay. Jobs are created once and
+        replaced, never patched: their pod template is immutable."""
         kind, meta = manifest["kind"], manifest["metadata"]
         existing = self.get(kind, meta["namespace"], meta["name"])
-        if existing is None:
-            self._call("POST", self._path(kind, meta["namespace"]), body=manifest)
-            return "created"
-        if owner_uid(manifest) is not None and (owner := foreign_owner(manifest, existing)) is not None:
+        owner = foreign_owner(manifest, existing) if existing is not None and owner_uid(manifest) else None
+        if owner is not None:
             raise NotOurs(f"{kind} {meta['namespace']}/{meta['name']} exists and belongs to {owner}")
-        if kind == "Job" and job_is_as_asked(manifest, existing):
+        if kind == "Job":
+            return self._apply_job(manifest, existing)
+        configuration = with_applied_digest(manifest)
+        unchanged = existing is not None and applied_digest(existing) == applied_digest(configuration)
+        if unchanged and is_subset(manifest, existing):
+            return "unchanged"
+        if kind == "Deployment" and existing is not None:
+            configuration = _keeping_replicas(configuration, existing)
+        self._call(
+            "PATCH",
+            self._path(kind, meta["namespace"], meta["name"]),
+            body=configuration,
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )
+        return "created" if existing is None else "updated"
+
+    def _apply_job(self, manifest: Manifest, existing: Manifest | None) -> Outcome:
+        kind, meta = manifest["kind"], manifest["metadata"]
+        if existing is None:
+            self._call("POST", self._path(kind, meta["namespace"]), body=manifest, query=_MANAGER)
+            return "created"
+        if job_is_as_asked(manifest, existing):
             return "unchanged"
         # Still asked of Jobs too: one made before the digest annotation existed (an operator
         # upgraded mid-rollout) is kept when nothing we set differs, not replaced and run again.
         if is_subset(manifest, existing):
             return "unchanged"
-        if kind == "Job":
-            owner = owner_uid(manifest)
-            if owner is not None and owner == owner_uid(existing) and not job_finished(existing):
-                return "unchanged"  # a running Job of ours finishes as it started (a migration is not cut off)
-            # A Job's pod template is immutable: the old one goes (its Pods with it) and the next pass creates.
-            self.delete(kind, meta["namespace"], meta["name"])
-            return "replaced"
-        self._call(
-            "PATCH",
-            self._path(kind, meta["namespace"], meta["name"]),
-            body=manifest,
-            content_type="application/merge-patch+json",
-        )
-        return "updated"
+        owner = owner_uid(manifest)
+        if owner is not None and owner == owner_uid(existing) and not job_finished(existing):
+            return "unchanged"  # a running Job of ours finishes as it started (a migration is not cut off)
+        # A Job's pod template is immutable: the old one goes (its Pods with it) and the next pass creates.
+        self.delete(kind, meta["namespace"], meta["name"])
+        return "replaced"
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         try:

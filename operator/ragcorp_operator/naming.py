@@ -18,6 +18,9 @@ SCRAPE_LABEL = "ragcorp.dev/scrape"
 #: stores (quantities: `1024Mi` -> `1Gi`; defaults filled in), so a Job is compared by what was
 #: asked, never by what the server made of it.
 TEMPLATE_HASH_ANNOTATION = "ragcorp.dev/template-hash"
+#: On every child written by server-side apply: a digest of the configuration last applied, so a
+#: pass that would apply the same again (nothing asked differs) writes nothing.
+APPLIED_ANNOTATION = "ragcorp.dev/applied"
 #: Leaves room for `<name>-downgrade-<revision>` within a label value's 63 characters (revisions to 999999).
 MAX_NAME_LENGTH = 63 - len("-downgrade-") - 6
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")

@@ -148,7 +148,8 @@ def conditions(decision: Decision, active_ready: bool) -> list[Condition]:
             "Progressing",
             "True",
             state.phase,
-            f"rolling out {state.target_image}"
+            # After the switch the rollout's image is the active one (the target is cleared then).
+            f"rolling out {state.target_image or state.active_image}"
             + (f": waiting for {decision.waiting_for}" if decision.waiting_for else ""),
         )
         if in_flight

@@ -57,4 +57,4 @@ def test_the_chart_takes_the_values_it_installs_with() -> None:
         text=True,
     )
     assert rendered.returncode == 0, rendered.stderr
-    assert "image: \"ragcorp-operator:e2e\"" in rendered.stdout
+    assert 'image: "ragcorp-operator:e2e"' in rendered.stdout

@@ -723,3 +723,9 @@ def test_a_post_promotion_gate_still_waiting_after_the_scale_down_delay_is_polle
     waiting = replace(at("ScalingDown"), promoted_at=NOW, step_started_at=NOW, verified_after_promotion=False)
     settings = replace(GATED, scale_down_delay=timedelta(seconds=5))
     assert next_wakeup(waiting, settings, NOW + timedelta(minutes=2)) == GATE_POLL
+
+
+def test_after_the_switch_progressing_names_the_image_being_rolled_out() -> None:
+    scaling = decide(observe(replace(at("ScalingDown"), promoted_at=NOW, target_image=None, active_image="app:2")))
+    [progressing] = [c for c in conditions(scaling, active_ready=True) if c.type == "Progressing"]
+    assert progressing.message.startswith("rolling out app:2"), progressing.message
