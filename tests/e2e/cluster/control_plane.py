@@ -198,36 +198,30 @@ def _apiserver_args(root: Path, pki: Pki, etcd: int) -> list[str]:
     ]
 
 
-def _controller_manager_args(root: Path, pki: Pki) -> list[str]:
-    config = str(kubeconfig(root / "controller-manager.kubeconfig", pki, "controller-manager", pki.controller_manager))
+def _component_args(root: Path, pki: Pki, name: str, credential: Credential) -> list[str]:
+    """What kube-controller-manager and kube-scheduler share: their identity, one instance, a local port."""
+    config = str(kubeconfig(root / f"{name}.kubeconfig", pki, name, credential))
     return [
         f"--kubeconfig={config}",
         f"--authentication-kubeconfig={config}",
         f"--authorization-kubeconfig={config}",
+        "--leader-elect=false",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={free_port()}",
+        "--v=1",
+    ]
+
+
+def _controller_manager_args(root: Path, pki: Pki) -> list[str]:
+    return [
+        *_component_args(root, pki, "controller-manager", pki.controller_manager),
         f"--controllers={','.join(CONTROLLERS)}",
         "--use-service-account-credentials=true",
         f"--service-account-private-key-file={pki.service_account_key}",
         f"--root-ca-file={pki.ca}",
         f"--cluster-cidr={POD_RANGE}",
         f"--service-cluster-ip-range={SERVICE_RANGE}",
-        "--leader-elect=false",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={free_port()}",
         "--horizontal-pod-autoscaler-sync-period=5s",
-        "--v=1",
-    ]
-
-
-def _scheduler_args(root: Path, pki: Pki) -> list[str]:
-    config = str(kubeconfig(root / "scheduler.kubeconfig", pki, "scheduler", pki.scheduler))
-    return [
-        f"--kubeconfig={config}",
-        f"--authentication-kubeconfig={config}",
-        f"--authorization-kubeconfig={config}",
-        "--leader-elect=false",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={free_port()}",
-        "--v=1",
     ]
 
 
@@ -254,7 +248,7 @@ def control_plane(root: Path, binaries: Binaries) -> Iterator[ControlPlane]:
         plane.start("kube-apiserver", _apiserver_args(root, pki, etcd))
         _wait_ready(plane, f"{API_URL}/readyz", timeout=120)
         plane.start("kube-controller-manager", _controller_manager_args(root, pki))
-        plane.start("kube-scheduler", _scheduler_args(root, pki))
+        plane.start("kube-scheduler", _component_args(root, pki, "scheduler", pki.scheduler))
         yield plane
     finally:
         plane.stop()

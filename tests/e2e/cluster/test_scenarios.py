@@ -460,13 +460,14 @@ def test_8_a_spec_edit_during_verification_with_canonicalised_quantities_does_no
     edited = {**held, "scaleDownDelaySeconds": 6}
     apply_spec(cluster, spec_with(image=image("v2.0.1"), resources=quantities, strategy__blueGreen=edited))
     time.sleep(5)  # several passes of the operator over the edited spec and the canonicalised Job
-    assert status(cluster)["phase"] == "Verifying", status(cluster).get("failure")
+    assert status(cluster)["phase"] == "Promoting", status(cluster).get("failure")  # verified, awaiting promotion
     cluster.kubectl("ragcorp", "promote", NAME)
     follow(cluster, done=idle_with(cluster, image("v2.0.1")))
     runs = len(cluster.starts(f"{smoke}-"))
     assert runs == 1 and condition(cluster, "Degraded").get("status") != "True"
     print(
-        f"\ne2e: spec edited while verifying (resources 1000m/1024Mi stored as 1/1Gi): no abort, smoke Job ran {runs} "
+        f"\ne2e: spec edited while the verified rollout awaited promotion (resources 1000m/1024Mi stored as 1/1Gi): "
+        f"no abort, smoke Job ran {runs} "
         "time, promoted with kubectl ragcorp promote"
     )
 
@@ -503,7 +504,9 @@ def test_10_a_field_removed_from_the_spec_leaves_the_children(cluster: Cluster) 
     eventually(lambda: selector_now() == pinned)
     apply_spec(cluster, spec_with(image=image_now))
     eventually(lambda: selector_now() == {})
-    managers = {m["manager"] for m in (cluster.get("deployment", serving) or {})["metadata"]["managedFields"]}
+    shown = json.loads(cluster.kubectl("get", "deployment", serving, "--show-managed-fields", "-o", "json"))
+    managers = {entry["manager"] for entry in shown["metadata"]["managedFields"]}
+    assert "ragcorp-operator" in managers
     eventually(idle_with(cluster, image_now))
     print(
         f"\ne2e: nodeSelector added to and then removed from the spec: gone from {serving}'s Pod template "
