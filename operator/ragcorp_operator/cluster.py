@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -156,10 +157,23 @@ class NotOurs(Exception):
     """A child's name is taken by an object the operator does not own: it is left alone."""
 
 
+class Fenced(Exception):
+    """This replica may no longer write: it lost leadership or is stopping (the write was not sent)."""
+
+
 class Cluster:
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(self, api_client: client.ApiClient, fence: Callable[[], bool] | None = None) -> None:
         self._api = api_client
         self._kinds: dict[str, tuple[bool, float]] = {}
+        #: True once writes must stop; asked before every write, so a pass running in a thread (which
+        #: kopf cannot cancel) writes nothing after its replica was told to stop.
+        self._fence = fence
+
+    def fenced(self, fence: Callable[[], bool]) -> Cluster:
+        """The same client, writing only while `fence()` is False (one reconciler's pass)."""
+        view = Cluster(self._api, fence)
+        view._kinds = self._kinds
+        return view
 
     @property
     def api_client(self) -> client.ApiClient:
@@ -179,6 +193,8 @@ class Cluster:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> Any:
+        if method != "GET" and self._fence is not None and self._fence():
+            raise Fenced(f"{method} {path} not sent: this replica was told to stop")
         method, url, headers, serialized, _ = self._api.param_serialize(
             method,
             path,

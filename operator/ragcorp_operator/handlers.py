@@ -22,7 +22,7 @@ import kopf
 import prometheus_client
 
 from ragcorp_operator import GROUP, PLURAL, VERSION, metrics
-from ragcorp_operator.cluster import Cluster, kube_configuration, load_api_client
+from ragcorp_operator.cluster import Cluster, Fenced, kube_configuration, load_api_client
 from ragcorp_operator.operator_settings import FINALIZER, OperatorSettings, start_priority
 from ragcorp_operator.reconciling import Memory, PassResult, reconcile
 from ragcorp_operator.rollout import Event
@@ -121,10 +121,12 @@ def _sink(body: dict[str, Any], event: Event) -> None:
     kopf.event(kopf.Body(cast(kopf.RawBody, body)), type=event.type, reason=event.reason, message=event.message)
 
 
-def _pass(namespace: str, name: str, memory: Memory, full: bool) -> PassResult:
+def _pass(namespace: str, name: str, memory: Memory, full: bool, stopped: kopf.DaemonStopped) -> PassResult:
     started = time.perf_counter()
     try:
-        result = reconcile(cluster(), namespace, name, memory, full, _sink)
+        # Fenced: kopf stops the daemon when this replica loses its peering priority (or the resource
+        # goes), but cannot stop the thread a pass runs in; the pass's writes ask `stopped` first.
+        result = reconcile(cluster().fenced(lambda: bool(stopped)), namespace, name, memory, full, _sink)
     except Exception:
         metrics.RECONCILES.labels(namespace, name, "error").inc()
         raise
@@ -148,7 +150,9 @@ async def reconciler(
         while not stopped:
             full = wakeup.take_full() or time.monotonic() - last_full >= resync
             try:
-                result = await asyncio.to_thread(_pass, namespace, name, memory, full)
+                result = await asyncio.to_thread(_pass, namespace, name, memory, full, stopped)
+            except Fenced:
+                return  # told to stop mid-pass: the replica that acts now reads everything afresh
             except Exception as exc:  # logged, and tried again: the next pass reads everything afresh
                 logger.exception(f"reconcile failed: {exc}")
                 memory.applied_plan = None
