@@ -134,6 +134,11 @@ class Node:
         await self.agent.stop()
         self.proxy.close()
         database.close()
+        # Connections still open through the proxy (watches of Pods just killed): closed, not abandoned.
+        open_connections = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in open_connections:
+            task.cancel()
+        await asyncio.gather(*open_connections, return_exceptions=True)
 
     async def _sync_monitors(self, api: Api, prometheus: Prometheus) -> None:
         response = await api.http.get("/apis/monitoring.coreos.com/v1/servicemonitors")

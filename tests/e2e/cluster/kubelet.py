@@ -287,11 +287,17 @@ class Kubelet:
             stderr=log,
         )
         log.close()
-        await attach_network(pod.process.pid, pod.ip)
         pod.exit_code = None
         pod.started_at = now()
         self.starts.append((pod.name, argv))
         pod.tasks.append(asyncio.create_task(self._collect(pod, message_file)))
+        try:
+            await attach_network(pod.process.pid, pod.ip)
+        except RuntimeError as exc:  # the sandbox failed: the container fails, and its Pod says so
+            with contextlib.suppress(ProcessLookupError):
+                pod.process.kill()
+            with (pod.directory / "log").open("a") as output:
+                output.write(f"kubelet: network setup failed: {exc}\n")
         return True
 
     def _mounts(self, pod: Pod, attempt: Path) -> list[dict[str, str]]:

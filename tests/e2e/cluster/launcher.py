@@ -28,7 +28,8 @@ def mount(*args: str) -> None:
 def network(address: str, gateway: str) -> None:
     """The Pod's own network namespace: loopback, and eth0 (moved in by the kubelet) with the Pod IP."""
     deadline = time.monotonic() + 30
-    while not os.path.exists("/sys/class/net/eth0"):
+    # Asked of netlink in this namespace (/sys/class/net still shows the node's devices, eth0 among them).
+    while subprocess.run(["ip", "link", "show", "dev", "eth0"], capture_output=True).returncode != 0:
         if time.monotonic() > deadline:
             sys.exit("launcher: the kubelet never attached eth0")
         time.sleep(0.01)

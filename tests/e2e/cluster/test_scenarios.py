@@ -512,3 +512,23 @@ def test_10_a_field_removed_from_the_spec_leaves_the_children(cluster: Cluster) 
         f"\ne2e: nodeSelector added to and then removed from the spec: gone from {serving}'s Pod template "
         f"(field managers: {', '.join(sorted(managers))})"
     )
+
+
+def test_11_kubectl_ragcorp_abort_keeps_traffic_where_it_was(cluster: Cluster) -> None:
+    serving = status(cluster)["activeImage"]
+    held = {"autoPromote": False, "scaleDownDelaySeconds": 5}
+    with traffic(cluster) as load:
+        apply_spec(cluster, spec_with(image=image("v2.0.2"), strategy__blueGreen=held))
+        eventually(lambda: status(cluster).get("phase") == "Promoting")  # verified, awaiting promotion
+        cluster.kubectl("ragcorp", "abort", NAME)
+        timeline = follow(cluster, done=lambda: status(cluster).get("phase") == "Aborted")
+    shown = cluster.kubectl("ragcorp", "status", NAME)
+    assert load.failures == [], load.failures[:5]
+    assert status(cluster)["activeImage"] == serving and len(set(timeline.served())) == 1
+    assert "Aborted" in shown
+    apply_spec(cluster, spec_with(image=serving, strategy__blueGreen=held))  # back to what serves
+    eventually(idle_with(cluster, serving))
+    print(
+        f"\ne2e: kubectl ragcorp abort while v2.0.2 awaited promotion: Aborted, {serving.rsplit(':', 1)[1]} kept "
+        f"serving ({load.sent} requests, {len(load.failures)} failed); kubectl ragcorp status shows it"
+    )
