@@ -1,4 +1,9 @@
-"""The local cluster's controllers talk to the API server over HTTP, as the real ones do."""
+"""The node's client of the API server: HTTPS with a client certificate, as the kubelet's is.
+
+Just the calls the node agent, the service proxy and the cluster's setup make: list a
+collection, read one object (a Secret's or ConfigMap's data), create one unless it exists,
+merge-patch one (or its status), and ask for a ServiceAccount token.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,7 @@ from typing import Any
 import httpx
 
 Manifest = dict[str, Any]
-
-PATHS = {
-    "Pod": "/api/v1",
-    "Service": "/api/v1",
-    "ConfigMap": "/api/v1",
-    "Secret": "/api/v1",
-    "Deployment": "/apis/apps/v1",
-    "Job": "/apis/batch/v1",
-}
-PLURALS = {"Pod": "pods", "Service": "services", "ConfigMap": "configmaps", "Secret": "secrets"}
+MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 
 
 @dataclass(frozen=True)
@@ -31,66 +27,46 @@ class TlsClient:
     key: str
 
 
-def path(kind: str, namespace: str, name: str | None = None) -> str:
-    base = f"{PATHS[kind]}/namespaces/{namespace}/{PLURALS.get(kind, kind.lower() + 's')}"
-    return f"{base}/{name}" if name else base
-
-
 class Api:
-    """Just what controllers need: list, get, create, merge-patch (object or status), delete."""
+    def __init__(self, url: str, tls: TlsClient) -> None:
+        context = ssl.create_default_context(cafile=tls.ca)
+        context.load_cert_chain(tls.certificate, tls.key)
+        self.http = httpx.AsyncClient(base_url=url, verify=context, timeout=30)
 
-    def __init__(self, url: str, token: str = "local-cluster", tls: TlsClient | None = None) -> None:
-        """Bearer `token` on the emulator; on a real API server, the client certificate `tls` names."""
-        if tls is None:
-            self.http = httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        else:
-            context = ssl.create_default_context(cafile=tls.ca)
-            context.load_cert_chain(tls.certificate, tls.key)
-            self.http = httpx.AsyncClient(base_url=url, verify=context, timeout=30)
-
-    async def list(self, kind: str, namespace: str) -> list[Manifest]:
-        response = await self.http.get(path(kind, namespace))
+    async def items(self, path: str, **params: str) -> list[Manifest]:
+        """A collection's items (`params`: a field or label selector)."""
+        response = await self.http.get(path, params=params)
         response.raise_for_status()
         items: list[Manifest] = response.json().get("items") or []
         return items
 
-    async def get(self, kind: str, namespace: str, name: str) -> Manifest | None:
-        response = await self.http.get(path(kind, namespace, name))
+    async def get(self, path: str) -> Manifest | None:
+        response = await self.http.get(path)
         if response.status_code == 404:
             return None
         response.raise_for_status()
         found: Manifest = response.json()
         return found
 
-    async def create(self, manifest: Manifest) -> None:
-        meta = manifest["metadata"]
-        response = await self.http.post(path(manifest["kind"], meta["namespace"]), json=manifest)
-        response.raise_for_status()
-
-    async def patch(self, kind: str, namespace: str, name: str, body: Manifest, status: bool = False) -> None:
-        suffix = "/status" if status else ""
-        response = await self.http.patch(
-            path(kind, namespace, name) + suffix,
-            json=body,
-            headers={"Content-Type": "application/merge-patch+json"},
-        )
-        if response.status_code != 404:  # gone meanwhile: nothing left to update
+    async def ensure(self, collection: str, body: Manifest) -> None:
+        """Create the object unless one of its name exists already (409)."""
+        response = await self.http.post(collection, json=body)
+        if response.status_code != 409:
             response.raise_for_status()
 
-    async def delete(self, kind: str, namespace: str, name: str) -> None:
-        response = await self.http.delete(path(kind, namespace, name))
-        if response.status_code != 404:
-            response.raise_for_status()
+    async def merge_patch(self, path: str, body: Manifest) -> httpx.Response:
+        """The server's answer, for the caller to judge (a 404 may mean "create it" or "gone")."""
+        return await self.http.patch(path, json=body, headers=MERGE_PATCH)
 
     async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
-        secret = await self.get("Secret", namespace, name)
+        secret = await self.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
         if secret is None:
             return None
         decoded = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
         return {**decoded, **(secret.get("stringData") or {})}
 
     async def config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
-        config_map = await self.get("ConfigMap", namespace, name)
+        config_map = await self.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
         return None if config_map is None else dict(config_map.get("data") or {})
 
     async def service_account_token(

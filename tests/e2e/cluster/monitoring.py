@@ -18,7 +18,6 @@ interval the ServiceMonitor asks for, so the gate's windows fill in seconds.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import shutil
@@ -33,7 +32,6 @@ import yaml
 SCRAPE_SECONDS = 2
 PROMETHEUS_ADDRESS = "10.244.0.3"
 PROMETHEUS_PORT = 9090
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MONITORING_CRDS = (("servicemonitors", "ServiceMonitor"), ("prometheusrules", "PrometheusRule"))
 
 
@@ -77,19 +75,19 @@ def _selects(monitor: dict[str, Any], service: dict[str, Any]) -> bool:
 
 
 def targets(
-    monitor: dict[str, Any], endpoint: dict[str, Any], services: list[dict[str, Any]], slices: list[dict[str, Any]]
+    monitor: dict[str, Any],
+    endpoint: dict[str, Any],
+    services: list[dict[str, Any]],
+    slices: dict[tuple[str, str], list[dict[str, Any]]],
 ) -> list[dict[str, Any]]:
     """The ServiceMonitor endpoint's targets with the labels the Prometheus Operator's relabelling gives
-    them: every endpoint of a selected Service's EndpointSlices, on the named port."""
+    them: every endpoint of a selected Service's EndpointSlices (`slices`, by Service), on the named port."""
     found = []
     for service in services:
         if not _selects(monitor, service):
             continue
         namespace, name = service["metadata"]["namespace"], service["metadata"]["name"]
-        for endpoint_slice in slices:
-            meta = endpoint_slice["metadata"]
-            if meta["namespace"] != namespace or (meta.get("labels") or {}).get(SERVICE_NAME_LABEL) != name:
-                continue
+        for endpoint_slice in slices.get((namespace, name), []):
             port = next(
                 (p["port"] for p in endpoint_slice.get("ports") or [] if p.get("name") == endpoint["port"]), None
             )
@@ -105,6 +103,12 @@ def targets(
                     "job": name,
                 }
                 found.extend({"targets": [f"{address}:{port}"], "labels": labels} for address in item["addresses"])
+    return found
+
+
+def credentials(endpoint: dict[str, Any]) -> dict[str, str] | None:
+    """The Secret key a ServiceMonitor endpoint's bearer credential is in, if it has one."""
+    found: dict[str, str] | None = (endpoint.get("authorization") or {}).get("credentials")
     return found
 
 
@@ -144,7 +148,7 @@ class Prometheus:
         self,
         monitors: list[dict[str, Any]],
         services: list[dict[str, Any]],
-        slices: list[dict[str, Any]],
+        slices: dict[tuple[str, str], list[dict[str, Any]]],
         secret: Callable[[str, str, str], str | None],
     ) -> None:
         """Rewrite jobs and targets from the cluster's objects; `secret(namespace, name, key)` reads a credential."""
@@ -160,9 +164,9 @@ class Prometheus:
                     "metrics_path": endpoint.get("path", "/metrics"),
                     "file_sd_configs": [{"files": [str(self.root / "targets" / f"{stem}.json")]}],
                 }
-                credentials = (endpoint.get("authorization") or {}).get("credentials")
-                if credentials:
-                    value = secret(meta["namespace"], credentials["name"], credentials["key"])
+                credential = credentials(endpoint)
+                if credential:
+                    value = secret(meta["namespace"], credential["name"], credential["key"])
                     if value is None:
                         continue  # the Prometheus Operator leaves out a monitor whose Secret is missing
                     file = self.root / "credentials" / stem
@@ -197,13 +201,6 @@ def _write_if_changed(path: Path, found: list[dict[str, Any]]) -> None:
 
 def prometheus_binary() -> str | None:
     return shutil.which("prometheus")
-
-
-def decode_secret(secret: dict[str, Any] | None, key: str) -> str | None:
-    if secret is None:
-        return None
-    data = secret.get("data") or {}
-    return base64.b64decode(data[key]).decode() if key in data else None
 
 
 @contextlib.contextmanager

@@ -2,7 +2,7 @@
 
 It registers the Node and renews its Lease (the node lifecycle controller takes a
 silent node for dead), runs the containers of every Pod the scheduler binds here
-(through the local cluster's `Kubelet`: the image's environment, volumes, a private
+(through `kubelet.py`: the image's environment, volumes, a private
 mount namespace, readiness and liveness probes), and reports Pod status in the
 shapes the real kubelet writes: phase, conditions, container states with exit
 codes and termination messages, restart counts, the Pod IP. A Pod deleted with a
@@ -167,9 +167,7 @@ class NodeAgent:
                 },
             },
         }
-        response = await self.api.http.post("/api/v1/nodes", json=node)
-        if response.status_code != 409:
-            response.raise_for_status()
+        await self.api.ensure("/api/v1/nodes", node)
         await self.heartbeat()
 
     def _node_status(self) -> dict[str, Any]:
@@ -204,11 +202,9 @@ class NodeAgent:
 
     async def heartbeat(self) -> None:
         """Renew the Lease; post the Node's status now and then, as the kubelet does."""
-        lease_path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.name}"
+        leases = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
         spec = {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": _micro_now()}
-        response = await self.api.http.patch(
-            lease_path, json={"spec": spec}, headers={"Content-Type": "application/merge-patch+json"}
-        )
+        response = await self.api.merge_patch(f"{leases}/{self.name}", {"spec": spec})
         if response.status_code == 404:
             lease = {
                 "apiVersion": "coordination.k8s.io/v1",
@@ -222,40 +218,30 @@ class NodeAgent:
                 },
                 "spec": spec,
             }
-            response = await self.api.http.post(
-                "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", json=lease
-            )
-        response.raise_for_status()
-        if time.monotonic() - self._heartbeat > 60:
-            response = await self.api.http.patch(
-                f"/api/v1/nodes/{self.name}/status",
-                json={"status": self._node_status()},
-                headers={"Content-Type": "application/merge-patch+json"},
-            )
+            await self.api.ensure(leases, lease)
+        else:
             response.raise_for_status()
+        if time.monotonic() - self._heartbeat > 60:
+            posted = await self.api.merge_patch(f"/api/v1/nodes/{self.name}/status", {"status": self._node_status()})
+            posted.raise_for_status()
             self._heartbeat = time.monotonic()
 
     async def _node_uid(self) -> str:
-        response = await self.api.http.get(f"/api/v1/nodes/{self.name}")
-        response.raise_for_status()
-        uid: str = response.json()["metadata"]["uid"]
+        node = await self.api.get(f"/api/v1/nodes/{self.name}")
+        assert node is not None, "the node registered itself first"
+        uid: str = node["metadata"]["uid"]
         return uid
 
     async def sync(self) -> None:
-        response = await self.api.http.get("/api/v1/pods", params={"fieldSelector": f"spec.nodeName={self.name}"})
-        response.raise_for_status()
         seen = set()
-        for manifest in response.json().get("items") or []:
+        for manifest in await self.api.items("/api/v1/pods", fieldSelector=f"spec.nodeName={self.name}"):
             uid = manifest["metadata"]["uid"]
             seen.add(uid)
             await self._sync_pod(manifest)
         for uid in set(self.tracked) - seen:  # deleted for good (force, or our final delete)
             tracked = self.tracked.pop(uid)
             if tracked.deleting is None:
-                self.kubelet.kill(tracked.pod)
-                for task in tracked.pod.tasks:
-                    task.cancel()
-                self.kubelet.pods.pop(tracked.pod.name, None)
+                self.kubelet.discard(tracked.pod)
 
     async def _sync_pod(self, manifest: dict[str, Any]) -> None:
         meta, spec, status = manifest["metadata"], manifest["spec"], manifest.get("status") or {}
@@ -263,15 +249,13 @@ class NodeAgent:
         if tracked is None:
             if status.get("phase") in ("Succeeded", "Failed"):
                 return  # finished before this agent started: nothing to run
-            pod = self.kubelet.new_pod(meta["namespace"], meta["name"], meta.get("labels") or {}, spec, "api")
-            pod.uid = meta["uid"]
+            pod = self.kubelet.new_pod(meta["namespace"], meta["name"], meta["uid"], spec)
             scheduled = next(
                 (c for c in status.get("conditions") or [] if c["type"] == "PodScheduled"),
                 {"type": "PodScheduled", "status": "True"},
             )
             tracked = self.tracked[meta["uid"]] = Tracked(pod, spec.get("restartPolicy", "Always"), scheduled)
         pod = tracked.pod
-        pod.labels = meta.get("labels") or {}
         if meta.get("deletionTimestamp"):
             if tracked.deleting is None:
                 grace = float(meta.get("deletionGracePeriodSeconds", 30))
@@ -300,10 +284,8 @@ class NodeAgent:
         status = pod_status(tracked, self.address)
         if status == tracked.written:
             return
-        response = await self.api.http.patch(
-            f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
-            json={"status": status},
-            headers={"Content-Type": "application/merge-patch+json"},
+        response = await self.api.merge_patch(
+            f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status", {"status": status}
         )
         if response.status_code not in (404, 409):
             response.raise_for_status()

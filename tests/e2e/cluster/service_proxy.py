@@ -59,19 +59,20 @@ class ServiceProxy:
         self.api = api
         self.hosts_file = hosts_file
         self.routes: dict[tuple[str, str], ServiceRoutes] = {}
+        #: What the last sync read: every Service, and the EndpointSlices of each (namespace, name).
         self.services: list[dict[str, Any]] = []
+        self.slices: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._write_hosts()
 
     async def sync(self) -> None:
-        services = await self._items("/api/v1/services")
-        slices = await self._items("/apis/discovery.k8s.io/v1/endpointslices")
-        self.services = services
+        services = await self.api.items("/api/v1/services")
         by_service: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for endpoint_slice in slices:
+        for endpoint_slice in await self.api.items("/apis/discovery.k8s.io/v1/endpointslices"):
             meta = endpoint_slice["metadata"]
             owner = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
             if owner:
                 by_service.setdefault((meta["namespace"], owner), []).append(endpoint_slice)
+        self.services, self.slices = services, by_service
         seen = set()
         changed = False
         for service in services:
@@ -99,12 +100,6 @@ class ServiceProxy:
             changed = True
         if changed:
             self._write_hosts()
-
-    async def _items(self, path: str) -> list[dict[str, Any]]:
-        response = await self.api.http.get(path)
-        response.raise_for_status()
-        items: list[dict[str, Any]] = response.json().get("items") or []
-        return items
 
     async def _connect(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, routes: ServiceRoutes, port: dict[str, Any]
