@@ -70,9 +70,9 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 1
 
-    from ragcorp_operator import handlers  # registers the handlers
+    from ragcorp_operator import handlers  # noqa: F401  (registers the handlers)
 
-    handlers.configured = OperatorSettings(
+    settings = OperatorSettings(
         resync_seconds=args.resync_seconds,
         metrics_port=args.metrics_port,
         peering_name=args.peering_name,
@@ -92,6 +92,8 @@ def _run(args: argparse.Namespace) -> int:
             # A named peering is mandatory: replicas wait for their peering object rather than all act at once.
             peering_name=None if standalone else args.peering_name,
             liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None,
+            # The handlers' startup reads it from kopf's memo (see `handlers.Runtime`).
+            memo=kopf.Memo(settings=settings),
         )
     )
     return 0

@@ -15,14 +15,16 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, cast
 
 import kopf
 import prometheus_client
 
-from ragcorp_operator import GROUP, PLURAL, VERSION, metrics
+from ragcorp_operator import GROUP, PLURAL, VERSION
 from ragcorp_operator.cluster import Cluster, Fenced, kube_configuration, load_api_client
+from ragcorp_operator.metrics import OperatorMetrics
 from ragcorp_operator.operator_settings import FINALIZER, OperatorSettings, start_priority
 from ragcorp_operator.reconciling import Memory, PassResult, reconcile
 from ragcorp_operator.rollout import Event
@@ -31,25 +33,25 @@ from ragcorp_operator.watching import ChildWatcher, start_watchers
 
 #: After a pass failed (the API server unreachable, a bug), wait this long before the next.
 ERROR_BACKOFF_SECONDS = 5.0
-#: Set by `ragcorp-operator run` before kopf starts; kopf's test runner leaves the environment's.
-configured: OperatorSettings | None = None
-wakeups = Wakeups()
-_cluster: Cluster | None = None
-_watchers: list[ChildWatcher] = []
 
 
-def operator_settings() -> OperatorSettings:
-    global configured
-    if configured is None:
-        configured = OperatorSettings.from_env()
-    return configured
+@dataclass
+class Runtime:
+    """What the handlers share, in kopf's operator memo (each resource's memo is a shallow copy of
+    it, so every reconciler sees the same one): no module-level state, and two operators in one
+    process (kopf's test runner, an embedded operator) never share a cluster client or counters."""
+
+    settings: OperatorSettings
+    cluster: Cluster
+    wakeups: Wakeups = field(default_factory=Wakeups)
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
+    watchers: list[ChildWatcher] = field(default_factory=list)
 
 
-def cluster() -> Cluster:
-    global _cluster
-    if _cluster is None:
-        _cluster = Cluster(load_api_client())
-    return _cluster
+def runtime_of(memo: kopf.Memo) -> Runtime:
+    runtime = memo.get("runtime")
+    assert isinstance(runtime, Runtime), "set up by the startup handler"
+    return runtime
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -79,8 +81,12 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    ours = operator_settings()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """`ragcorp-operator run` passes its settings in the memo; kopf's test runner leaves the environment's."""
+    given = memo.get("settings")
+    ours = given if isinstance(given, OperatorSettings) else OperatorSettings.from_env()
+    runtime = Runtime(ours, Cluster(load_api_client()))
+    memo.runtime = runtime
     settings.posting.level = 20  # INFO and up become Kubernetes Events
     # The daemons need it: kopf stops a resource's reconciler before the resource goes.
     settings.persistence.finalizer = FINALIZER
@@ -100,57 +106,70 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # its keep-alive expires: this many seconds bounds a takeover.
     settings.peering.lifetime = ours.peering_lifetime
     if ours.metrics_port:
-        prometheus_client.start_http_server(ours.metrics_port)
-    _watchers[:] = start_watchers(cluster().api_client, list(ours.namespaces), wakeups)
+        prometheus_client.start_http_server(ours.metrics_port, registry=runtime.metrics.registry)
+    runtime.watchers[:] = start_watchers(runtime.cluster.api_client, list(ours.namespaces), runtime.wakeups)
 
 
 @kopf.on.cleanup()
-def stop_watching(**_: Any) -> None:
-    for watcher in _watchers:
+def stop_watching(memo: kopf.Memo, **_: Any) -> None:
+    watchers = runtime_of(memo).watchers
+    for watcher in watchers:
         watcher.stop()
-    _watchers.clear()
+    watchers.clear()
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def on_resource_event(uid: str, **_: Any) -> None:
+def on_resource_event(uid: str, memo: kopf.Memo, **_: Any) -> None:
     """Any change of the resource (spec, annotations, deletion) wakes its reconciler."""
-    wakeups.wake(uid)
+    runtime_of(memo).wakeups.wake(uid)
 
 
 def _sink(body: dict[str, Any], event: Event) -> None:
     kopf.event(kopf.Body(cast(kopf.RawBody, body)), type=event.type, reason=event.reason, message=event.message)
 
 
-def _pass(namespace: str, name: str, memory: Memory, full: bool, stopped: kopf.DaemonStopped) -> PassResult:
-    started = time.perf_counter()
+def _pass(
+    runtime: Runtime, namespace: str, name: str, memory: Memory, full: bool, stopped: kopf.DaemonStopped
+) -> PassResult:
+    metrics, started = runtime.metrics, time.perf_counter()
     try:
         # Fenced: kopf stops the daemon when this replica loses its peering priority (or the resource
         # goes), but cannot stop the thread a pass runs in; the pass's writes ask `stopped` first.
-        result = reconcile(cluster().fenced(lambda: bool(stopped)), namespace, name, memory, full, _sink)
+        result = reconcile(runtime.cluster.fenced(lambda: bool(stopped)), namespace, name, memory, full, _sink)
+    except Fenced:
+        raise  # told to stop: not an error, and not a pass that happened
     except Exception:
-        metrics.RECONCILES.labels(namespace, name, "error").inc()
+        metrics.reconciles.labels(namespace, name, "error").inc()
         raise
     finally:
-        metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+        metrics.reconcile_seconds.observe(time.perf_counter() - started)
     if result.outcome != "gone":
-        metrics.RECONCILES.labels(namespace, name, result.outcome).inc()
+        metrics.reconciles.labels(namespace, name, result.outcome).inc()
     return result
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, id="reconciler", cancellation_timeout=10)
 async def reconciler(
-    stopped: kopf.DaemonStopped, uid: str, namespace: str | None, name: str, logger: kopf.Logger, **_: Any
+    stopped: kopf.DaemonStopped,
+    uid: str,
+    namespace: str | None,
+    name: str,
+    logger: kopf.Logger,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
     assert namespace is not None, "RagCorpDeployment is namespaced"
+    runtime = runtime_of(memo)
+    wakeups = runtime.wakeups
     wakeup = wakeups.register(uid)
     memory = Memory()
-    resync = operator_settings().resync_seconds
+    resync = runtime.settings.resync_seconds
     last_full = float("-inf")
     try:
         while not stopped:
             full = wakeup.take_full() or time.monotonic() - last_full >= resync
             try:
-                result = await asyncio.to_thread(_pass, namespace, name, memory, full, stopped)
+                result = await asyncio.to_thread(_pass, runtime, namespace, name, memory, full, stopped)
             except Fenced:
                 return  # told to stop mid-pass: the replica that acts now reads everything afresh
             except Exception as exc:  # logged, and tried again: the next pass reads everything afresh

@@ -16,7 +16,7 @@ from ragcorp_operator.render.config import config_map
 from ragcorp_operator.render.monitoring import dashboards_config_map, prometheus_rule, service_monitor
 from ragcorp_operator.render.networking import active_service, autoscaler, disruption_budget, preview_service
 from ragcorp_operator.render.workloads import backup_job, deployment, downgrade_job, migration_job, smoke_job
-from ragcorp_operator.rollout import IN_FLIGHT, Decision, DeploymentState, Intent, JobIntent, Settings
+from ragcorp_operator.rollout import IN_FLIGHT, Decision, DeploymentState, Intent, JobIntent, RolloutPolicy
 from ragcorp_operator.spec import RagSpec, parse_spec
 
 #: (apiVersion, kind) of the monitoring kinds, rendered only where their CRDs exist.
@@ -37,10 +37,10 @@ class Plan:
     delete: list[ObjectRef]
 
 
-def rollout_settings(spec: RagSpec) -> Settings:
+def rollout_policy(spec: RagSpec) -> RolloutPolicy:
     blue_green = spec.strategy.blue_green
     gate = blue_green.metric_gate
-    return Settings(
+    return RolloutPolicy(
         image=spec.image,
         replicas=spec.autoscaling.min_replicas if spec.autoscaling.enabled else spec.replicas,
         migrations_enabled=spec.migrations.enabled,
@@ -172,10 +172,10 @@ def render_resource(resource: dict[str, Any], monitoring: bool = True) -> list[M
         uid=metadata.get("uid", ""),
     )
     spec = parse_spec(resource.get("spec", {}))
-    settings = rollout_settings(spec)
+    policy = rollout_policy(spec)
     # The steady state after the first rollout: blue active, migrated at revision 1.
     intent = Intent(
-        deployments={"blue": (spec.image, settings.replicas)},
+        deployments={"blue": (spec.image, policy.replicas)},
         active_service_color="blue",
         preview_service_color="blue",
         jobs=(JobIntent("migrate", 1, spec.image),) if spec.migrations.enabled else (),
@@ -190,7 +190,7 @@ def rollout_status(
     previous: dict[str, Any],
     decision: Decision,
     deployments: dict[Color, DeploymentState],
-    settings: Settings,
+    policy: RolloutPolicy,
     extra: dict[str, Any],
     problem: Condition | None,
     now: datetime,
@@ -200,7 +200,7 @@ def rollout_status(
     overrides Degraded without stopping the rollout."""
     state = decision.state
     active = deployments.get(state.active_color) if state.active_color else None
-    active_ready = bool(active and state.active_image and active.ready_at(state.active_image, settings.replicas))
+    active_ready = bool(active and state.active_image and active.ready_at(state.active_image, policy.replicas))
     current = conditions(decision, active_ready)
     if problem is not None and not (state.phase == "Aborted" and state.failure):
         current = [c for c in current if c.type != "Degraded"] + [problem]

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from ragcorp_service.settings import Settings
+from tests.support.corpus import HANDBOOK_ANSWERS
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -210,8 +211,6 @@ def test_crd_fields_named_exist(page: Path) -> None:
 
 def test_the_readme_asks_only_questions_the_handbook_test_answers() -> None:
     """ "Try it" works as written: its questions are the ones a test asks the example handbook."""
-    from tests.service.api.routes.test_ask import HANDBOOK_ANSWERS
-
     asked = re.findall(r'ragcorp ask "([^"]+)"', (ROOT / "README.md").read_text())
     assert asked and set(asked) <= set(HANDBOOK_ANSWERS), asked
     assert "ragcorp ingest examples/docs" in (ROOT / "README.md").read_text()

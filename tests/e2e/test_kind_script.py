@@ -10,7 +10,7 @@ import kubernetes_validate
 import yaml
 
 from ragcorp_operator.plan import render_resource
-from tests.operator.support import crd_validator
+from tests.support.crd import crd_validator
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "kind.sh"

@@ -10,7 +10,7 @@ import kmock
 import pytest
 from kopf.testing import KopfRunner
 
-from tests.operator.emulator import (
+from tests.support.kube_emulator import (
     HELPER_TOKEN,
     MONITORING,
     RESOURCES,
@@ -18,7 +18,7 @@ from tests.operator.emulator import (
     running_api_server,
     write_kubeconfig,
 )
-from tests.operator.support import ClusterHelper, running_operator
+from tests.support.operator_cluster import ClusterHelper, running_operator
 
 os.environ.setdefault("RAGCORP_RESYNC_SECONDS", "300")
 os.environ.setdefault("RAGCORP_OPERATOR_METRICS_PORT", "0")

@@ -13,7 +13,7 @@ import pytest
 
 from ragcorp_operator.observe import job_state, needs_pods
 from ragcorp_operator.rollout import JobKind
-from tests.operator.support import TERMINATION_MESSAGES
+from tests.support.termination_messages import TERMINATION_MESSAGES
 
 COMPLETE = {
     "succeeded": 1,

@@ -26,7 +26,7 @@ from starlette.routing import Mount
 
 from ragcorp_operator.prometheus import evaluate_gate
 from ragcorp_service.api.metrics import ServiceMetrics
-from tests.service.servers import free_port, serving
+from tests.support.servers import free_port, serving
 
 VERSIONS = ("healthy", "failing", "idle")
 SCRAPE = """

@@ -24,8 +24,9 @@ from ragcorp_operator.plan import PROMETHEUS_RULE, SERVICE_MONITOR, children, re
 from ragcorp_operator.render.common import Owner
 from ragcorp_operator.rollout import Intent, JobIntent, JobKind
 from ragcorp_operator.spec import parse_spec
-from tests.operator.emulator import OPERATOR_TOKEN, ApiServer
-from tests.operator.support import ClusterHelper, eventually, promote_v2_while_blue_still_serves, running_operator
+from tests.support.kube_emulator import OPERATOR_TOKEN, ApiServer
+from tests.support.operator_cluster import ClusterHelper, promote_v2_while_blue_still_serves, running_operator
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 RBAC_TEMPLATE = ROOT / "charts" / "ragcorp-operator" / "templates" / "rbac.yaml"
@@ -50,15 +51,17 @@ def permission(kind: str, verb: str) -> Permission:
 
 
 def calls_in_code() -> Iterator[Permission]:
-    """`cluster.get|list|delete("Kind", ...)` anywhere in the operator package."""
+    """`cluster.get|list|delete("Kind", ...)` (or `self.cluster....`) anywhere in the operator package."""
     package = Path(ragcorp_operator.__file__).parent
     for module in package.rglob("*.py"):
         for node in ast.walk(ast.parse(module.read_text())):
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
-                and isinstance(node.func.value, ast.Name)
-                and node.func.value.id == "cluster"
+                and (
+                    (isinstance(node.func.value, ast.Name) and node.func.value.id == "cluster")
+                    or (isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "cluster")
+                )
             ):
                 method = node.func.attr
                 if method in ("get", "list", "delete") and node.args and isinstance(node.args[0], ast.Constant):

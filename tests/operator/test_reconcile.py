@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import time
 
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
 from ragcorp_operator.operator_settings import FINALIZER
-from tests.operator.support import NAMESPACE, SPEC, ClusterHelper, deploy, eventually, running_operator, secrets
+from tests.support.operator_cluster import NAMESPACE, SPEC, ClusterHelper, deploy, running_operator, secrets
+from tests.support.servers import free_port
+from tests.support.waiting import eventually
 
 
 def test_create_makes_every_child_with_owner_labels_probes_and_env(helper: ClusterHelper, operator: object) -> None:
@@ -240,22 +246,31 @@ def test_image_change_rolls_out_blue_to_green_after_migrating(helper: ClusterHel
     eventually(lambda: helper.get("Deployment", "rag-blue")["spec"]["replicas"] == 0)
 
 
-def test_reconciles_are_counted_in_the_operators_metrics(helper: ClusterHelper, operator: object) -> None:
-    from prometheus_client import REGISTRY
+def test_reconciles_are_counted_on_the_operators_metrics_port(
+    helper: ClusterHelper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What Prometheus scrapes from the operator: passes by outcome, and their durations."""
+    port = free_port()
+    monkeypatch.setenv("RAGCORP_OPERATOR_METRICS_PORT", str(port))
+
+    def sample(name: str, labels: dict[str, str] | None = None) -> float:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        for family in text_string_to_metric_families(text):
+            for found in family.samples:
+                if found.name == name and all(found.labels.get(k) == v for k, v in (labels or {}).items()):
+                    return found.value
+        return 0.0
 
     def count(outcome: str) -> float:
-        return (
-            REGISTRY.get_sample_value(
-                "ragcorp_operator_reconciles_total", {"namespace": "default", "name": "counted", "outcome": outcome}
-            )
-            or 0.0
-        )
+        return sample("ragcorp_operator_reconciles_total", {"name": "counted", "outcome": outcome})
 
-    helper.apply_resource("counted", SPEC)  # no Secrets yet: degraded passes
-    eventually(lambda: count("degraded") >= 2)
-    secrets(helper)
-    eventually(lambda: count("ok") >= 1)
-    assert (REGISTRY.get_sample_value("ragcorp_operator_reconcile_duration_seconds_count") or 0) >= 3
+    with running_operator():
+        helper.apply_resource("counted", SPEC)  # no Secrets yet: degraded passes
+        eventually(lambda: count("degraded") >= 2)
+        secrets(helper)
+        eventually(lambda: count("ok") >= 1)
+        assert sample("ragcorp_operator_reconcile_duration_seconds_count") >= 3
+        assert count("error") == 0
 
 
 def test_a_child_name_held_by_someone_else_s_object_is_left_alone_and_reported(

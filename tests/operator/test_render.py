@@ -20,7 +20,7 @@ from ragcorp_operator.render.config import service_settings
 from ragcorp_operator.rollout import Intent, JobIntent, JobKind
 from ragcorp_operator.spec import SpecError, parse_spec
 from ragcorp_service.settings import Settings
-from tests.operator.support import crd_schema, crd_validator
+from tests.support.crd import crd_schema, crd_validator
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "crds" / "examples").glob("*.yaml"))

@@ -18,14 +18,14 @@ from ragcorp_operator.rollout import (
     JobState,
     Observed,
     Requests,
+    RolloutPolicy,
     RolloutState,
-    Settings,
     decide,
     next_wakeup,
 )
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-SETTINGS = Settings(
+POLICY = RolloutPolicy(
     image="app:2",
     replicas=2,
     migrations_enabled=True,
@@ -55,7 +55,7 @@ NO_REQUESTS = Requests()
 def observe(
     state: RolloutState,
     *,
-    settings: Settings = SETTINGS,
+    policy: RolloutPolicy = POLICY,
     green: DeploymentState = ABSENT,
     jobs: dict[JobKind, JobState] | None = None,
     now: datetime = NOW,
@@ -68,7 +68,7 @@ def observe(
     """What the reconciler would see; the active Service selects what the last pass made active."""
     serving_color = serving_color or state.active_color
     return Observed(
-        settings,
+        policy,
         state,
         {"blue": blue, "green": green},
         jobs or {},
@@ -94,18 +94,18 @@ def at(phase: str, **changes: object) -> RolloutState:
 
 
 def test_a_new_resource_starts_by_migrating_to_blue() -> None:
-    decision = decide(observe(RolloutState(), settings=replace(SETTINGS, image="app:1")))
+    decision = decide(observe(RolloutState(), policy=replace(POLICY, image="app:1")))
     assert (decision.state.phase, decision.state.target_color, decision.state.revision) == ("Migrating", "blue", 1)
     assert [j.kind for j in decision.intent.jobs] == ["migrate"]
     assert decision.intent.deployments == {}
 
 
 def test_image_change_backs_up_then_migrates_before_deploying() -> None:
-    settings = replace(SETTINGS, backup_enabled=True)
-    first = decide(observe(IDLE_ON_BLUE, settings=settings))
+    policy = replace(POLICY, backup_enabled=True)
+    first = decide(observe(IDLE_ON_BLUE, policy=policy))
     assert first.state.phase == "BackingUp" and [j.kind for j in first.intent.jobs] == ["backup"]
     assert "green" not in first.intent.deployments and first.intent.active_service_color == "blue"
-    second = decide(observe(first.state, settings=settings, jobs={"backup": JobState("succeeded")}))
+    second = decide(observe(first.state, policy=policy, jobs={"backup": JobState("succeeded")}))
     assert second.state.phase == "Migrating" and [j.kind for j in second.intent.jobs] == ["migrate"]
 
 
@@ -170,12 +170,10 @@ def test_promotion_switches_traffic_and_the_old_colour_serves_until_the_delay() 
 
 
 def test_without_keep_previous_the_old_colour_is_removed() -> None:
-    settings = replace(SETTINGS, keep_previous=False, scale_down_delay=timedelta(0))
-    decision = decide(
-        observe(at("Verifying"), settings=settings, jobs={"smoke": JobState("succeeded")}, green=READY_GREEN)
-    )
+    policy = replace(POLICY, keep_previous=False, scale_down_delay=timedelta(0))
+    decision = decide(observe(at("Verifying"), policy=policy, jobs={"smoke": JobState("succeeded")}, green=READY_GREEN))
     assert decision.state.phase == "ScalingDown", "the old colour serves until the switch is seen"
-    done = decide(observe(decision.state, settings=settings, green=READY_GREEN))
+    done = decide(observe(decision.state, policy=policy, green=READY_GREEN))
     assert done.state.phase == "Idle" and done.intent.deployments == {"green": ("app:2", 2)}
 
 
@@ -188,13 +186,13 @@ def test_standby_not_ready_in_time_aborts_and_traffic_stays() -> None:
 
 
 def test_abort_downgrades_with_the_new_image_to_the_recorded_revision() -> None:
-    settings = replace(SETTINGS, downgrade_on_abort=True)
+    policy = replace(POLICY, downgrade_on_abort=True)
     state = at("Verifying", schema_revision="0002", migrated=True)
-    aborted = decide(observe(state, settings=settings, jobs={"smoke": JobState("failed")}, green=READY_GREEN))
+    aborted = decide(observe(state, policy=policy, jobs={"smoke": JobState("failed")}, green=READY_GREEN))
     assert aborted.state.phase == "Downgrading"
     [job] = aborted.intent.jobs
     assert (job.kind, job.image, job.schema_revision) == ("downgrade", "app:2", "0001")
-    done = decide(observe(aborted.state, settings=settings, jobs={"downgrade": JobState("succeeded", "0001")}))
+    done = decide(observe(aborted.state, policy=policy, jobs={"downgrade": JobState("succeeded", "0001")}))
     assert done.state.phase == "Aborted" and done.state.schema_revision == "0001"
     assert done.state.failure and done.state.failure.reason == "SmokeTestFailed"
 
@@ -208,21 +206,19 @@ def test_an_aborted_rollout_waits_for_a_new_image_or_a_retry() -> None:
 
 
 def test_a_new_image_during_a_rollout_supersedes_it() -> None:
-    decision = decide(observe(at("Deploying"), settings=replace(SETTINGS, image="app:3")))
+    decision = decide(observe(at("Deploying"), policy=replace(POLICY, image="app:3")))
     assert (decision.state.phase, decision.state.revision, decision.state.target_image) == ("Migrating", 3, "app:3")
     assert [(j.kind, j.revision) for j in decision.intent.jobs] == [("migrate", 3)]
     assert decision.state.history[-1].outcome == "superseded"
 
 
 def test_manual_promotion_and_abort() -> None:
-    manual = replace(SETTINGS, auto_promote=False)
-    waiting = decide(
-        observe(at("Verifying"), settings=manual, jobs={"smoke": JobState("succeeded")}, green=READY_GREEN)
-    )
+    manual = replace(POLICY, auto_promote=False)
+    waiting = decide(observe(at("Verifying"), policy=manual, jobs={"smoke": JobState("succeeded")}, green=READY_GREEN))
     assert waiting.state.phase == "Promoting" and waiting.intent.active_service_color == "blue"
-    promoted = decide(observe(waiting.state, settings=manual, green=READY_GREEN, requests=Requests(promote=True)))
+    promoted = decide(observe(waiting.state, policy=manual, green=READY_GREEN, requests=Requests(promote=True)))
     assert promoted.state.active_color == "green" and promoted.handled.promote
-    aborted = decide(observe(waiting.state, settings=manual, green=READY_GREEN, requests=Requests(abort=True)))
+    aborted = decide(observe(waiting.state, policy=manual, green=READY_GREEN, requests=Requests(abort=True)))
     assert aborted.state.phase == "Aborted" and aborted.state.failure and aborted.state.failure.reason == "ManualAbort"
 
 
@@ -230,11 +226,11 @@ def test_manual_promotion_and_abort() -> None:
 def test_a_revert_before_the_switch_aborts_and_the_reverted_image_never_takes_traffic(phase: str) -> None:
     """spec.image back to the serving image mid-rollout (a GitOps revert): an abort to the stable
     colour, the schema downgraded when it was migrated, and then nothing left running."""
-    settings = replace(SETTINGS, image="app:1", downgrade_on_abort=True)
+    policy = replace(POLICY, image="app:1", downgrade_on_abort=True)
     migrated = phase != "Migrating"
     state = at(phase, schema_revision="0002" if migrated else "0001", migrated=migrated)  # type: ignore[arg-type]
     jobs = {"smoke": SUCCEEDED} if phase == "Verifying" else {}
-    reverted = decide(observe(state, settings=settings, green=READY_GREEN, jobs=jobs))
+    reverted = decide(observe(state, policy=policy, green=READY_GREEN, jobs=jobs))
     assert reverted.intent.active_service_color == "blue" and reverted.state.active_image == "app:1"
     assert reverted.state.phase == ("Downgrading" if migrated else "Aborted")
     assert "Reverted" in [e.reason for e in reverted.events]
@@ -242,11 +238,9 @@ def test_a_revert_before_the_switch_aborts_and_the_reverted_image_never_takes_tr
         [job] = reverted.intent.jobs
         assert (job.kind, job.image, job.schema_revision) == ("downgrade", "app:2", "0001")
         reverted = decide(
-            observe(
-                reverted.state, settings=settings, green=READY_GREEN, jobs={"downgrade": JobState("succeeded", "0001")}
-            )
+            observe(reverted.state, policy=policy, green=READY_GREEN, jobs={"downgrade": JobState("succeeded", "0001")})
         )
-    settled = decide(observe(reverted.state, settings=settings, green=READY_GREEN, now=NOW + timedelta(minutes=5)))
+    settled = decide(observe(reverted.state, policy=policy, green=READY_GREEN, now=NOW + timedelta(minutes=5)))
     assert settled.state.phase == "Idle" and settled.state.schema_revision == "0001"
     assert settled.intent.active_service_color == "blue" and settled.intent.deployments["blue"] == ("app:1", 2)
 
@@ -272,20 +266,20 @@ def test_a_rollback_redeploying_the_old_image_is_not_mistaken_for_a_revert() -> 
 
 
 def test_a_revert_during_a_migration_waits_for_it_then_undoes_it() -> None:
-    settings = replace(SETTINGS, image="app:1", downgrade_on_abort=True)
-    running = decide(observe(at("Migrating"), settings=settings, jobs={"migrate": JobState("running")}))
+    policy = replace(POLICY, image="app:1", downgrade_on_abort=True)
+    running = decide(observe(at("Migrating"), policy=policy, jobs={"migrate": JobState("running")}))
     assert running.state.phase == "Migrating" and running.state.abort_requested, "never killed halfway"
-    finished = decide(observe(running.state, settings=settings, jobs={"migrate": JobState("succeeded", "0002")}))
+    finished = decide(observe(running.state, policy=policy, jobs={"migrate": JobState("succeeded", "0002")}))
     assert finished.state.phase == "Downgrading" and finished.state.schema_revision == "0002"
 
 
 def test_an_abort_in_the_pass_a_migration_finished_records_its_revision_first() -> None:
     """Status names the revision the Job reported, and the downgrade runs from there."""
-    settings = replace(SETTINGS, downgrade_on_abort=True)
+    policy = replace(POLICY, downgrade_on_abort=True)
     aborted = decide(
         observe(
             at("Migrating"),
-            settings=settings,
+            policy=policy,
             jobs={"migrate": JobState("succeeded", "0002")},
             requests=Requests(abort=True),
         )
@@ -300,7 +294,7 @@ def test_a_revert_after_the_switch_is_an_instant_rollback_with_the_schema() -> N
     """While the previous colour still runs, the revert moves traffic back at once, and the schema
     goes back with the newer image (the old one cannot read the newer schema's revision)."""
     state = promoted_green()
-    reverted = decide(observe(state, settings=replace(SETTINGS, image="app:1"), green=READY_GREEN))
+    reverted = decide(observe(state, policy=replace(POLICY, image="app:1"), green=READY_GREEN))
     assert reverted.intent.active_service_color == "blue" and reverted.state.active_image == "app:1"
     [job] = reverted.intent.jobs
     assert (job.kind, job.image, job.schema_revision) == ("downgrade", "app:2", "0001")
@@ -314,14 +308,14 @@ def test_putting_spec_image_back_to_the_active_image_drops_an_aborted_rollout() 
     assert aborted.state.phase == "Aborted"
     still = decide(observe(aborted.state))
     assert still.state.phase == "Aborted", "the same spec keeps the failure on record"
-    reverted = decide(observe(aborted.state, settings=replace(SETTINGS, image="app:1")))
+    reverted = decide(observe(aborted.state, policy=replace(POLICY, image="app:1")))
     assert (reverted.state.phase, reverted.state.target_image, reverted.state.failure) == ("Idle", None, None)
     assert reverted.intent.deployments == {"blue": ("app:1", 2)}
     assert [e.reason for e in reverted.events] == ["RolloutDropped"]
 
 
 @pytest.mark.parametrize(
-    ("gate", "policy", "elapsed", "next_phase"),
+    ("gate", "on_no_data", "elapsed", "next_phase"),
     [
         (None, "wait", timedelta(minutes=6), "Verifying"),
         ("pass", "wait", timedelta(minutes=1), "Verifying"),  # the window has not passed yet
@@ -339,12 +333,12 @@ def test_putting_spec_image_back_to_the_active_image_drops_an_aborted_rollout() 
         ("unmeasured", "fail", timedelta(minutes=16), "Aborted"),
     ],
 )
-def test_metric_gate(gate: GateResult | None, policy: str, elapsed: timedelta, next_phase: str) -> None:
-    settings = replace(SETTINGS, gate_enabled=True, on_no_data=policy)  # type: ignore[arg-type]
+def test_metric_gate(gate: GateResult | None, on_no_data: str, elapsed: timedelta, next_phase: str) -> None:
+    policy = replace(POLICY, gate_enabled=True, on_no_data=on_no_data)  # type: ignore[arg-type]
     decision = decide(
         observe(
             at("Verifying"),
-            settings=settings,
+            policy=policy,
             jobs={"smoke": JobState("succeeded")},
             green=READY_GREEN,
             gate=gate,
@@ -404,15 +398,13 @@ def test_rollback_after_scale_down_downgrades_then_redeploys() -> None:
 
 
 def test_rollback_to_an_unknown_revision_is_refused() -> None:
-    decision = decide(
-        observe(IDLE_ON_BLUE, settings=replace(SETTINGS, image="app:1"), requests=Requests(rollback_to=7))
-    )
+    decision = decide(observe(IDLE_ON_BLUE, policy=replace(POLICY, image="app:1"), requests=Requests(rollback_to=7)))
     assert decision.state == IDLE_ON_BLUE and decision.events[0].reason == "RollbackRejected"
     assert decision.handled.rollback_to == 7
 
 
 def test_deciding_twice_changes_nothing() -> None:
-    first = decide(observe(IDLE_ON_BLUE, settings=replace(SETTINGS, image="app:1")))
+    first = decide(observe(IDLE_ON_BLUE, policy=replace(POLICY, image="app:1")))
     assert first.state == IDLE_ON_BLUE and first.events == []
 
 
@@ -425,22 +417,22 @@ def test_status_round_trip() -> None:
 
 
 def test_a_new_migration_waits_while_another_of_the_resource_still_runs() -> None:
-    superseding = decide(observe(at("Migrating"), settings=replace(SETTINGS, image="app:3"), schema_job_elsewhere=True))
+    superseding = decide(observe(at("Migrating"), policy=replace(POLICY, image="app:3"), schema_job_elsewhere=True))
     assert superseding.state.phase == "Migrating" and superseding.state.target_image == "app:3"
     assert superseding.intent.jobs == (), "no second migration while the superseded one's Pod runs"
-    assert next_wakeup(superseding.state, SETTINGS, NOW, schema_job_elsewhere=True) == timedelta(seconds=2)
-    free = decide(observe(superseding.state, settings=replace(SETTINGS, image="app:3")))
+    assert next_wakeup(superseding.state, POLICY, NOW, schema_job_elsewhere=True) == timedelta(seconds=2)
+    free = decide(observe(superseding.state, policy=replace(POLICY, image="app:3")))
     assert [(j.kind, j.revision) for j in free.intent.jobs] == [("migrate", 3)]
 
 
 def test_an_abort_during_a_migration_waits_for_it_then_downgrades() -> None:
-    settings = replace(SETTINGS, downgrade_on_abort=True)
+    policy = replace(POLICY, downgrade_on_abort=True)
     running = {"migrate": JobState("running")}
-    pending = decide(observe(at("Migrating"), settings=settings, jobs=running, requests=Requests(abort=True)))
+    pending = decide(observe(at("Migrating"), policy=policy, jobs=running, requests=Requests(abort=True)))
     assert pending.state.phase == "Migrating" and pending.state.abort_requested and pending.handled.abort
     assert [j.kind for j in pending.intent.jobs] == ["migrate"], "the migration is left to finish"
     assert pending.events[0].reason == "AbortPending"
-    finished = decide(observe(pending.state, settings=settings, jobs={"migrate": SUCCEEDED}))
+    finished = decide(observe(pending.state, policy=policy, jobs={"migrate": SUCCEEDED}))
     assert finished.state.phase == "Downgrading" and finished.state.schema_revision == "0002"
     [job] = finished.intent.jobs
     assert (job.kind, job.image, job.schema_revision) == ("downgrade", "app:2", "0001")
@@ -473,49 +465,45 @@ def test_traffic_never_moves_to_a_colour_kubectl_rollout_status_would_not_pass(
 
 
 def test_without_a_scale_down_delay_the_old_colour_shrinks_only_after_the_switch_was_seen() -> None:
-    settings = replace(SETTINGS, scale_down_delay=timedelta(0))
-    promoted = decide(
-        observe(at("Verifying"), settings=settings, jobs={"smoke": JobState("succeeded")}, green=READY_GREEN)
-    )
+    policy = replace(POLICY, scale_down_delay=timedelta(0))
+    promoted = decide(observe(at("Verifying"), policy=policy, jobs={"smoke": JobState("succeeded")}, green=READY_GREEN))
     assert promoted.state.phase == "ScalingDown" and promoted.intent.deployments["blue"] == ("app:1", 2)
-    not_yet = decide(observe(promoted.state, settings=settings, green=READY_GREEN, serving_color="blue"))
+    not_yet = decide(observe(promoted.state, policy=policy, green=READY_GREEN, serving_color="blue"))
     assert not_yet.state.phase == "ScalingDown", "the Service still sends traffic to blue"
-    done = decide(observe(promoted.state, settings=settings, green=READY_GREEN, serving_color="green"))
+    done = decide(observe(promoted.state, policy=policy, green=READY_GREEN, serving_color="green"))
     assert done.state.phase == "Idle" and done.intent.deployments["blue"] == ("app:1", 0)
 
 
 def test_with_autoscaling_the_new_colour_matches_the_old_ones_current_replicas_before_the_switch() -> None:
-    settings = replace(SETTINGS, max_replicas=8)
+    policy = replace(POLICY, max_replicas=8)
     busy_blue = ready("app:1", 6)  # the HPA scaled blue from 2 to 6 under load
-    deploying = decide(observe(at("Deploying"), settings=settings, blue=busy_blue, green=READY_GREEN))
+    deploying = decide(observe(at("Deploying"), policy=policy, blue=busy_blue, green=READY_GREEN))
     assert deploying.state.phase == "Deploying" and deploying.intent.deployments["green"] == ("app:2", 6)
-    ready_green = decide(observe(at("Deploying"), settings=settings, blue=busy_blue, green=ready("app:2", 6)))
+    ready_green = decide(observe(at("Deploying"), policy=policy, blue=busy_blue, green=ready("app:2", 6)))
     assert ready_green.state.phase == "Verifying"
-    capped = decide(observe(at("Deploying"), settings=settings, blue=ready("app:1", 12), green=READY_GREEN))
+    capped = decide(observe(at("Deploying"), policy=policy, blue=ready("app:1", 12), green=READY_GREEN))
     assert capped.intent.deployments["green"] == ("app:2", 8), "never past the HPA's maximum"
 
 
 def test_with_autoscaling_the_old_colour_keeps_the_size_it_served_with_until_the_delay_is_over() -> None:
     """Never shrink what serves: the switch moves traffic, the old colour keeps the HPA's size until
     scaleDownDelaySeconds after it (endpoints take time to follow a Service), then goes to zero."""
-    settings = replace(SETTINGS, max_replicas=8)
+    policy = replace(POLICY, max_replicas=8)
     busy_blue = ready("app:1", 6)
     verifying = at("Verifying", schema_revision="0002", migrated=True)
     switched = decide(
-        observe(verifying, settings=settings, blue=busy_blue, green=ready("app:2", 6), jobs={"smoke": SUCCEEDED})
+        observe(verifying, policy=policy, blue=busy_blue, green=ready("app:2", 6), jobs={"smoke": SUCCEEDED})
     )
     assert switched.state.phase == "ScalingDown" and switched.intent.active_service_color == "green"
     assert switched.intent.deployments["blue"] == ("app:1", 6), "not the spec's 2 in the pass that moves traffic"
     later = decide(
-        observe(
-            switched.state, settings=settings, blue=busy_blue, green=ready("app:2", 6), now=NOW + timedelta(minutes=3)
-        )
+        observe(switched.state, policy=policy, blue=busy_blue, green=ready("app:2", 6), now=NOW + timedelta(minutes=3))
     )
     assert later.intent.deployments["blue"] == ("app:1", 6)
     done = decide(
         observe(
             switched.state,
-            settings=settings,
+            policy=policy,
             blue=busy_blue,
             green=ready("app:2", 6),
             serving_color="green",
@@ -528,13 +516,11 @@ def test_with_autoscaling_the_old_colour_keeps_the_size_it_served_with_until_the
 def test_a_failed_post_promotion_gate_moves_traffic_first_and_scales_down_after_the_abort_delay() -> None:
     """Roll back traffic first: the colour that carried all traffic keeps its size while the Service
     moves back, and only shrinks after abortScaleDownDelaySeconds."""
-    settings = replace(GATED, max_replicas=8, abort_scale_down_delay=timedelta(minutes=2))
+    policy = replace(GATED, max_replicas=8, abort_scale_down_delay=timedelta(minutes=2))
     state = promoted_with_gate()
     busy_green = ready("app:2", 7)  # the HPA grew the new colour after the switch
     failed = decide(
-        observe(
-            state, settings=settings, blue=READY_BLUE, green=busy_green, gate="fail", now=NOW + timedelta(minutes=2)
-        )
+        observe(state, policy=policy, blue=READY_BLUE, green=busy_green, gate="fail", now=NOW + timedelta(minutes=2))
     )
     assert failed.intent.active_service_color == "blue"
     assert failed.intent.deployments["green"] == ("app:2", 7), "not scaled down in the pass that moves traffic"
@@ -542,51 +528,51 @@ def test_a_failed_post_promotion_gate_moves_traffic_first_and_scales_down_after_
     downgraded = decide(
         observe(
             failed.state,
-            settings=settings,
+            policy=policy,
             green=busy_green,
             jobs={"downgrade": JobState("succeeded", "0001")},
             now=NOW + timedelta(minutes=3),
         )
     )
     assert downgraded.state.phase == "Aborted" and downgraded.intent.deployments["green"] == ("app:2", 7)
-    later = decide(observe(downgraded.state, settings=settings, green=busy_green, now=NOW + timedelta(minutes=5)))
+    later = decide(observe(downgraded.state, policy=policy, green=busy_green, now=NOW + timedelta(minutes=5)))
     assert later.intent.deployments.get("green", ("app:2", 0))[1] == 0
 
 
 def test_a_preview_runs_fewer_replicas_and_is_scaled_up_and_ready_before_the_switch() -> None:
-    settings = replace(SETTINGS, preview_replicas=1, replicas=3)
+    policy = replace(POLICY, preview_replicas=1, replicas=3)
     blue = ready("app:1", 3)
-    deploying = decide(observe(at("Deploying"), settings=settings, blue=blue, green=ready("app:2", 1)))
+    deploying = decide(observe(at("Deploying"), policy=policy, blue=blue, green=ready("app:2", 1)))
     assert deploying.state.phase == "Verifying" and deploying.intent.deployments["green"] == ("app:2", 1)
     verified = decide(
-        observe(deploying.state, settings=settings, blue=blue, green=ready("app:2", 1), jobs={"smoke": SUCCEEDED})
+        observe(deploying.state, policy=policy, blue=blue, green=ready("app:2", 1), jobs={"smoke": SUCCEEDED})
     )
     assert verified.state.phase == "Promoting" and verified.intent.deployments["green"] == ("app:2", 3)
     assert verified.intent.active_service_color == "blue", "one preview Pod never takes all the traffic"
-    switched = decide(observe(verified.state, settings=settings, blue=blue, green=ready("app:2", 3)))
+    switched = decide(observe(verified.state, policy=policy, blue=blue, green=ready("app:2", 3)))
     assert switched.intent.active_service_color == "green"
 
 
 def test_auto_promotion_after_a_delay_without_auto_promote() -> None:
-    settings = replace(SETTINGS, auto_promote=False, auto_promotion_after=timedelta(minutes=2))
-    waiting = decide(observe(at("Promoting"), settings=settings, green=READY_GREEN, now=NOW + timedelta(minutes=1)))
+    policy = replace(POLICY, auto_promote=False, auto_promotion_after=timedelta(minutes=2))
+    waiting = decide(observe(at("Promoting"), policy=policy, green=READY_GREEN, now=NOW + timedelta(minutes=1)))
     assert waiting.state.phase == "Promoting"
-    assert next_wakeup(waiting.state, settings, NOW + timedelta(minutes=1)) == timedelta(minutes=1)
-    promoted = decide(observe(at("Promoting"), settings=settings, green=READY_GREEN, now=NOW + timedelta(minutes=2)))
+    assert next_wakeup(waiting.state, policy, NOW + timedelta(minutes=1)) == timedelta(minutes=1)
+    promoted = decide(observe(at("Promoting"), policy=policy, green=READY_GREEN, now=NOW + timedelta(minutes=2)))
     assert promoted.intent.active_service_color == "green"
 
 
 def test_an_aborted_colour_lingers_for_debugging_then_goes() -> None:
-    settings = replace(SETTINGS, keep_previous=False)
-    aborted = decide(observe(at("Verifying"), settings=settings, jobs={"smoke": JobState("failed")}, green=READY_GREEN))
+    policy = replace(POLICY, keep_previous=False)
+    aborted = decide(observe(at("Verifying"), policy=policy, jobs={"smoke": JobState("failed")}, green=READY_GREEN))
     assert aborted.state.phase == "Aborted" and aborted.intent.deployments["green"] == ("app:2", 2)
     assert aborted.intent.active_service_color == "blue" and aborted.intent.preview_service_color == "blue"
-    assert next_wakeup(aborted.state, settings, NOW) == timedelta(seconds=30)
-    later = decide(observe(aborted.state, settings=settings, green=READY_GREEN, now=NOW + timedelta(seconds=30)))
+    assert next_wakeup(aborted.state, policy, NOW) == timedelta(seconds=30)
+    later = decide(observe(aborted.state, policy=policy, green=READY_GREEN, now=NOW + timedelta(seconds=30)))
     assert "green" not in later.intent.deployments
 
 
-GATED = replace(SETTINGS, gate_enabled=True, gate_window=timedelta(minutes=1), on_no_data="fail")
+GATED = replace(POLICY, gate_enabled=True, gate_window=timedelta(minutes=1), on_no_data="fail")
 
 
 def promoted_with_gate() -> RolloutState:
@@ -594,7 +580,7 @@ def promoted_with_gate() -> RolloutState:
     state = decide(
         observe(
             verifying,
-            settings=GATED,
+            policy=GATED,
             jobs={"smoke": SUCCEEDED},
             green=READY_GREEN,
             gate="pass",
@@ -608,28 +594,28 @@ def promoted_with_gate() -> RolloutState:
 def test_the_post_promotion_gate_holds_the_old_colour_then_lets_it_go() -> None:
     state = promoted_with_gate()
     early = decide(
-        observe(state, settings=GATED, green=READY_GREEN, gate="pass", now=NOW + timedelta(minutes=1, seconds=30))
+        observe(state, policy=GATED, green=READY_GREEN, gate="pass", now=NOW + timedelta(minutes=1, seconds=30))
     )
     assert early.state.phase == "ScalingDown" and not early.state.verified_after_promotion, "the window is not over"
-    passed = decide(observe(state, settings=GATED, green=READY_GREEN, gate="pass", now=NOW + timedelta(minutes=2)))
+    passed = decide(observe(state, policy=GATED, green=READY_GREEN, gate="pass", now=NOW + timedelta(minutes=2)))
     assert passed.state.verified_after_promotion and passed.state.phase == "ScalingDown"
-    done = decide(observe(passed.state, settings=GATED, green=READY_GREEN, now=NOW + timedelta(minutes=6)))
+    done = decide(observe(passed.state, policy=GATED, green=READY_GREEN, now=NOW + timedelta(minutes=6)))
     assert done.state.phase == "Idle"
 
 
 def test_a_failed_post_promotion_gate_moves_traffic_and_the_schema_back() -> None:
     state = promoted_with_gate()
-    failed = decide(observe(state, settings=GATED, green=READY_GREEN, gate="fail", now=NOW + timedelta(minutes=2)))
+    failed = decide(observe(state, policy=GATED, green=READY_GREEN, gate="fail", now=NOW + timedelta(minutes=2)))
     assert failed.intent.active_service_color == "blue" and failed.state.active_image == "app:1"
     assert failed.state.phase == "Downgrading"
     [job] = failed.intent.jobs
     assert (job.kind, job.image, job.schema_revision) == ("downgrade", "app:2", "0001")
     assert failed.state.history[-1].reason == "PostPromotionGateFailed"
     done = decide(
-        observe(failed.state, settings=GATED, green=READY_GREEN, jobs={"downgrade": JobState("succeeded", "0001")})
+        observe(failed.state, policy=GATED, green=READY_GREEN, jobs={"downgrade": JobState("succeeded", "0001")})
     )
     assert done.state.phase == "Aborted" and done.state.schema_revision == "0001"
-    again = decide(observe(done.state, settings=GATED, green=READY_GREEN))
+    again = decide(observe(done.state, policy=GATED, green=READY_GREEN))
     assert again.state.phase == "Aborted", "spec.image still names app:2: it is not rolled out again by itself"
 
 
@@ -637,15 +623,13 @@ def test_an_unmeasured_post_promotion_gate_is_never_a_pass() -> None:
     """After the switch, a Prometheus that cannot be asked keeps the old colour until the gate's
     deadline, then traffic goes back, even with onNoData: pass."""
     state = promoted_with_gate()
-    settings = replace(GATED, on_no_data="pass")
+    policy = replace(GATED, on_no_data="pass")
     waiting = decide(
-        observe(state, settings=settings, green=READY_GREEN, gate="unmeasured", now=NOW + timedelta(minutes=6))
+        observe(state, policy=policy, green=READY_GREEN, gate="unmeasured", now=NOW + timedelta(minutes=6))
     )
     assert waiting.state.phase == "ScalingDown" and not waiting.state.verified_after_promotion
     assert waiting.intent.active_service_color == "green" and "blue" in waiting.intent.deployments
-    late = decide(
-        observe(state, settings=settings, green=READY_GREEN, gate="unmeasured", now=NOW + timedelta(minutes=17))
-    )
+    late = decide(observe(state, policy=policy, green=READY_GREEN, gate="unmeasured", now=NOW + timedelta(minutes=17)))
     assert late.intent.active_service_color == "blue" and late.state.active_image == "app:1"
 
 
@@ -653,26 +637,26 @@ def test_a_manual_rollback_in_the_post_promotion_window_is_not_judged_by_its_gat
     """Rolled back by hand while the gate still watched app:2: a failing gate now must not move
     traffic back to app:2."""
     state = promoted_with_gate()
-    rolled = decide(observe(state, settings=GATED, green=READY_GREEN, requests=Requests(rollback_to=0)))
+    rolled = decide(observe(state, policy=GATED, green=READY_GREEN, requests=Requests(rollback_to=0)))
     assert rolled.intent.active_service_color == "blue" and rolled.state.active_image == "app:1"
     after = rolled.state
     if after.phase == "Downgrading":
         after = decide(
-            observe(after, settings=GATED, green=READY_GREEN, jobs={"downgrade": JobState("succeeded", "0001")})
+            observe(after, policy=GATED, green=READY_GREEN, jobs={"downgrade": JobState("succeeded", "0001")})
         ).state
-    judged = decide(observe(after, settings=GATED, green=READY_GREEN, gate="fail", now=NOW + timedelta(minutes=3)))
+    judged = decide(observe(after, policy=GATED, green=READY_GREEN, gate="fail", now=NOW + timedelta(minutes=3)))
     assert judged.intent.active_service_color == "blue" and judged.state.active_image == "app:1"
 
 
 def test_a_revision_the_gate_aborted_is_never_a_rollback_target() -> None:
     """`kubectl ragcorp rollback` right after an automatic rollback must not promote the failed image again."""
     state = promoted_with_gate()
-    failed = decide(observe(state, settings=GATED, green=READY_GREEN, gate="fail", now=NOW + timedelta(minutes=2)))
+    failed = decide(observe(state, policy=GATED, green=READY_GREEN, gate="fail", now=NOW + timedelta(minutes=2)))
     done = decide(
-        observe(failed.state, settings=GATED, green=READY_GREEN, jobs={"downgrade": JobState("succeeded", "0001")})
+        observe(failed.state, policy=GATED, green=READY_GREEN, jobs={"downgrade": JobState("succeeded", "0001")})
     )
     assert done.state.active_image == "app:1"
-    again = decide(observe(done.state, settings=GATED, green=READY_GREEN, requests=Requests(rollback_to=0)))
+    again = decide(observe(done.state, policy=GATED, green=READY_GREEN, requests=Requests(rollback_to=0)))
     assert again.state.active_image == "app:1" and again.state.revision == done.state.revision
     assert [e.reason for e in again.events] == ["RollbackRejected"]
 
@@ -710,19 +694,19 @@ def test_a_job_that_never_starts_ends_its_step(phase: str, elapsed: timedelta, r
 
 
 def test_next_wakeup_is_the_nearest_deadline_and_none_when_only_events_matter() -> None:
-    assert next_wakeup(at("Deploying"), SETTINGS, NOW + timedelta(minutes=4)) == timedelta(minutes=6)
-    assert next_wakeup(IDLE_ON_BLUE, SETTINGS, NOW) is None
-    assert next_wakeup(at("Migrating"), SETTINGS, NOW) is None, "a Job finishing is an event"
+    assert next_wakeup(at("Deploying"), POLICY, NOW + timedelta(minutes=4)) == timedelta(minutes=6)
+    assert next_wakeup(IDLE_ON_BLUE, POLICY, NOW) is None
+    assert next_wakeup(at("Migrating"), POLICY, NOW) is None, "a Job finishing is an event"
     scaling = replace(at("ScalingDown"), promoted_at=NOW)
-    assert next_wakeup(scaling, SETTINGS, NOW + timedelta(minutes=1)) == timedelta(minutes=4)
+    assert next_wakeup(scaling, POLICY, NOW + timedelta(minutes=1)) == timedelta(minutes=4)
 
 
 def test_a_post_promotion_gate_still_waiting_after_the_scale_down_delay_is_polled_not_spun_on() -> None:
     """The scale-down delay over, the old colour waits for the gate: ask Prometheus again in GATE_POLL,
     not at once in a loop (nor, as a zero wake-up once did, only at the next resync)."""
     waiting = replace(at("ScalingDown"), promoted_at=NOW, step_started_at=NOW, verified_after_promotion=False)
-    settings = replace(GATED, scale_down_delay=timedelta(seconds=5))
-    assert next_wakeup(waiting, settings, NOW + timedelta(minutes=2)) == GATE_POLL
+    policy = replace(GATED, scale_down_delay=timedelta(seconds=5))
+    assert next_wakeup(waiting, policy, NOW + timedelta(minutes=2)) == GATE_POLL
 
 
 def test_after_the_switch_progressing_names_the_image_being_rolled_out() -> None:

@@ -11,13 +11,12 @@ import time
 
 import pytest
 
-from tests.operator.emulator import ApiServer
-from tests.operator.support import (
+from tests.support.kube_emulator import ApiServer
+from tests.support.operator_cluster import (
     SPEC,
     V2,
     ClusterHelper,
     deploy,
-    eventually,
     image_of,
     migrate_deploy_and_smoke,
     promote_v2,
@@ -28,6 +27,7 @@ from tests.operator.support import (
     secrets,
     spec,
 )
+from tests.support.waiting import eventually
 
 
 def test_backup_then_migrate_then_deploy_then_switch(helper: ClusterHelper, operator: object) -> None:

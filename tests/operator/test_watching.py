@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from ragcorp_operator.wakeups import Wakeups
 from ragcorp_operator.watching import ChildWatcher
-from tests.service.servers import serving
+from tests.support.servers import serving
 
 EXPIRED = {
     "kind": "Status",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,8 @@ from fastapi import FastAPI
 from ragcorp_service.api.main import create_app
 from ragcorp_service.db import migrations
 from ragcorp_service.settings import Settings
-from tests.service.postgres import PostgresForTests, start
+from tests.support.postgres import PostgresForTests, start
+from tests.support.service_app import ClientFactory, make_settings
 
 TEMPLATE = "ragcorp_template"
 
@@ -28,20 +29,6 @@ def postgres() -> Iterator[PostgresForTests]:
         server = start(Path(directory))
         yield server
         server.server.cleanup()
-
-
-def make_settings(database_url: str | None, **overrides: Any) -> Settings:
-    """Settings for a test: explicit values win over whatever the environment holds."""
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "google_api_key": None,
-        "api_keys": None,
-        "embedding_model": None,
-        "embedding_dimensions": None,
-        "log_level": "WARNING",
-    }
-    values.update(overrides)
-    return Settings(**values)
 
 
 @pytest.fixture(scope="session")
@@ -83,9 +70,6 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
         yield http
-
-
-ClientFactory = Callable[..., Any]
 
 
 @pytest.fixture

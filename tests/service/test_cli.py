@@ -20,8 +20,8 @@ from ragcorp_service.api.main import create_app
 from ragcorp_service.cli import main
 from ragcorp_service.local_models import DEFAULT, default_onnx_dir
 from ragcorp_service.settings import Settings
-from tests.operator.support import eventually
-from tests.service.servers import free_port, serving
+from tests.support.servers import free_port, serving
+from tests.support.waiting import eventually
 
 
 def test_healthcheck_passes_against_a_serving_instance(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -486,7 +486,7 @@ def test_9_what_the_real_commands_wrote_is_what_the_operator_tests_expect(cluste
         "smoke-failed": message("smoke-3"),
         "backup": message("backup-2"),
     }
-    recorded = json.loads((ROOT / "tests" / "operator" / "termination_messages.json").read_text())
+    recorded = json.loads((ROOT / "tests" / "support" / "termination_messages.json").read_text())
     assert captured == {k: v for k, v in recorded.items() if not k.startswith("_")}
 
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.service.conftest import ClientFactory
-from tests.service.ingestion.pdfs import inflating_pdf, stalling_pdf
+from tests.support.pdfs import inflating_pdf, stalling_pdf
+from tests.support.service_app import ClientFactory
 
 NON_FINITE = ["NaN", "Infinity", "-Infinity", "1e400"]
 SURROGATE = '"\\ud800"'

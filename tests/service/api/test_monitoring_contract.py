@@ -16,7 +16,7 @@ import promql_parser
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from ragcorp_operator import metrics as operator_metrics
+from ragcorp_operator.metrics import OperatorMetrics
 from ragcorp_operator.render.monitoring import alert_rules, dashboards
 from ragcorp_service.api.metrics import memory_limit_bytes
 
@@ -51,11 +51,7 @@ def series_names(families: Iterable[Metric]) -> set[str]:
 
 
 def operator_exported() -> set[str]:
-    return series_names(
-        family
-        for metric in (operator_metrics.RECONCILES, operator_metrics.RECONCILE_SECONDS)
-        for family in metric.collect()
-    )
+    return series_names(OperatorMetrics().registry.collect())
 
 
 def dashboard_expressions() -> dict[str, str]:

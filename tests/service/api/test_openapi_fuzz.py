@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
 from ragcorp_service.api.main import create_app
-from tests.service.conftest import make_settings
-from tests.service.postgres import PostgresForTests
-from tests.service.servers import serving
+from tests.support.postgres import PostgresForTests
+from tests.support.servers import serving
+from tests.support.service_app import make_settings
 
 KEY = "fuzz-key"
 

@@ -15,8 +15,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from ragcorp_service.api.auth import AUTH_FAILURES_BURST
 from ragcorp_service.api.main import create_app
 from ragcorp_service.settings import SettingsError, load_settings
-from tests.service.conftest import ClientFactory
-from tests.service.corpus import DOCUMENTS
+from tests.support.corpus import DOCUMENTS
+from tests.support.service_app import ClientFactory
 
 KEYS = "ingest-key:ingest;ask-key:ask;metrics-key:metrics;all-key:ingest,ask,metrics"
 DOC = "00000000-0000-0000-0000-000000000000"

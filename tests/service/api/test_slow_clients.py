@@ -16,7 +16,7 @@ from ragcorp_service.api.main import create_app
 from ragcorp_service.api.server import DrainingServer
 from ragcorp_service.api.server import server as serve
 from ragcorp_service.settings import Settings
-from tests.service.servers import free_port
+from tests.support.servers import free_port
 
 
 @contextmanager

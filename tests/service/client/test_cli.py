@@ -12,8 +12,8 @@ import pytest
 from ragcorp_service.api.main import create_app
 from ragcorp_service.client.cli import main
 from ragcorp_service.settings import Settings
-from tests.service.corpus import DOCUMENTS
-from tests.service.servers import serving
+from tests.support.corpus import DOCUMENTS
+from tests.support.servers import serving
 
 
 @pytest.fixture

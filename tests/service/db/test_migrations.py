@@ -14,9 +14,9 @@ import pytest
 from ragcorp_service.db import migrations
 from ragcorp_service.db.schema_check import SchemaMismatch, check_schema
 from ragcorp_service.local_models import DEFAULT
-from tests.service.conftest import make_settings
-from tests.service.corpus import DOCUMENTS, ingest_all
-from tests.service.postgres import PostgresForTests
+from tests.support.corpus import DOCUMENTS, ingest_all
+from tests.support.postgres import PostgresForTests
+from tests.support.service_app import make_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 

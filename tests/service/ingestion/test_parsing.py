@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ragcorp_service.ingestion.parsing import UnreadableFile, parse_file
-from tests.service.ingestion.pdfs import make_pdf
+from tests.support.pdfs import make_pdf
 
 
 def test_markdown_title_comes_from_the_first_heading() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 from pgvector.asyncpg import register_vector
 
 from ragcorp_service.ingestion.store import update_document
-from tests.service.retrieval import postings_corpus as corpus
+from tests.support import postings_corpus as corpus
 
 
 async def test_a_batch_stores_repeated_content_once_and_counts_it_once(database_url: str) -> None:

@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from ragcorp_service.db import migrations
-from tests.service.conftest import ClientFactory, make_settings
-from tests.service.corpus import ingest_all
-from tests.service.fake_gemini import FakeGemini, running_fake_gemini
-from tests.service.postgres import PostgresForTests
+from tests.support.corpus import ingest_all
+from tests.support.fake_gemini import FakeGemini, running_fake_gemini
+from tests.support.postgres import PostgresForTests
+from tests.support.service_app import ClientFactory, make_settings
 
 
 @pytest.fixture

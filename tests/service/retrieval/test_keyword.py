@@ -12,7 +12,7 @@ from ragcorp_service.ingestion import store as store_module
 from ragcorp_service.retrieval import keyword
 from ragcorp_service.retrieval.keyword import KeywordRanking, keyword_ranking
 from ragcorp_service.retrieval.request import SearchRequest
-from tests.service.retrieval import postings_corpus as corpus
+from tests.support import postings_corpus as corpus
 
 SHORT_HEAD = 8  # postings per term for the bounds: far fewer than the commonest terms' hundreds
 

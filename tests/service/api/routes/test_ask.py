@@ -9,8 +9,8 @@ import httpx
 
 from ragcorp_service.generation.citations import cited_numbers
 from ragcorp_service.generation.extractive import NO_ANSWER
-from tests.service.corpus import ingest_all
-from tests.service.ingestion.pdfs import make_pdf
+from tests.support.corpus import HANDBOOK_ANSWERS, ingest_all
+from tests.support.pdfs import make_pdf
 
 
 async def test_answer_quotes_and_cites_the_relevant_document(client: httpx.AsyncClient) -> None:
@@ -68,18 +68,6 @@ LEAVE_PDF = make_pdf(
     "manager at least two weeks ahead.",
     title="Leave policy",
 )
-HANDBOOK_ANSWERS = {
-    "How do I rotate the API keys?": "To rotate the API keys, open the secret that holds API_KEYS, add the new key "
-    "next to the old one, and roll the Deployment so that every Pod reads both.",
-    "How do I restore after a bad migration?": "To restore after a bad migration, stop the writers first, then load "
-    "the most recent dump with pg_restore into an empty database, and point DATABASE_URL at it.",
-    "When should I escalate to the database team?": "Escalate to the database team when replication lag passes "
-    "five minutes.",
-    "Who wrote the runbook for slow search?": "Ren\u00e9e Dub\u00e9 wrote the runbook for this case; it is linked "
-    "from the alert.",
-    "Until when do unused leave days carry over?": "Annual leave is twenty-five days a year, and unused days carry "
-    "over until the end of March of the following year.",
-}
 
 
 async def test_the_example_handbook_is_answered_with_whole_sentences(client: httpx.AsyncClient) -> None:

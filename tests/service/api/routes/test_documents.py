@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.service.conftest import ClientFactory
-from tests.service.corpus import DOCUMENTS, ingest_all
-from tests.service.ingestion.pdfs import make_pdf
+from tests.support.corpus import DOCUMENTS, ingest_all
+from tests.support.pdfs import make_pdf
+from tests.support.service_app import ClientFactory
 
 
 async def test_json_ingest_stores_the_document_and_its_chunks(client: httpx.AsyncClient) -> None:

@@ -7,8 +7,8 @@ import re
 import httpx
 
 from ragcorp_service.db.migrations import head_revision
-from tests.service.conftest import ClientFactory
-from tests.service.postgres import PostgresForTests
+from tests.support.postgres import PostgresForTests
+from tests.support.service_app import ClientFactory
 
 
 async def test_health_reports_the_database_and_full_adds_the_generator(client: httpx.AsyncClient) -> None:

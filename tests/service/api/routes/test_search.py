@@ -7,9 +7,9 @@ import asyncio
 import httpx
 import pytest
 
-from tests.service.conftest import ClientFactory
-from tests.service.corpus import ingest_all
-from tests.service.postgres import PostgresForTests
+from tests.support.corpus import ingest_all
+from tests.support.postgres import PostgresForTests
+from tests.support.service_app import ClientFactory
 
 QUESTIONS = [
     ("where does photosynthesis take place in plants", "Photosynthesis"),

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.service.servers import serving
+from tests.support.servers import serving
 
 WORD = re.compile(r"[a-z0-9]+")
 MODEL_PATH = re.compile(r"^/v1(?:beta|alpha)?/models/")

@@ -34,3 +34,18 @@ async def ingest_all(client: Any, collection: str = "default") -> dict[str, str]
     )
     assert response.status_code == 201, response.text
     return {d["title"]: d["id"] for d in response.json()["documents"]}
+
+
+#: The example handbook's questions (examples/docs) and a sentence each answer must hold.
+HANDBOOK_ANSWERS = {
+    "How do I rotate the API keys?": "To rotate the API keys, open the secret that holds API_KEYS, add the new key "
+    "next to the old one, and roll the Deployment so that every Pod reads both.",
+    "How do I restore after a bad migration?": "To restore after a bad migration, stop the writers first, then load "
+    "the most recent dump with pg_restore into an empty database, and point DATABASE_URL at it.",
+    "When should I escalate to the database team?": "Escalate to the database team when replication lag passes "
+    "five minutes.",
+    "Who wrote the runbook for slow search?": "Ren\u00e9e Dub\u00e9 wrote the runbook for this case; it is linked "
+    "from the alert.",
+    "Until when do unused leave days carry over?": "Annual leave is twenty-five days a year, and unused days carry "
+    "over until the end of March of the following year.",
+}

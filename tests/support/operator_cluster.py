@@ -6,42 +6,24 @@ kubectl and the built-in controllers would: it marks Deployments ready, finishes
 Jobs (with the Pod and termination message a real migration Job leaves), and
 deletes or edits children by hand. `running_operator` runs the real kopf runtime
 with our handlers; `deploy` and the rollout steps drive a resource the way every
-test needs to. No test module imports another: whatever two share lives here.
+test needs to.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import json
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-import jsonschema
-import yaml
 from kopf.testing import KopfRunner
 
 from ragcorp_operator.cluster import Cluster
 from ragcorp_operator.naming import JOB_KIND_LABEL
+from tests.support.termination_messages import termination_message
+from tests.support.waiting import eventually
 
 NAMESPACE = "default"
-ROOT = Path(__file__).resolve().parents[2]
-CRD = yaml.safe_load((ROOT / "crds" / "ragcorpdeployments.ragcorp.dev.yaml").read_text())
-#: Captured from the real commands on the real control plane (tests/e2e/cluster checks they still match).
-TERMINATION_MESSAGES: dict[str, str] = json.loads((Path(__file__).with_name("termination_messages.json")).read_text())
-
-
-def termination_message(kind: str, succeeded: bool, schema_revision: str) -> str:
-    """What `kind`'s real command leaves in its termination log when it succeeds or fails."""
-    if kind in ("migrate", "downgrade"):
-        if not succeeded:
-            return ""  # the command fails before it can report a revision
-        return TERMINATION_MESSAGES[kind].replace('"0005"', json.dumps(schema_revision))
-    if kind == "smoke":
-        return TERMINATION_MESSAGES["smoke-passed" if succeeded else "smoke-failed"]
-    return TERMINATION_MESSAGES[kind]
 
 
 class ClusterHelper:
@@ -177,19 +159,6 @@ class ClusterHelper:
         )
 
 
-def eventually(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1) -> Any:
-    """Poll until `check` returns something truthy; return it. The bound is generous on purpose:
-    it only decides how long a failing test takes, and a loaded CI machine must not fail a good one."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
-
-
 @contextlib.contextmanager
 def running_operator(peering: str | None = None) -> Iterator[KopfRunner]:
     """The real kopf runtime with our handlers, in a background thread (kopf's KopfRunner).
@@ -198,10 +167,8 @@ def running_operator(peering: str | None = None) -> Iterator[KopfRunner]:
     """
     import kopf
 
-    from ragcorp_operator import handlers
+    from ragcorp_operator import handlers  # noqa: F401  (registers the handlers)
 
-    handlers._cluster = None  # connect afresh, through this test's kubeconfig
-    handlers.configured = None  # and read this test's environment
     mode = ["--peering", peering] if peering else ["--standalone"]
     with KopfRunner(["run", *mode, "--all-namespaces"], registry=kopf.get_default_registry()) as runner:
         yield runner
@@ -285,23 +252,3 @@ def promote_v2_while_blue_still_serves(helper: ClusterHelper) -> None:
     roll_to_v2(helper, strategy=slow)
     promote_v2(helper)
     eventually(lambda: helper.status("rag").get("phase") == "ScalingDown")
-
-
-# --- the CRD's schema ---------------------------------------------------------------------------
-def crd_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    return schema
-
-
-def openapi_to_jsonschema(node: Any) -> Any:
-    """Drop the Kubernetes-only keywords jsonschema does not know (they only widen)."""
-    if isinstance(node, dict):
-        return {k: openapi_to_jsonschema(v) for k, v in node.items() if not k.startswith("x-kubernetes")}
-    if isinstance(node, list):
-        return [openapi_to_jsonschema(v) for v in node]
-    return node
-
-
-def crd_validator() -> jsonschema.Draft4Validator:
-    """OpenAPI v3.0 schemas are JSON Schema draft 4 (boolean exclusiveMinimum) plus extensions."""
-    return jsonschema.Draft4Validator(openapi_to_jsonschema(crd_schema()))

@@ -1,0 +1,168 @@
+"""One step of the machine, as a list of named steps: requests first (rollback, revert, a new
+image, retry, abort), then each phase's own step in the order phases follow one another, so a
+pass can move through several phases when nothing in between needs waiting for."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from ragcorp_operator.rollout import bluegreen, jobs, rollback
+from ragcorp_operator.rollout.decision import Decision, Event
+from ragcorp_operator.rollout.inputs import JobKind, JobState, Observed, Requests, wanted_replicas
+from ragcorp_operator.rollout.intent import intent
+from ragcorp_operator.rollout.state import IN_FLIGHT, RolloutState
+from ragcorp_operator.rollout.transitions import abort, start
+
+
+@dataclass
+class Progress:
+    """One decision under way: the state so far, what people are told, which requests were acted on."""
+
+    observed: Observed
+    state: RolloutState
+    #: The new colour's full size (see `wanted_replicas`).
+    wanted: int
+    events: list[Event] = field(default_factory=list)
+    handled: Requests = field(default_factory=Requests)
+    #: A rollout (or rollback) began in this pass.
+    started: bool = False
+
+    @property
+    def jobs(self) -> dict[JobKind, JobState]:
+        """Jobs observed this pass belong to the revision read from status; after a start they are stale."""
+        return {} if self.started else self.observed.jobs
+
+
+Step = Callable[[Progress], None]
+
+
+def _rollback_request(p: Progress) -> None:
+    to = p.observed.requests.rollback_to
+    if to is None:
+        return
+    p.handled = replace(p.handled, rollback_to=to)
+    if p.state.phase not in ("Idle", "ScalingDown", "Aborted"):
+        p.events.append(Event("Warning", "RollbackRejected", f"cannot roll back during {p.state.phase}"))
+        return
+    before = p.state.revision
+    p.state = rollback.rollback(p.observed, p.state, to, p.events)
+    p.started = p.state.revision != before
+
+
+def _revert(p: Progress) -> None:
+    p.state = rollback.drop_reverted_failure(p.observed, p.state, p.events)
+    if not p.started:
+        p.state = rollback.on_revert(p.observed, p.state, p.events)
+
+
+def _new_image(p: Progress) -> None:
+    """A running migration is never superseded mid-flight by another: the new rollout starts, and
+    its migration waits until the old one's Pod is gone (`schema_job_elsewhere`)."""
+    image, state = p.observed.policy.image, p.state
+    wants_new_image = image not in (state.active_image, state.target_image, state.held_image)
+    if wants_new_image and not p.started and state.phase != "Downgrading" and not state.abort_requested:
+        p.state = start(p.observed, state, image, p.events)
+        p.started = True
+
+
+def _retry(p: Progress) -> None:
+    if not p.observed.requests.retry:
+        return
+    p.handled = replace(p.handled, retry=True)
+    if p.state.phase == "Aborted" and not p.started:
+        p.state = start(p.observed, p.state, p.observed.policy.image, p.events)
+        p.started = True
+
+
+def _abort_request(p: Progress) -> None:
+    if not p.observed.requests.abort:
+        return
+    p.handled = replace(p.handled, abort=True)
+    state = p.state
+    migrating = state.phase == "Migrating" and rollback.migration_unrecorded(p.jobs)
+    if migrating and not state.abort_requested:
+        # Stopping a migration halfway leaves the schema wherever it got: let it finish, then undo it.
+        p.events.append(Event("Normal", "AbortPending", "aborting once the running migration finishes"))
+        p.state = replace(state, abort_requested=True)
+    elif state.phase in IN_FLIGHT and state.phase not in ("ScalingDown", "Downgrading") and not migrating:
+        p.state = abort(p.observed, state, state.phase, "ManualAbort", "aborted by request", p.events)
+
+
+def _back_up(p: Progress) -> None:
+    if p.state.phase == "BackingUp":
+        p.state = jobs.back_up(p.observed, p.state, p.jobs, p.events)
+
+
+def _migrate(p: Progress) -> None:
+    if p.state.phase == "Migrating":
+        p.state = jobs.migrate(p.observed, p.state, p.jobs, p.events)
+
+
+def _downgrade(p: Progress) -> None:
+    if p.state.phase == "Downgrading":
+        p.state = jobs.downgrade(p.observed, p.state, p.jobs, p.events)
+
+
+def _deploy(p: Progress) -> None:
+    if p.state.phase == "Deploying":
+        p.state = bluegreen.deploy(p.observed, p.state, p.wanted, p.events)
+
+
+def _verify(p: Progress) -> None:
+    if p.state.phase == "Verifying":
+        p.state = bluegreen.verify(p.observed, p.state, p.jobs, p.events)
+
+
+def _promote(p: Progress) -> None:
+    requested = p.observed.requests.promote
+    if requested:
+        p.handled = replace(p.handled, promote=True)
+    if p.state.phase != "Promoting":
+        if requested:
+            p.events.append(Event("Warning", "PromoteIgnored", f"nothing to promote during {p.state.phase}"))
+        return
+    p.state = bluegreen.promote(p.observed, p.state, requested)
+    if p.state.promotion_approved:
+        p.state = bluegreen.switch_when_ready(p.observed, p.state, p.wanted, p.events)
+
+
+def _scale_down(p: Progress) -> None:
+    if p.state.phase == "ScalingDown":
+        p.state = bluegreen.after_promotion(p.observed, p.state, p.events)
+
+
+def _give_up_on_unstarted_job(p: Progress) -> None:
+    p.state = jobs.job_never_started(p.observed, p.state, p.jobs, p.events)
+
+
+STEPS: tuple[Step, ...] = (
+    _rollback_request,
+    _revert,
+    _new_image,
+    _retry,
+    _abort_request,
+    _back_up,
+    _migrate,
+    _downgrade,
+    _deploy,
+    _verify,
+    _promote,
+    _scale_down,
+    _give_up_on_unstarted_job,
+)
+
+
+def decide(observed: Observed) -> Decision:
+    """One step of the machine. Deciding again on the same observation changes nothing."""
+    p = Progress(observed, observed.state, wanted_replicas(observed))
+    for step in STEPS:
+        step(p)
+    waiting = jobs.waiting_for(p.state, observed.policy, p.jobs, observed.schema_job_elsewhere, p.wanted)
+    return Decision(
+        state=p.state,
+        intent=intent(p.state, p.wanted, observed),
+        events=p.events,
+        handled=p.handled,
+        waiting_for=waiting,
+    )

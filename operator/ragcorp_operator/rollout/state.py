@@ -1,0 +1,166 @@
+"""The rollout's own record, persisted in `.status`: a restarted operator resumes from it.
+
+Everything here is data and its status encoding; what moves it is in `transitions` and the steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from ragcorp_operator.naming import COLORS, Color
+
+Phase = Literal[
+    "Pending",
+    "BackingUp",
+    "Migrating",
+    "Deploying",
+    "Verifying",
+    "Promoting",
+    "ScalingDown",
+    "Idle",
+    "Downgrading",
+    "Aborted",
+]
+IN_FLIGHT: frozenset[str] = frozenset(
+    {"BackingUp", "Migrating", "Deploying", "Verifying", "Promoting", "ScalingDown", "Downgrading"}
+)
+
+
+@dataclass(frozen=True)
+class Failure:
+    step: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    revision: int
+    image: str
+    schema_revision: str | None
+    outcome: Literal["promoted", "aborted", "superseded", "rolledBack"]
+    at: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    """The part of `.status` the machine owns."""
+
+    phase: Phase = "Pending"
+    revision: int = 0
+    active_color: Color | None = None
+    active_image: str | None = None
+    target_color: Color | None = None
+    target_image: str | None = None
+    schema_revision: str | None = None
+    #: The schema before this rollout migrated it (what an abort downgrades to).
+    base_schema_revision: str | None = None
+    #: A rollback's wanted schema; a downgrade Job takes the schema there.
+    downgrade_to: str | None = None
+    #: What follows a downgrade: "Aborted" (abort) or "Deploying" (rollback).
+    after_downgrade: Phase | None = None
+    #: The image a downgrade must run: the newest one, which knows the newer revision.
+    downgrade_image: str | None = None
+    migrated: bool = False
+    rollback: bool = False
+    #: An image rolled back away from; not rolled out again until the spec changes.
+    held_image: str | None = None
+    step_started_at: datetime | None = None
+    promoted_at: datetime | None = None
+    previous_color: Color | None = None
+    previous_image: str | None = None
+    failure: Failure | None = None
+    history: tuple[HistoryEntry, ...] = ()
+    #: An abort asked while a migration ran: it takes effect (and downgrades) once the migration ends.
+    abort_requested: bool = False
+    #: The post-promotion gate passed (or there is none): the previous colour may go.
+    verified_after_promotion: bool = False
+    #: Promotion decided (auto, timer or request); the switch waits for the full replica count.
+    promotion_approved: bool = False
+
+    def to_status(self) -> dict[str, Any]:
+        def iso(moment: datetime | None) -> str | None:
+            return moment.isoformat() if moment else None
+
+        return {
+            "phase": self.phase,
+            "revision": self.revision,
+            "activeColor": self.active_color,
+            "activeImage": self.active_image,
+            "targetColor": self.target_color,
+            "targetImage": self.target_image,
+            "previewColor": self.target_color if self.phase in ("Verifying", "Promoting") else None,
+            "schemaRevision": self.schema_revision,
+            "baseSchemaRevision": self.base_schema_revision,
+            "downgradeTo": self.downgrade_to,
+            "afterDowngrade": self.after_downgrade,
+            "downgradeImage": self.downgrade_image,
+            "migrated": self.migrated,
+            "rollback": self.rollback,
+            "heldImage": self.held_image,
+            "stepStartedAt": iso(self.step_started_at),
+            "promotedAt": iso(self.promoted_at),
+            "previousColor": self.previous_color,
+            "previousImage": self.previous_image,
+            "failure": vars(self.failure) if self.failure else None,
+            "history": [{k: v for k, v in vars(h).items() if v is not None} for h in self.history],
+            "abortRequested": self.abort_requested,
+            "verifiedAfterPromotion": self.verified_after_promotion,
+            "promotionApproved": self.promotion_approved,
+        }
+
+    @classmethod
+    def from_status(cls, status: dict[str, Any]) -> RolloutState:
+        def moment(value: Any) -> datetime | None:
+            return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+        def color(value: Any) -> Color | None:
+            return value if value in COLORS else None
+
+        failure = status.get("failure")
+        history = tuple(
+            HistoryEntry(
+                revision=int(h["revision"]),
+                image=h["image"],
+                schema_revision=h.get("schema_revision"),
+                outcome=h["outcome"],
+                at=h.get("at", ""),
+                reason=h.get("reason"),
+            )
+            for h in status.get("history") or []
+            if isinstance(h, dict) and "revision" in h and "image" in h
+        )
+        return cls(
+            phase=status.get("phase") or "Pending",
+            revision=int(status.get("revision") or 0),
+            active_color=color(status.get("activeColor")),
+            active_image=status.get("activeImage"),
+            target_color=color(status.get("targetColor")),
+            target_image=status.get("targetImage"),
+            schema_revision=status.get("schemaRevision"),
+            base_schema_revision=status.get("baseSchemaRevision"),
+            downgrade_to=status.get("downgradeTo"),
+            after_downgrade=status.get("afterDowngrade"),
+            downgrade_image=status.get("downgradeImage"),
+            migrated=bool(status.get("migrated")),
+            rollback=bool(status.get("rollback")),
+            held_image=status.get("heldImage"),
+            step_started_at=moment(status.get("stepStartedAt")),
+            promoted_at=moment(status.get("promotedAt")),
+            previous_color=color(status.get("previousColor")),
+            previous_image=status.get("previousImage"),
+            failure=Failure(**failure) if isinstance(failure, dict) else None,
+            history=history,
+            abort_requested=bool(status.get("abortRequested")),
+            # Status from before the post-promotion gate: nothing left to verify.
+            verified_after_promotion=bool(status.get("verifiedAfterPromotion", True)),
+            promotion_approved=bool(status.get("promotionApproved")),
+        )
+
+
+def remember(state: RolloutState, entry: HistoryEntry, limit: int) -> tuple[HistoryEntry, ...]:
+    """The history with `entry` appended, the oldest dropped past `limit` (spec.revisionHistoryLimit)."""
+    return (*state.history, entry)[-limit:]
