@@ -17,8 +17,9 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 
 from kubernetes import client, config
@@ -53,18 +54,20 @@ class Kind:
 
 
 #: Every kind the operator touches; the Helm chart's RBAC is checked against this table.
-KINDS: dict[str, Kind] = {
-    "ConfigMap": Kind("", "v1", "configmaps"),
-    "Secret": Kind("", "v1", "secrets"),
-    "Service": Kind("", "v1", "services"),
-    "Pod": Kind("", "v1", "pods"),
-    "Deployment": Kind("apps", "v1", "deployments"),
-    "Job": Kind("batch", "v1", "jobs"),
-    "HorizontalPodAutoscaler": Kind("autoscaling", "v2", "horizontalpodautoscalers"),
-    "PodDisruptionBudget": Kind("policy", "v1", "poddisruptionbudgets"),
-    "ServiceMonitor": Kind("monitoring.coreos.com", "v1", "servicemonitors"),
-    "PrometheusRule": Kind("monitoring.coreos.com", "v1", "prometheusrules"),
-}
+KINDS: Mapping[str, Kind] = MappingProxyType(
+    {
+        "ConfigMap": Kind("", "v1", "configmaps"),
+        "Secret": Kind("", "v1", "secrets"),
+        "Service": Kind("", "v1", "services"),
+        "Pod": Kind("", "v1", "pods"),
+        "Deployment": Kind("apps", "v1", "deployments"),
+        "Job": Kind("batch", "v1", "jobs"),
+        "HorizontalPodAutoscaler": Kind("autoscaling", "v2", "horizontalpodautoscalers"),
+        "PodDisruptionBudget": Kind("policy", "v1", "poddisruptionbudgets"),
+        "ServiceMonitor": Kind("monitoring.coreos.com", "v1", "servicemonitors"),
+        "PrometheusRule": Kind("monitoring.coreos.com", "v1", "prometheusrules"),
+    }
+)
 
 
 def _resource_path(namespace: str, name: str) -> str:
@@ -113,7 +116,7 @@ def is_subset(desired: Any, actual: Any) -> bool:
 
 
 FIELD_MANAGER = "ragcorp-operator"
-_MANAGER = [("fieldManager", FIELD_MANAGER)]
+_MANAGER = (("fieldManager", FIELD_MANAGER),)
 
 
 def applied_digest(manifest: Manifest) -> str | None:
@@ -190,7 +193,7 @@ class Cluster:
         method: str,
         path: str,
         body: Any = None,
-        query: list[tuple[str, str]] | None = None,
+        query: Sequence[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> Any:
         if method != "GET" and self._fence is not None and self._fence():
@@ -198,7 +201,7 @@ class Cluster:
         method, url, headers, serialized, _ = self._api.param_serialize(
             method,
             path,
-            query_params=query or [],
+            query_params=list(query or ()),
             header_params={"Accept": "application/json", "Content-Type": content_type},
             body=body,
             auth_settings=["BearerToken"],

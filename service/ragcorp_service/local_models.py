@@ -16,6 +16,7 @@ import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal
 
 Backend = Literal["torch", "onnx"]
@@ -81,7 +82,7 @@ DEFAULT = onnx_model("int8", ExportRecipe(quantisation=Quantisation()))
 ONNX_FP32 = onnx_model("fp32", ExportRecipe())
 #: PyTorch (sentence-transformers): what every database built before the ONNX backend records.
 TORCH = LocalModel(BASE_MODEL, "torch", "fp32")
-LOCAL_MODELS = {model.name: model for model in (DEFAULT, ONNX_FP32, TORCH)}
+LOCAL_MODELS = MappingProxyType({model.name: model for model in (DEFAULT, ONNX_FP32, TORCH)})
 #: Names earlier versions recorded for ONNX files of a recipe no longer built (torch's exporter).
 RETIRED_MODELS = frozenset({f"{BASE_MODEL}:onnx-int8", f"{BASE_MODEL}:onnx-fp32"})
 

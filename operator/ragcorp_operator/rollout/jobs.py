@@ -4,8 +4,10 @@ is given up on."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
+from types import MappingProxyType
 
 from ragcorp_operator.rollout.decision import Event
 from ragcorp_operator.rollout.inputs import JobKind, JobState, Observed, RolloutPolicy
@@ -13,12 +15,14 @@ from ragcorp_operator.rollout.state import Failure, Phase, RolloutState
 from ragcorp_operator.rollout.transitions import abort
 
 #: The Job each phase waits on.
-JOB_OF_PHASE: dict[str, JobKind] = {
-    "BackingUp": "backup",
-    "Migrating": "migrate",
-    "Downgrading": "downgrade",
-    "Verifying": "smoke",
-}
+JOB_OF_PHASE: Mapping[str, JobKind] = MappingProxyType(
+    {
+        "BackingUp": "backup",
+        "Migrating": "migrate",
+        "Downgrading": "downgrade",
+        "Verifying": "smoke",
+    }
+)
 #: How long past a Job's own deadline a Job that never started (quota, an admission webhook, another
 #: migration's Pod stuck Terminating) is waited for before the step gives up.
 JOB_START_GRACE = timedelta(minutes=2)

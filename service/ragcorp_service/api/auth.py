@@ -6,6 +6,7 @@ Routes declare what they need in their signature, e.g. `_: Allowed["ask"]`
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
@@ -15,7 +16,7 @@ from ragcorp_service.api.state import AppState
 from ragcorp_service.security.api_keys import ANONYMOUS, Principal, presented_key
 from ragcorp_service.security.rate_limit import retry_after_header
 
-UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="ragcorp"'}
+UNAUTHORIZED_HEADERS = MappingProxyType({"WWW-Authenticate": 'Bearer realm="ragcorp"'})
 #: Failed authentications a client address may make at once, then how many a second: a person
 #: mistyping a key never notices, a key-guessing loop gets 429s. Only failures are held back: behind
 #: an ingress every client shares one address, and one client's stale key must not lock out the rest,

@@ -16,8 +16,6 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from ragcorp_service import __version__
 from ragcorp_service.settings import Settings
 
-_asyncpg_instrumented = False
-
 
 def build_tracer_provider(settings: Settings, exporter: SpanExporter | None = None) -> TracerProvider | None:
     if not settings.otel_enabled and exporter is None:
@@ -35,14 +33,13 @@ def build_tracer_provider(settings: Settings, exporter: SpanExporter | None = No
 
 
 def instrument(app: FastAPI, provider: TracerProvider) -> None:
-    global _asyncpg_instrumented
     from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls="healthz,metrics")
-    if not _asyncpg_instrumented:  # asyncpg is patched process-wide, once
-        AsyncPGInstrumentor().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
-        _asyncpg_instrumented = True
+    instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]  # one per process (a singleton)
+    if not instrumentor.is_instrumented_by_opentelemetry:  # asyncpg is patched process-wide, once
+        instrumentor.instrument(tracer_provider=provider)
 
 
 def tracer_for(provider: TracerProvider | None) -> trace.Tracer:

@@ -19,9 +19,10 @@ import json
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import httpx
@@ -31,7 +32,7 @@ from ragcorp_service.client import beir
 from ragcorp_service.client.http import RagCorpClient, ServiceError
 from ragcorp_service.client.metrics import documents_by_best_chunk, mrr_at_k, ndcg_at_k, recall_at_k
 
-SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf"}
+SUPPORTED = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf"})
 T = TypeVar("T")
 
 
@@ -287,12 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS: dict[str, Callable[[RagCorpClient, argparse.Namespace], Awaitable[int]]] = {
-    "ingest": _ingest,
-    "search": _search,
-    "ask": _ask,
-    "eval": _eval,
-}
+COMMANDS: Mapping[str, Callable[[RagCorpClient, argparse.Namespace], Awaitable[int]]] = MappingProxyType(
+    {"ingest": _ingest, "search": _search, "ask": _ask, "eval": _eval}
+)
 
 
 def main(argv: list[str] | None = None) -> int:

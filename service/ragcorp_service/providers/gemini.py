@@ -11,7 +11,7 @@ from google.genai import types
 
 from ragcorp_service.settings import Settings
 
-RETRYABLE_STATUS = [408, 429, 500, 502, 503, 504]
+RETRYABLE_STATUS = (408, 429, 500, 502, 503, 504)
 
 
 def make_gemini_client(settings: Settings) -> genai.Client:
@@ -25,7 +25,7 @@ def make_gemini_client(settings: Settings) -> genai.Client:
                 attempts=settings.gemini_max_attempts,
                 initial_delay=settings.gemini_retry_initial_delay_seconds,
                 max_delay=30.0,
-                http_status_codes=RETRYABLE_STATUS,
+                http_status_codes=list(RETRYABLE_STATUS),
             ),
         ),
     )

@@ -36,25 +36,28 @@ from ragcorp_service.settings import Settings
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
-_UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/DocumentIn"}},
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["files"],
-                    "properties": {
-                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                        "collection": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"},
-                        "metadata": {"type": "string", "description": "A JSON object applied to every file."},
-                    },
-                }
+
+def _upload_body() -> dict[str, Any]:
+    """The upload's OpenAPI body (JSON or multipart), built per use: FastAPI merges it into its own."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/DocumentIn"}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["files"],
+                        "properties": {
+                            "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                            "collection": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"},
+                            "metadata": {"type": "string", "description": "A JSON object applied to every file."},
+                        },
+                    }
+                },
             },
-        },
+        }
     }
-}
 
 
 def _out(result: IngestResult) -> DocumentOut:
@@ -168,7 +171,7 @@ def _unprocessable(exc: ValidationError) -> RequestValidationError:
 
 @router.post(
     "",
-    openapi_extra=_UPLOAD_BODY,
+    openapi_extra=_upload_body(),
     responses={
         201: {"model": DocumentOut, "description": "Stored (JSON body); multipart returns {documents: [...]}"},
         200: {"model": DocumentOut, "description": "Identical content was already stored"},
