@@ -67,10 +67,6 @@ def job_name(name: str, kind: str, revision: int) -> str:
     return f"{name}-{kind}-{revision}"
 
 
-def migration_job_name(name: str, revision: int) -> str:
-    return job_name(name, "migrate", revision)
-
-
 def labels(name: str, component: str = "api") -> dict[str, str]:
     """Labels on every child; selectors use a subset (instance, component, colour)."""
     return {

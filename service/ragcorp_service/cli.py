@@ -34,7 +34,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # PostgreSQL this process started. Exiting through SystemExit runs them (SIGINT already does).
     signal.signal(signal.SIGTERM, _exit_cleanly)
 
-    from ragcorp_service.api.main import create_app
+    from ragcorp_service.app.main import create_app
     from ragcorp_service.db import migrations
 
     database_url = migrations.resolve_database_url(settings)
@@ -52,10 +52,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         # change, so the resolved URL (perhaps the embedded server this process runs) goes by env.
         os.environ["DATABASE_URL"] = database_url
         package = str(Path(__file__).resolve().parent)
-        factory = "ragcorp_service.api.main:create_app"
+        factory = "ragcorp_service.app.main:create_app"
         uvicorn.run(factory, host=host, port=port, log_config=None, factory=True, reload=True, reload_dirs=[package])
         return 0
-    from ragcorp_service.api.server import server
+    from ragcorp_service.app.server import server
 
     app = create_app(settings.model_copy(update={"database_url": database_url}))
     server(app, settings).run()

@@ -43,7 +43,7 @@ def configure_logging(level: str) -> None:
                     "rename_fields": {"levelname": "level", "asctime": "time", "name": "logger"},
                 }
             },
-            "filters": {"request_id": {"()": "ragcorp_service.api.observability.RequestIdFilter"}},
+            "filters": {"request_id": {"()": "ragcorp_service.app.observability.RequestIdFilter"}},
             "handlers": {"stderr": {"()": StderrHandler, "formatter": "json", "filters": ["request_id"]}},
             "root": {"handlers": ["stderr"], "level": level},
             "loggers": {

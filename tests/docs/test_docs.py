@@ -153,7 +153,7 @@ def test_commands_and_flags_named_exist(page: Path) -> None:
 @cache
 def _routes() -> set[tuple[str, str]]:
     """Every operation in the app's OpenAPI schema, ids written `{id}`."""
-    from ragcorp_service.api.main import create_app
+    from ragcorp_service.app.main import create_app
 
     app = create_app(Settings(database_url="postgresql://docs@127.0.0.1/none", api_keys="k:ask"))
     return {

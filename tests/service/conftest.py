@@ -12,7 +12,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from ragcorp_service.api.main import create_app
+from ragcorp_service.app.main import create_app
 from ragcorp_service.db import migrations
 from ragcorp_service.settings import Settings
 from tests.support.postgres import PostgresForTests, start

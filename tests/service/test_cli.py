@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-from ragcorp_service.api.main import create_app
+from ragcorp_service.app.main import create_app
 from ragcorp_service.cli import main
 from ragcorp_service.local_models import DEFAULT, default_onnx_dir
 from ragcorp_service.settings import Settings

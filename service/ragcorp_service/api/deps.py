@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import asyncpg
 from fastapi import Depends, Request
 
 from ragcorp_service.api.auth import require
@@ -22,13 +21,8 @@ def get_settings(state: Annotated[AppState, Depends(get_state)]) -> Settings:
     return state.settings
 
 
-def get_pool(state: Annotated[AppState, Depends(get_state)]) -> asyncpg.Pool:
-    return state.pool
-
-
 StateDep = Annotated[AppState, Depends(get_state)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 #: Callers allowed to write and delete documents.
 IngestAllowed = Annotated[Principal, require("ingest")]
 #: Callers allowed to read documents, search and ask.

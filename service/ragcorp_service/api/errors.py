@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from ragcorp_service.api.json_values import clean_errors
 from ragcorp_service.api.metrics import ServiceMetrics
 from ragcorp_service.ingestion.parsing import ParseLimitExceeded, UnreadableFile
+from ragcorp_service.services.errors import OverLimit
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,11 @@ def install_error_handlers(app: FastAPI, metrics: ServiceMetrics) -> None:
         """The last resort: a bug is still a JSON error, logged with its traceback."""
         log.exception("unhandled error", extra={"path": request.url.path, "error": type(exc).__name__})
         return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+    @app.exception_handler(OverLimit)
+    async def over_limit(_: Request, exc: OverLimit) -> JSONResponse:
+        error = {"type": "less_than_equal", "loc": ["body", exc.field], "msg": exc.message, "input": exc.value}
+        return JSONResponse({"detail": clean_errors([error])}, status_code=422)
 
     @app.exception_handler(ParseLimitExceeded)
     async def too_costly(_: Request, exc: ParseLimitExceeded) -> JSONResponse:

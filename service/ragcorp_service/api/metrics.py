@@ -19,6 +19,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.types import Scope
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 #: cgroup v2, then v1: where a container's memory limit can be read.
@@ -99,3 +100,10 @@ class ServiceMetrics:
 
     def watch_pool(self, sizes: Callable[[], tuple[int, int] | None]) -> None:
         self.registry.register(PoolCollector(sizes))
+
+
+def route_of(scope: Scope) -> str:
+    """The route template (`/v1/documents/{document_id}`), so metrics stay low-cardinality."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"

@@ -9,6 +9,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from ragcorp_service.api.json_values import value_problem
+from ragcorp_service.generation.citations import Citation
+from ragcorp_service.retrieval.request import Mode, SearchRequest
+from ragcorp_service.retrieval.results import RetrievedChunk
 
 COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 Collection = Annotated[str, StringConstraints(pattern=COLLECTION_PATTERN)]
@@ -102,9 +105,6 @@ class DocumentDetailOut(DocumentOut):
     chunks: list[ChunkOut] | None = None
 
 
-Mode = Literal["hybrid", "vector", "keyword"]
-
-
 Query = Annotated[NonBlank, StringConstraints(max_length=2000)]
 
 
@@ -114,42 +114,34 @@ class RetrievalOptions(Strict):
     collection: Collection | None = None
     filters: Metadata = Field(default_factory=dict, description="Documents whose metadata contains these pairs.")
 
+    def _request(self, query: str) -> SearchRequest:
+        return SearchRequest(query, self.top_k, self.mode, self.collection, self.filters)
+
 
 class SearchIn(RetrievalOptions):
     query: Query
 
-
-class SearchHit(BaseModel):
-    chunk_id: int
-    document_id: UUID
-    title: str
-    text: str
-    score: float
-    collection: str
-    metadata: dict[str, Any]
+    def to_request(self) -> SearchRequest:
+        return self._request(self.query)
 
 
 class SearchOut(BaseModel):
     mode: Mode
-    results: list[SearchHit]
+    #: The domain's own type: its fields are the response's (no copy kept in step by hand).
+    results: list[RetrievedChunk]
 
 
 class AskIn(RetrievalOptions):
     question: Query
     stream: bool = Field(default=False, description="Answer as server-sent events.")
 
-
-class CitationOut(BaseModel):
-    number: int
-    document_id: UUID
-    chunk_id: int
-    title: str
-    snippet: str
+    def to_request(self) -> SearchRequest:
+        return self._request(self.question)
 
 
 class AskOut(BaseModel):
     answer: str
-    citations: list[CitationOut]
+    citations: list[Citation]
     generator: str
     mode: Mode
 

@@ -8,12 +8,21 @@ import asyncpg
 from opentelemetry import trace
 
 from ragcorp_service.api.metrics import ServiceMetrics
-from ragcorp_service.api.providers import Providers
-from ragcorp_service.ingestion.pipeline import Ingestor
-from ragcorp_service.retrieval.search import ReadPool, SearchTuning
+from ragcorp_service.generation.generators import Generator
+from ragcorp_service.providers.embedders import Embedder
+from ragcorp_service.retrieval.search import ReadPool
 from ragcorp_service.security.api_keys import KeyRing
 from ragcorp_service.security.rate_limit import TokenBuckets
+from ragcorp_service.services.answering import AnsweringService
+from ragcorp_service.services.documents import DocumentService
+from ragcorp_service.services.retrieval import RetrievalService
 from ragcorp_service.settings import Settings
+
+
+@dataclass(frozen=True)
+class Providers:
+    embedder: Embedder
+    generator: Generator
 
 
 @dataclass
@@ -23,8 +32,10 @@ class AppState:
     #: Where searches read: DATABASE_READ_URL's pool when set, else `pool`.
     reader: ReadPool
     providers: Providers
-    ingestor: Ingestor
-    tuning: SearchTuning
+    #: The use cases the routes call.
+    documents: DocumentService
+    retrieval: RetrievalService
+    answering: AnsweringService
     keys: KeyRing
     rate_limits: TokenBuckets
     #: Failed authentications per client address: key guessing is slowed to AUTH_FAILURES_PER_SECOND.

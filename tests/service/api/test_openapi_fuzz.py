@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
-from ragcorp_service.api.main import create_app
+from ragcorp_service.app.main import create_app
 from tests.support.postgres import PostgresForTests
 from tests.support.servers import serving
 from tests.support.service_app import make_settings

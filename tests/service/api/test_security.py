@@ -13,7 +13,7 @@ from asgi_lifespan import LifespanManager
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ragcorp_service.api.auth import AUTH_FAILURES_BURST
-from ragcorp_service.api.main import create_app
+from ragcorp_service.app.main import create_app
 from ragcorp_service.settings import SettingsError, load_settings
 from tests.support.corpus import DOCUMENTS
 from tests.support.service_app import ClientFactory
@@ -212,7 +212,7 @@ async def test_request_id_round_trip_and_logs(client: httpx.AsyncClient, caplog:
 
 
 def test_every_log_line_written_during_a_request_carries_its_id() -> None:
-    from ragcorp_service.api.observability import RequestIdFilter, request_id_var
+    from ragcorp_service.app.observability import RequestIdFilter, request_id_var
 
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "message", None, None)
     token = request_id_var.set("rid-1")

@@ -12,9 +12,9 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from ragcorp_service.api.main import create_app
-from ragcorp_service.api.server import DrainingServer
-from ragcorp_service.api.server import server as serve
+from ragcorp_service.app.main import create_app
+from ragcorp_service.app.server import DrainingServer
+from ragcorp_service.app.server import server as serve
 from ragcorp_service.settings import Settings
 from tests.support.servers import free_port
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ragcorp_service.api.main import create_app
+from ragcorp_service.app.main import create_app
 from ragcorp_service.client.cli import main
 from ragcorp_service.settings import Settings
 from tests.support.corpus import DOCUMENTS

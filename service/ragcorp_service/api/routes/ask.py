@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter
+from pydantic import TypeAdapter
 from sse_starlette import EventSourceResponse
 
 from ragcorp_service.api.deps import AskAllowed, StateDep
-from ragcorp_service.api.routes.search import retrieve
-from ragcorp_service.api.schemas import AskIn, AskOut, CitationOut
-from ragcorp_service.generation.citations import citations_for
-from ragcorp_service.generation.generators import complete
+from ragcorp_service.api.schemas import AskIn, AskOut
+from ragcorp_service.generation.citations import Citation
 
 router = APIRouter(prefix="/v1", tags=["ask"])
-
-
-def _citations(answer: str, contexts: list[Any]) -> list[CitationOut]:
-    return [CitationOut(**asdict(c)) for c in citations_for(answer, contexts)]
+_CITATIONS = TypeAdapter(list[Citation])
 
 
 @router.post(
@@ -33,19 +28,16 @@ def _citations(answer: str, contexts: list[Any]) -> list[CitationOut]:
     responses={200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE when stream is true"}},
 )
 async def ask(body: AskIn, state: StateDep, _: AskAllowed) -> Any:
-    contexts = await retrieve(state, body.question, body)
-    generator = state.providers.generator
     if not body.stream:
-        answer = await complete(generator, body.question, contexts)
-        return AskOut(answer=answer, citations=_citations(answer, contexts), generator=generator.name, mode=body.mode)
+        answer = await state.answering.answer(body.to_request())
+        return AskOut(answer=answer.text, citations=answer.citations, generator=answer.generator, mode=body.mode)
+    stream = await state.answering.stream(body.to_request())
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        pieces: list[str] = []
-        async for piece in generator.stream(body.question, contexts):
-            pieces.append(piece)
+        async for piece in stream.pieces():
             yield {"event": "token", "data": json.dumps({"text": piece})}
-        citations = _citations("".join(pieces), contexts)
-        yield {"event": "citations", "data": json.dumps([c.model_dump(mode="json") for c in citations])}
-        yield {"event": "done", "data": json.dumps({"generator": generator.name, "mode": body.mode})}
+        citations = _CITATIONS.dump_python(stream.citations(), mode="json")
+        yield {"event": "citations", "data": json.dumps(citations)}
+        yield {"event": "done", "data": json.dumps({"generator": stream.generator.name, "mode": body.mode})}
 
     return EventSourceResponse(events(), ping=15)

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ragcorp_service.api.deps import AskAllowed, IngestAllowed, PoolDep, SettingsDep, StateDep
+from ragcorp_service.api.deps import AskAllowed, IngestAllowed, SettingsDep, StateDep
 from ragcorp_service.api.errors import InvalidRequest, RequestTooLarge
 from ragcorp_service.api.json_values import json_safe, value_problem
 from ragcorp_service.api.schemas import (
@@ -28,7 +28,6 @@ from ragcorp_service.api.schemas import (
     DocumentsOut,
     UploadFields,
 )
-from ragcorp_service.ingestion import store
 from ragcorp_service.ingestion.isolated_parsing import parse_isolated
 from ragcorp_service.ingestion.parsing import SUPPORTED_EXTENSIONS
 from ragcorp_service.ingestion.pipeline import IngestItem, IngestResult
@@ -72,13 +71,7 @@ def _check_length(settings: Settings, name: str, text: str) -> None:
 
 
 def _item(document: DocumentIn) -> IngestItem:
-    return IngestItem(
-        title=document.title,
-        text=document.text,
-        collection=document.collection,
-        source=document.source,
-        metadata=document.metadata,
-    )
+    return IngestItem(**document.model_dump())
 
 
 async def _form_items(request: Request, settings: Settings) -> list[IngestItem]:
@@ -183,7 +176,7 @@ async def ingest(request: Request, response: Response, state: StateDep, settings
     """Ingest one document as JSON, or files as `multipart/form-data` (.txt, .md, .html, .pdf)."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        results = await state.ingestor.ingest(await _form_items(request, settings))
+        results = await state.documents.ingest(await _form_items(request, settings))
         response.status_code = 201 if any(r.created for r in results) else 200
         return DocumentsOut(documents=[_out(r) for r in results])
     if not content_type.startswith("application/json"):
@@ -193,7 +186,7 @@ async def ingest(request: Request, response: Response, state: StateDep, settings
         )
     document: DocumentIn = _validated(DocumentIn, await request.body())
     _check_length(settings, "text", document.text)
-    [result] = await state.ingestor.ingest([_item(document)])
+    [result] = await state.documents.ingest([_item(document)])
     response.status_code = 201 if result.created else 200
     return _out(result)
 
@@ -210,7 +203,7 @@ async def ingest_batch(
         )
     for index, document in enumerate(batch.documents):
         _check_length(settings, f"documents[{index}].text", document.text)
-    results = await state.ingestor.ingest([_item(d) for d in batch.documents])
+    results = await state.documents.ingest([_item(d) for d in batch.documents])
     if not any(r.created for r in results):
         response.status_code = 200
     return DocumentsOut(documents=[_out(r) for r in results])
@@ -218,24 +211,24 @@ async def ingest_batch(
 
 @router.get("", response_model=DocumentListOut)
 async def list_documents(
-    pool: PoolDep,
+    state: StateDep,
     _: AskAllowed,
     collection: Collection | None = None,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=10_000_000),
 ) -> DocumentListOut:
-    records, total = await store.list_documents(pool, collection=collection, limit=limit, offset=offset)
+    records, total = await state.documents.page(collection=collection, limit=limit, offset=offset)
     return DocumentListOut(documents=[DocumentOut(**vars(r)) for r in records], total=total, limit=limit, offset=offset)
 
 
 @router.get("/{document_id}", response_model=DocumentDetailOut, responses={404: {"description": "No such document"}})
 async def get_document(
-    pool: PoolDep, _: AskAllowed, document_id: UUID, include_chunks: bool = False
+    state: StateDep, _: AskAllowed, document_id: UUID, include_chunks: bool = False
 ) -> DocumentDetailOut:
-    record = await store.get_document(pool, document_id)
+    record = await state.documents.get(document_id)
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {document_id}")
-    chunks = [ChunkOut(**dict(row)) for row in await store.get_chunks(pool, document_id)] if include_chunks else None
+    chunks = [ChunkOut(**vars(c)) for c in await state.documents.chunks(document_id)] if include_chunks else None
     return DocumentDetailOut(**vars(record), chunks=chunks)
 
 
@@ -250,16 +243,15 @@ async def update_document(body: DocumentPatch, state: StateDep, _: IngestAllowed
     A new title is re-embedded with the stored chunks (their ids stay); new metadata is
     used by the next filtered search. To change the text, ingest it again (a new document).
     """
-    record = await state.ingestor.update(document_id, title=body.title, metadata=body.metadata)
+    record = await state.documents.update(document_id, title=body.title, metadata=body.metadata)
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {document_id}")
     return DocumentOut(**vars(record))
 
 
 @router.delete("/{document_id}", status_code=204, responses={404: {"description": "No such document"}})
-async def delete_document(pool: PoolDep, _: IngestAllowed, document_id: UUID) -> Response:
-    async with pool.acquire() as connection:
-        deleted = await store.delete_document(connection, document_id)
+async def delete_document(state: StateDep, _: IngestAllowed, document_id: UUID) -> Response:
+    deleted = await state.documents.delete(document_id)
     if not deleted:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {document_id}")
     return Response(status_code=204)

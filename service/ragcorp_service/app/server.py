@@ -19,7 +19,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ragcorp_service.api.draining import Drain
+from ragcorp_service.app.draining import Drain
 from ragcorp_service.settings import Settings
 
 

@@ -19,23 +19,26 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from ragcorp_service import __version__
 from ragcorp_service.api.auth import AUTH_FAILURES_BURST, AUTH_FAILURES_PER_SECOND
-from ragcorp_service.api.body_limit import BodyLimitMiddleware
-from ragcorp_service.api.draining import Drain, DrainMiddleware
 from ragcorp_service.api.errors import install_error_handlers
-from ragcorp_service.api.instrumented import InstrumentedEmbedder, InstrumentedGenerator
 from ragcorp_service.api.metrics import ServiceMetrics
-from ragcorp_service.api.observability import RequestContextMiddleware
-from ragcorp_service.api.providers import Providers, build_providers
 from ragcorp_service.api.routes import ask, documents, health, search, version
 from ragcorp_service.api.routes import metrics as metrics_route
-from ragcorp_service.api.state import AppState
-from ragcorp_service.api.tracing import build_tracer_provider, instrument, tracer_for
+from ragcorp_service.api.state import AppState, Providers
+from ragcorp_service.app.body_limit import BodyLimitMiddleware
+from ragcorp_service.app.draining import Drain, DrainMiddleware
+from ragcorp_service.app.instrumented import InstrumentedEmbedder, InstrumentedGenerator
+from ragcorp_service.app.observability import RequestContextMiddleware
+from ragcorp_service.app.provider_selection import build_providers
+from ragcorp_service.app.tracing import build_tracer_provider, instrument, tracer_for
 from ragcorp_service.db.pool import create_pool
 from ragcorp_service.db.schema_check import verify_database
 from ragcorp_service.ingestion.pipeline import Ingestor
 from ragcorp_service.retrieval.search import ReadPool, SearchTuning
 from ragcorp_service.security.api_keys import KeyRing
 from ragcorp_service.security.rate_limit import TokenBuckets
+from ragcorp_service.services.answering import AnsweringService
+from ragcorp_service.services.documents import DocumentService
+from ragcorp_service.services.retrieval import RetrievalService
 from ragcorp_service.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -73,15 +76,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     keys = KeyRing(settings.api_key_scopes)
     if keys.open:
         log.warning("API_KEYS is unset: serving without authentication", extra={"host": settings.host})
+    reader = ReadPool(read_pool)
+    ingestor = Ingestor(
+        pool, providers.embedder, chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens
+    )
+    retrieval = RetrievalService(reader, providers.embedder, tracer, settings.max_top_k, SearchTuning())
     app.state.ragcorp = AppState(
         settings=settings,
         pool=pool,
-        reader=ReadPool(read_pool),
+        reader=reader,
         providers=providers,
-        ingestor=Ingestor(
-            pool, providers.embedder, chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens
-        ),
-        tuning=SearchTuning(),
+        documents=DocumentService(pool, ingestor),
+        retrieval=retrieval,
+        answering=AnsweringService(retrieval, providers.generator),
         keys=keys,
         rate_limits=TokenBuckets(settings.rate_limit_rps, settings.effective_burst),
         auth_failures=TokenBuckets(AUTH_FAILURES_PER_SECOND, AUTH_FAILURES_BURST),

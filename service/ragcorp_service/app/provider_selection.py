@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from ragcorp_service.api.state import Providers
 from ragcorp_service.generation.extractive import ExtractiveGenerator
-from ragcorp_service.generation.generators import Generator
-from ragcorp_service.providers.embedders import Embedder, GeminiEmbedder, local_embedder
+from ragcorp_service.providers.embedders import GeminiEmbedder, local_embedder
 from ragcorp_service.settings import Settings
-
-
-@dataclass(frozen=True)
-class Providers:
-    embedder: Embedder
-    generator: Generator
 
 
 def build_providers(settings: Settings) -> Providers:

@@ -15,7 +15,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ragcorp_service.api.metrics import ServiceMetrics
+from ragcorp_service.api.metrics import ServiceMetrics, route_of
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -28,13 +28,6 @@ class RequestIdFilter(logging.Filter):
         if request_id is not None:
             record.request_id = request_id
         return True
-
-
-def route_of(scope: Scope) -> str:
-    """The route template (`/v1/documents/{document_id}`), so metrics stay low-cardinality."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return str(path) if path else "unmatched"
 
 
 class RequestContextMiddleware:
