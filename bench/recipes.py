@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ragcorp_service.client.beir import read_corpus, read_qrels, read_queries
-from ragcorp_service.client.metrics import ndcg_at_k
+from ragcorp_service.client.ranking_metrics import ndcg_at_k
 from ragcorp_service.local_models import DEFAULT, ONNX_FP32, ExportRecipe, Quantisation, onnx_model
 from ragcorp_service.providers.embedders import OnnxEmbedder
 from ragcorp_service.providers.onnx_export import export_models, weights_dir

@@ -27,8 +27,8 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.utils.quantity import parse_quantity
 
 from ragcorp_operator import GROUP, PLURAL, VERSION
+from ragcorp_operator.child_status import foreign_owner, job_finished, job_is_as_asked, owner_uid
 from ragcorp_operator.naming import APPLIED_ANNOTATION
-from ragcorp_operator.observe import foreign_owner, job_finished, job_is_as_asked, owner_uid
 
 Manifest = dict[str, Any]
 KIND_CACHE_SECONDS = 60.0

@@ -24,7 +24,7 @@ import prometheus_client
 
 from ragcorp_operator import GROUP, PLURAL, VERSION
 from ragcorp_operator.cluster import Cluster, Fenced, kube_configuration, load_api_client
-from ragcorp_operator.metrics import OperatorMetrics
+from ragcorp_operator.operator_metrics import OperatorMetrics
 from ragcorp_operator.operator_settings import FINALIZER, OperatorSettings, start_priority
 from ragcorp_operator.reconciling import Memory, PassResult, reconcile
 from ragcorp_operator.rollout import Event

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ragcorp_operator.child_status import deployment_state, job_finished, job_state, needs_pods, owner_uid
 from ragcorp_operator.cluster import Cluster
 from ragcorp_operator.conditions import Condition
 from ragcorp_operator.naming import (
@@ -24,7 +25,6 @@ from ragcorp_operator.naming import (
     job_name,
     name_problem,
 )
-from ragcorp_operator.observe import deployment_state, job_finished, job_state, needs_pods, owner_uid
 from ragcorp_operator.pass_plan import Snapshot, gate_service
 from ragcorp_operator.plan import PROMETHEUS_RULE, SERVICE_MONITOR
 from ragcorp_operator.prometheus import evaluate_gate

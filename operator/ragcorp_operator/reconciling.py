@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ragcorp_operator.child_status import job_finished
 from ragcorp_operator.cluster import Cluster, Conflict, NotOurs, is_subset
 from ragcorp_operator.conditions import Condition
 from ragcorp_operator.naming import INSTANCE_LABEL, REVISION_LABEL
-from ragcorp_operator.observe import job_finished
 from ragcorp_operator.pass_plan import PassOutcome, PassPlan, plan_pass
 from ragcorp_operator.plan import Plan
 from ragcorp_operator.reading import Memory, read_snapshot

@@ -23,8 +23,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.watch.watch import iter_resp_lines
 
+from ragcorp_operator.child_status import child_signature, owner_uid
 from ragcorp_operator.naming import MANAGED_BY
-from ragcorp_operator.observe import child_signature, owner_uid
 from ragcorp_operator.wakeups import Wakeups
 
 log = logging.getLogger(__name__)

@@ -6,12 +6,9 @@ connection pool and migrations, `ingestion` turns files into stored chunks,
 all over HTTP.
 """
 
-import os
 from importlib.metadata import PackageNotFoundError, version
 
 try:
     __version__ = version("ragcorp")
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0.0.0"
-# The image's build version (the Dockerfile's VERSION build argument), when it has one.
-__version__ = os.environ.get("RAGCORP_VERSION") or __version__

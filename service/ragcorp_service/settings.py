@@ -17,7 +17,7 @@ import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ragcorp_service import local_models
+from ragcorp_service import __version__, local_models
 
 LOCAL_EMBEDDING_MODEL = local_models.DEFAULT.name
 LOCAL_EMBEDDING_DIMENSIONS = local_models.DIMENSIONS
@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     # Optional: searches and answers read here (a streaming replica of DATABASE_URL); writes stay on DATABASE_URL.
     database_read_url: str | None = None
+    #: The image's build version (the Dockerfile's VERSION build argument, as RAGCORP_VERSION);
+    #: the installed package's otherwise. /version, traces and the OpenAPI document report it.
+    ragcorp_version: str = __version__
     ragcorp_data_dir: Path = Field(default_factory=lambda: platformdirs.user_data_path("ragcorp"))
     db_pool_min_size: int = Field(default=2, ge=1, le=100)
     db_pool_max_size: int = Field(default=10, ge=1, le=200)
@@ -129,6 +132,12 @@ class Settings(BaseSettings):
     otel_enabled: bool = False
     otel_exporter_otlp_endpoint: str = "http://localhost:4317"
     otel_service_name: str = "ragcorp-service"
+
+    @field_validator("ragcorp_version", mode="before")
+    @classmethod
+    def _unset_version(cls, value: object) -> object:
+        """An image built without VERSION sets RAGCORP_VERSION empty: the package's version then."""
+        return value or __version__
 
     @field_validator("log_level", mode="before")
     @classmethod

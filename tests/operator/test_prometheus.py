@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from ragcorp_operator.prometheus import evaluate_gate
-from ragcorp_service.api.metrics import ServiceMetrics
+from ragcorp_service.api.service_metrics import ServiceMetrics
 from tests.support.servers import free_port, serving
 
 VERSIONS = ("healthy", "failing", "idle")

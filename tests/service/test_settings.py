@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ragcorp_service import __version__
 from ragcorp_service.cli import main
 from ragcorp_service.local_models import DEFAULT
 from ragcorp_service.settings import Settings, SettingsError, load_settings, parse_api_keys
@@ -98,3 +99,12 @@ def test_serve_checks_the_address_it_binds_not_only_host(
     monkeypatch.setenv("HOST", "127.0.0.1")
     assert main(["serve", "--host", "0.0.0.0"]) == 2
     assert "HOST=0.0.0.0 is not loopback" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("given", "reported"), [("", __version__), ("2.4.1", "2.4.1")])
+def test_the_images_version_is_read_when_settings_are(
+    monkeypatch: pytest.MonkeyPatch, given: str, reported: str
+) -> None:
+    """An image built with VERSION reports it; one built without (an empty variable) the package's."""
+    monkeypatch.setenv("RAGCORP_VERSION", given)
+    assert Settings().ragcorp_version == reported

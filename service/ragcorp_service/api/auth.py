@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
-from ragcorp_service.api.metrics import route_of
+from ragcorp_service.api.service_metrics import route_of
 from ragcorp_service.api.state import AppState
 from ragcorp_service.security.api_keys import ANONYMOUS, Principal, presented_key
 from ragcorp_service.security.rate_limit import retry_after_header

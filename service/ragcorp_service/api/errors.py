@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from ragcorp_service.api.json_values import clean_errors
-from ragcorp_service.api.metrics import ServiceMetrics
+from ragcorp_service.api.service_metrics import ServiceMetrics
 from ragcorp_service.ingestion.parsing import ParseLimitExceeded, UnreadableFile
 from ragcorp_service.services.errors import OverLimit
 

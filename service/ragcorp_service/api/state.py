@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 from opentelemetry import trace
 
-from ragcorp_service.api.metrics import ServiceMetrics
+from ragcorp_service.api.service_metrics import ServiceMetrics
 from ragcorp_service.generation.generators import Generator
 from ragcorp_service.providers.embedders import Embedder
 from ragcorp_service.retrieval.search import ReadPool

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from opentelemetry import trace
 
-from ragcorp_service.api.metrics import ServiceMetrics
+from ragcorp_service.api.service_metrics import ServiceMetrics
 from ragcorp_service.generation.generators import Generator
 from ragcorp_service.providers.embedders import Embedder, Vector
 from ragcorp_service.retrieval.results import RetrievedChunk

@@ -17,12 +17,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from ragcorp_service import __version__
 from ragcorp_service.api.auth import AUTH_FAILURES_BURST, AUTH_FAILURES_PER_SECOND
 from ragcorp_service.api.errors import install_error_handlers
-from ragcorp_service.api.metrics import ServiceMetrics
 from ragcorp_service.api.routes import ask, documents, health, search, version
 from ragcorp_service.api.routes import metrics as metrics_route
+from ragcorp_service.api.service_metrics import ServiceMetrics
 from ragcorp_service.api.state import AppState, Providers
 from ragcorp_service.app.body_limit import BodyLimitMiddleware
 from ragcorp_service.app.draining import Drain, DrainMiddleware
@@ -65,7 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             f"not {settings.resolved_embedding_dimensions}"
         )
     metrics: ServiceMetrics = app.state.metrics
-    tracer = tracer_for(app.state.tracer_provider)
+    tracer = tracer_for(app.state.tracer_provider, settings.ragcorp_version)
     providers = Providers(
         embedder=InstrumentedEmbedder(providers.embedder, metrics, tracer),
         generator=InstrumentedGenerator(providers.generator, metrics, tracer),
@@ -119,7 +118,7 @@ def create_app(settings: Settings | None = None, span_exporter: SpanExporter | N
     # Swagger UI and ReDoc from files in the fastapi-offline package, not a CDN: /docs works offline.
     app = FastAPIOffline(
         title="RagCorp",
-        version=__version__,
+        version=settings.ragcorp_version,
         summary="Hybrid retrieval and grounded answers over your documents.",
         lifespan=lifespan,
     )

@@ -15,7 +15,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ragcorp_service.api.metrics import ServiceMetrics, route_of
+from ragcorp_service.api.service_metrics import ServiceMetrics, route_of
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")

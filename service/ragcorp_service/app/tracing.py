@@ -13,7 +13,6 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
-from ragcorp_service import __version__
 from ragcorp_service.settings import Settings
 
 
@@ -21,7 +20,9 @@ def build_tracer_provider(settings: Settings, exporter: SpanExporter | None = No
     if not settings.otel_enabled and exporter is None:
         return None
     provider = TracerProvider(
-        resource=Resource.create({"service.name": settings.otel_service_name, "service.version": __version__})
+        resource=Resource.create(
+            {"service.name": settings.otel_service_name, "service.version": settings.ragcorp_version}
+        )
     )
     if exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -42,7 +43,7 @@ def instrument(app: FastAPI, provider: TracerProvider) -> None:
         instrumentor.instrument(tracer_provider=provider)
 
 
-def tracer_for(provider: TracerProvider | None) -> trace.Tracer:
+def tracer_for(provider: TracerProvider | None, version: str) -> trace.Tracer:
     if provider is None:
         return trace.NoOpTracer()
-    return provider.get_tracer("ragcorp_service", __version__)
+    return provider.get_tracer("ragcorp_service", version)

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ragcorp_service.client import beir
 from ragcorp_service.client.http import RagCorpClient, ServiceError
-from ragcorp_service.client.metrics import documents_by_best_chunk, mrr_at_k, ndcg_at_k, recall_at_k
+from ragcorp_service.client.ranking_metrics import documents_by_best_chunk, mrr_at_k, ndcg_at_k, recall_at_k
 
 SUPPORTED = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf"})
 T = TypeVar("T")

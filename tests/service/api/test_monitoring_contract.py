@@ -16,9 +16,9 @@ import promql_parser
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from ragcorp_operator.metrics import OperatorMetrics
+from ragcorp_operator.operator_metrics import OperatorMetrics
 from ragcorp_operator.render.monitoring import alert_rules, dashboards
-from ragcorp_service.api.metrics import memory_limit_bytes
+from ragcorp_service.api.service_metrics import memory_limit_bytes
 
 #: Series Prometheus makes itself, and the ones postgres-exporter serves for the PostgreSQL dashboard.
 PROMETHEUS_OWN = {"ALERTS", "up"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ragcorp_service import __version__
 from ragcorp_service.api.deps import StateDep
 from ragcorp_service.api.schemas import VersionOut
 from ragcorp_service.db.migrations import current_revision
@@ -16,7 +15,7 @@ router = APIRouter(tags=["meta"])
 async def version(state: StateDep) -> VersionOut:
     embedder = state.providers.embedder
     return VersionOut(
-        version=__version__,
+        version=state.settings.ragcorp_version,
         schema_revision=await current_revision(state.pool),
         embedding_model=embedder.model,
         embedding_dimensions=embedder.dimensions,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ragcorp_service.client.metrics import documents_by_best_chunk, mrr_at_k, ndcg_at_k, recall_at_k
+from ragcorp_service.client.ranking_metrics import documents_by_best_chunk, mrr_at_k, ndcg_at_k, recall_at_k
 
 
 def test_ndcg_rewards_relevant_documents_near_the_top() -> None:

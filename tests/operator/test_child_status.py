@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ragcorp_operator.observe import job_state, needs_pods
+from ragcorp_operator.child_status import job_state, needs_pods
 from ragcorp_operator.rollout import JobKind
 from tests.support.termination_messages import TERMINATION_MESSAGES
 
@@ -102,8 +102,8 @@ def _as_the_api_server_stores(job: dict[str, Any]) -> dict[str, Any]:
 
 def test_a_finished_job_is_recognised_after_the_server_canonicalised_its_quantities() -> None:
     """Compared as stored, the smoke Job would look changed, be replaced, and the rollout abort."""
+    from ragcorp_operator.child_status import job_is_as_asked
     from ragcorp_operator.cluster import is_subset
-    from ragcorp_operator.observe import job_is_as_asked
     from ragcorp_operator.plan import render_job
     from ragcorp_operator.render.common import Owner
     from ragcorp_operator.rollout import JobIntent
@@ -134,7 +134,7 @@ def _owned(kind: str, name: str) -> dict[str, Any]:
 
 def test_whose_object_a_child_name_holds() -> None:
     """RCD `x-preview`'s active Service and RCD `x`'s preview Service share a name: neither adopts the other's."""
-    from ragcorp_operator.observe import foreign_owner
+    from ragcorp_operator.child_status import foreign_owner
 
     desired = {"metadata": {"labels": {"app.kubernetes.io/instance": "x"}}}
     assert foreign_owner(desired, _owned("RagCorpDeployment", "x")) is None  # ours (or our earlier self)
