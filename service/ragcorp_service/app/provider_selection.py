@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from ragcorp_service.api.state import Providers
 from ragcorp_service.generation.extractive import ExtractiveGenerator
-from ragcorp_service.providers.embedders import GeminiEmbedder, local_embedder
+from ragcorp_service.providers.embedders import local_embedder
 from ragcorp_service.settings import Settings
 
 
 def build_providers(settings: Settings) -> Providers:
     if settings.provider == "gemini":
         from ragcorp_service.generation.gemini import GeminiGenerator
-        from ragcorp_service.providers.gemini import make_gemini_client
+        from ragcorp_service.providers.gemini import GeminiEmbedder, make_gemini_client
 
         client = make_gemini_client(settings)
         return Providers(

@@ -25,7 +25,6 @@ from ragcorp_service.providers import onnx_export
 from ragcorp_service.providers.onnx_export import EXPORT_COMMAND
 
 if TYPE_CHECKING:
-    from google import genai
     from sentence_transformers import SentenceTransformer
     from tokenizers import Tokenizer
 
@@ -50,7 +49,7 @@ class Embedder(Protocol):
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
 
-def _normalised(matrix: np.ndarray) -> list[Vector]:
+def normalised(matrix: np.ndarray) -> list[Vector]:
     return list(_unit_rows(matrix))
 
 
@@ -126,7 +125,7 @@ class TorchEmbedder(_OnTheCpu):
         matrix = self._model.encode(
             list(texts), batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
-        return _normalised(matrix)
+        return normalised(matrix)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -256,44 +255,3 @@ def local_embedder(model_name: str, onnx_dir: Path, threads: int | None = None) 
     """The offline embedder a recorded model name stands for."""
     model = LOCAL_MODELS[model_name]
     return TorchEmbedder(model.name) if model.backend == "torch" else OnnxEmbedder(model, onnx_dir, threads=threads)
-
-
-class GeminiEmbedder:
-    """Gemini embeddings at a fixed output dimension, batched as the API allows."""
-
-    provider = "gemini"
-    batch_limit = 100
-
-    def __init__(self, client: genai.Client, model_name: str, dimensions: int) -> None:
-        self.model = model_name
-        self.dimensions = dimensions
-        self._client = client
-
-    async def _embed(self, texts: Sequence[str], task_type: str) -> list[Vector]:
-        from google.genai import types
-
-        vectors: list[Vector] = []
-        for start in range(0, len(texts), self.batch_limit):
-            batch = list(texts[start : start + self.batch_limit])
-            response = await self._client.aio.models.embed_content(
-                model=self.model,
-                contents=batch,  # type: ignore[arg-type]
-                config=types.EmbedContentConfig(output_dimensionality=self.dimensions, task_type=task_type),
-            )
-            embeddings = response.embeddings or []
-            if len(embeddings) != len(batch):
-                raise RuntimeError(f"Gemini returned {len(embeddings)} embeddings for {len(batch)} texts")
-            matrix = np.array([e.values or [] for e in embeddings], dtype=np.float32)
-            if matrix.shape[1] != self.dimensions:
-                raise RuntimeError(f"Gemini returned {matrix.shape[1]} dimensions, expected {self.dimensions}")
-            vectors.extend(_normalised(matrix))
-        return vectors
-
-    async def embed_documents(self, texts: Sequence[str]) -> list[Vector]:
-        return await self._embed(texts, "RETRIEVAL_DOCUMENT") if texts else []
-
-    async def embed_query(self, text: str) -> Vector:
-        return (await self._embed([text], "RETRIEVAL_QUERY"))[0]
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return approximate_token_count(texts)
