@@ -214,3 +214,30 @@ def test_the_readme_asks_only_questions_the_handbook_test_answers() -> None:
     asked = re.findall(r'ragcorp ask "([^"]+)"', (ROOT / "README.md").read_text())
     assert asked and set(asked) <= set(HANDBOOK_ANSWERS), asked
     assert "ragcorp ingest examples/docs" in (ROOT / "README.md").read_text()
+
+
+def _map_bullets() -> list[str]:
+    """The bullets of development.md's "A map of the tree", each joined onto one line."""
+    text = (ROOT / "docs" / "development.md").read_text()
+    section = text.split("## A map of the tree", 1)[1].split("\n## ", 1)[0]
+    return [" ".join(b.split()) for b in re.split(r"\n- ", section)[1:]]
+
+
+def test_the_map_of_the_tree_names_every_module_where_it_lives() -> None:
+    """A newcomer finds each module under its directory's bullet, and no bullet names one that is gone."""
+    bullets = _map_bullets()
+    missing, gone = [], []
+    for package in ("service/ragcorp_service", "operator/ragcorp_operator"):
+        for module in sorted((ROOT / package).rglob("*.py")):
+            if module.name == "__init__.py":
+                continue
+            directory = str(module.parent.relative_to(ROOT)) + "/"
+            if not any(b.startswith(f"`{directory}`") and f"`{module.name}`" in b for b in bullets):
+                missing.append(str(module.relative_to(ROOT)))
+    for bullet in bullets:
+        directory = code_spans(bullet)[0]
+        for name in code_spans(bullet):
+            if name.endswith(".py") and "/" not in name and not (ROOT / directory / name).exists():
+                gone.append(f"{directory}{name}")
+    assert not missing, f"not in the map: {missing}"
+    assert not gone, f"in the map but not in the tree: {gone}"
