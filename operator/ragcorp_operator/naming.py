@@ -54,7 +54,13 @@ def preview_service_name(name: str) -> str:
     return f"{name}-preview"
 
 
-def config_map_name(name: str) -> str:
+def config_map_name(name: str, config: str) -> str:
+    """One ConfigMap per pod config (`pod_config`): each colour reads its own, never rewritten."""
+    return f"{name}-config-{config}"
+
+
+def legacy_config_map_name(name: str) -> str:
+    """The one ConfigMap both colours shared before configs were revisions; deleted once unused."""
     return f"{name}-config"
 
 

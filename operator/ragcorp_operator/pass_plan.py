@@ -16,6 +16,7 @@ from typing import Any, Literal
 from ragcorp_operator.conditions import Condition
 from ragcorp_operator.naming import Color, active_service_name, preview_service_name
 from ragcorp_operator.plan import Plan, children, invalid_spec_status, rollout_policy, rollout_status
+from ragcorp_operator.pod_config import PodConfig, pod_config, spec_hash
 from ragcorp_operator.render.common import Manifest, Owner
 from ragcorp_operator.rollout import (
     DeploymentState,
@@ -126,6 +127,7 @@ def plan_pass(snapshot: Snapshot) -> PassPlan:
         )
     )
     new_state = decision.state
+    pod_configs, retired = _pod_configs(resource.status, spec, new_state)
     seen = set(resource.status.get("createdJobs") or [])
     extra = {
         "createdJobs": sorted(seen | snapshot.job_names) if new_state.revision == state.revision else [],
@@ -133,6 +135,8 @@ def plan_pass(snapshot: Snapshot) -> PassPlan:
         # Cleared when spec.rollback goes: setting the same request again asks again.
         "handledRollback": rollback_request(spec),
         "handledRollbackGeneration": None,
+        # A merge patch: a config no revision needs any more is removed by its null.
+        "podConfigs": {**dict.fromkeys(retired), **pod_configs},
     }
     status = rollout_status(
         resource.name, resource.generation, resource.status, decision, snapshot.deployments, policy, extra, problem, now
@@ -142,7 +146,7 @@ def plan_pass(snapshot: Snapshot) -> PassPlan:
         events.append(Event("Warning", problem.reason, problem.message))
     owner = Owner(resource.name, resource.namespace, resource.uid)
     existing = frozenset(color for color, found in snapshot.deployments.items() if found.exists)
-    plan = children(owner, spec, decision.intent, snapshot.monitoring, existing)
+    plan = children(owner, spec, decision.intent, snapshot.monitoring, existing, pod_configs, retired)
     if snapshot.missing_secret is not None:  # a Job started now could not read its Secret: it waits for it
         plan = Plan([m for m in plan.apply if not _waits_for_secret(m, snapshot)], plan.delete)
     wake = next_wakeup(new_state, policy, now, snapshot.schema_job_elsewhere)
@@ -159,6 +163,19 @@ def plan_pass(snapshot: Snapshot) -> PassPlan:
         wake_after=wake,
         outcome="degraded" if degraded else "ok",
     )
+
+
+def _pod_configs(
+    status: dict[str, Any], spec: RagSpec, state: RolloutState
+) -> tuple[dict[str, PodConfig], frozenset[str]]:
+    """The pod configs a colour, a held revision or the history still needs (the spec's own
+    among them once it is rolled out), and the stored ones no longer needed."""
+    stored = status.get("podConfigs") or {}
+    available = {**stored, spec_hash(spec): pod_config(spec)}
+    in_use = {state.active_config, state.target_config, state.previous_config, state.held_config}
+    in_use |= {entry.config for entry in state.history}
+    kept = {config: available[config] for config in sorted(c for c in in_use if c) if config in available}
+    return kept, frozenset(set(stored) - set(kept))
 
 
 def _waits_for_secret(manifest: Manifest, snapshot: Snapshot) -> bool:

@@ -5,12 +5,23 @@ Pure: the reconciler feeds it what it read and writes what it returns.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from ragcorp_operator.conditions import Condition, merge_conditions
-from ragcorp_operator.naming import COLORS, Color, dashboards_name, deployment_name, selector
+from ragcorp_operator.naming import (
+    COLORS,
+    Color,
+    config_map_name,
+    dashboards_name,
+    deployment_name,
+    legacy_config_map_name,
+    selector,
+)
+from ragcorp_operator.pod_config import PodConfig, spec_hash, with_pod_config
 from ragcorp_operator.render.common import Manifest, Owner
 from ragcorp_operator.render.config import config_map
 from ragcorp_operator.render.monitoring import dashboards_config_map, prometheus_rule, service_monitor
@@ -42,6 +53,7 @@ def rollout_policy(spec: RagSpec) -> RolloutPolicy:
     gate = blue_green.metric_gate
     return RolloutPolicy(
         image=spec.image,
+        config=spec_hash(spec),
         replicas=spec.autoscaling.min_replicas if spec.autoscaling.enabled else spec.replicas,
         migrations_enabled=spec.migrations.enabled,
         auto_promote=blue_green.auto_promote,
@@ -76,15 +88,29 @@ def children(
     intent: Intent,
     monitoring_kinds: frozenset[tuple[str, str]],
     existing_colors: frozenset[Color] = frozenset(COLORS),
+    pod_configs: Mapping[str, PodConfig] = MappingProxyType({}),
+    retired_configs: frozenset[str] = frozenset(),
 ) -> Plan:
     """Every child of the resource for this intent. The HPA owns the active colour's `replicas`, so
     they are left out of its Deployment, but for one being created (`existing_colors` lacks it):
-    the API server would start it at 1 while it takes all the traffic."""
-    apply: list[Manifest] = [config_map(owner, spec)]
-    delete: list[ObjectRef] = []
+    the API server would start it at 1 while it takes all the traffic.
+
+    Each colour and Job renders with its own revision's pod config (`pod_configs`, by hash): a
+    config change rolls out like an image, and the previous colour keeps the one it ran with."""
+    colour_specs = {color: _with_config(spec, intent.configs.get(color), pod_configs) for color in intent.deployments}
+    job_specs = [(job, _with_config(spec, job.config, pod_configs)) for job in intent.jobs]
+    config_maps = {spec_hash(s): config_map(owner, s) for s in [*colour_specs.values(), *(s for _, s in job_specs)]}
+    # ConfigMaps before what reads them; Services before Deployments: traffic moves before any
+    # colour it leaves is resized (the machine only points a Service at a colour ready at full size).
+    apply: list[Manifest] = list(config_maps.values())
+    delete = [
+        ObjectRef("v1", "ConfigMap", name)
+        for name in sorted(
+            {config_map_name(owner.name, h) for h in retired_configs - set(config_maps)}
+            | {legacy_config_map_name(owner.name)}
+        )
+    ]
     serving = intent.active_service_color or "blue"
-    # Services before Deployments: traffic moves before any colour it leaves is resized (the state
-    # machine only ever points a Service at a colour already ready at full size).
     apply.append(active_service(owner, spec, serving))
     apply.append(preview_service(owner, spec, intent.preview_service_color or serving, serving))
     for color in COLORS:
@@ -93,7 +119,8 @@ def children(
             hpa_owns_replicas = (
                 spec.autoscaling.enabled and color == intent.active_service_color and color in existing_colors
             )
-            apply.append(deployment(owner, spec, color, image, None if hpa_owns_replicas else replicas))
+            colour_spec = colour_specs[color]
+            apply.append(deployment(owner, colour_spec, color, image, None if hpa_owns_replicas else replicas))
         else:
             delete.append(ObjectRef("apps/v1", "Deployment", deployment_name(owner.name, color)))
     apply.append(disruption_budget(owner))
@@ -101,8 +128,7 @@ def children(
         apply.append(autoscaler(owner, spec, intent.active_service_color))
     else:
         delete.append(ObjectRef("autoscaling/v2", "HorizontalPodAutoscaler", owner.name))
-    for job in intent.jobs:
-        apply.append(render_job(owner, spec, job))
+    apply.extend(render_job(owner, job_spec, job) for job, job_spec in job_specs)
     for kind, wanted, make in (
         (SERVICE_MONITOR, spec.monitoring.service_monitor, service_monitor),
         (PROMETHEUS_RULE, spec.monitoring.prometheus_rule, prometheus_rule),
@@ -117,6 +143,10 @@ def children(
     else:
         delete.append(ObjectRef("v1", "ConfigMap", dashboards_name(owner.name)))
     return Plan(apply=apply, delete=delete)
+
+
+def _with_config(spec: RagSpec, config: str | None, pod_configs: Mapping[str, PodConfig]) -> RagSpec:
+    return with_pod_config(spec, pod_configs.get(config)) if config else spec
 
 
 def render_job(owner: Owner, spec: RagSpec, job: JobIntent) -> Manifest:

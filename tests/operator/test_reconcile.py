@@ -21,7 +21,6 @@ def test_create_makes_every_child_with_owner_labels_probes_and_env(helper: Clust
     assert resource is not None
     uid = resource["metadata"]["uid"]
     for kind, name in [
-        ("ConfigMap", "rag-config"),
         ("Deployment", "rag-blue"),
         ("Service", "rag"),
         ("Service", "rag-preview"),
@@ -40,7 +39,9 @@ def test_create_makes_every_child_with_owner_labels_probes_and_env(helper: Clust
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz?full=true"
     assert {e["name"] for e in container["env"]} == {"DATABASE_URL", "API_KEYS"}
-    config = helper.get("ConfigMap", "rag-config")["data"]
+    config_map = helper.config_map_of("rag-blue")
+    assert config_map is not None and config_map["metadata"]["ownerReferences"][0]["uid"] == uid
+    config = config_map["data"]
     assert config["RATE_LIMIT_RPS"] == "50" and config["ALLOWED_ORIGINS"] == "https://app.example"
     assert helper.get("Service", "rag")["spec"]["selector"]["ragcorp.dev/color"] == "blue"
     status = helper.status("rag")
@@ -72,23 +73,16 @@ def test_failed_migration_degrades_without_deploying(helper: ClusterHelper, oper
     assert helper.get("Deployment", "rag-blue") is None
 
 
-def test_in_place_updates_do_not_start_a_rollout(helper: ClusterHelper, operator: object) -> None:
+def test_replicas_and_autoscaling_change_in_place_without_a_rollout(helper: ClusterHelper, operator: object) -> None:
     secrets(helper)
     deploy(helper)
     helper.apply_resource(
-        "rag",
-        {
-            **SPEC,
-            "replicas": 4,
-            "config": {"rateLimitRps": 75},
-            "autoscaling": {"enabled": True, "minReplicas": 4, "maxReplicas": 8},
-        },
+        "rag", {**SPEC, "replicas": 4, "autoscaling": {"enabled": True, "minReplicas": 4, "maxReplicas": 8}}
     )
     eventually(lambda: helper.get("HorizontalPodAutoscaler", "rag"))
     hpa = helper.get("HorizontalPodAutoscaler", "rag")
     assert hpa["spec"]["scaleTargetRef"]["name"] == "rag-blue"
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (4, 8)
-    eventually(lambda: helper.get("ConfigMap", "rag-config")["data"]["RATE_LIMIT_RPS"] == "75")
     status = helper.status("rag")
     assert status["revision"] == 1 and status["activeColor"] == "blue"
     assert helper.get("Deployment", "rag-green") is None
@@ -97,18 +91,45 @@ def test_in_place_updates_do_not_start_a_rollout(helper: ClusterHelper, operator
     eventually(lambda: helper.get("Deployment", "rag-blue")["spec"].get("replicas") == 2)
 
 
+def test_a_config_change_rolls_out_blue_green_and_a_rollback_restores_the_old_config(
+    helper: ClusterHelper, operator: object
+) -> None:
+    """A changed ConfigMap value is a new revision: green gets it, blue keeps serving with its own
+    until the switch and keeps it afterwards, so an instant rollback brings the old config back."""
+    secrets(helper)
+    slow = {"blueGreen": {"scaleDownDelaySeconds": 3600}}
+    deploy(helper, spec={**SPEC, "strategy": slow})
+    helper.apply_resource("rag", {**SPEC, "strategy": slow, "config": {"rateLimitRps": 75}})
+    eventually(lambda: helper.get("Job", "rag-migrate-2"))
+    assert helper.config_map_of("rag-blue")["data"]["RATE_LIMIT_RPS"] == "50", "the serving colour is untouched"
+    helper.finish_job("rag-migrate-2", succeeded=True)
+    eventually(lambda: helper.get("Deployment", "rag-green"))
+    assert helper.config_map_of("rag-green")["data"]["RATE_LIMIT_RPS"] == "75"
+    helper.mark_deployment_ready("rag-green")
+    eventually(lambda: helper.get("Job", "rag-smoke-2"))
+    helper.finish_job("rag-smoke-2", succeeded=True)
+    eventually(lambda: helper.selector_color("rag") == "green")
+    assert helper.config_map_of("rag-blue")["data"]["RATE_LIMIT_RPS"] == "50", "the previous colour keeps its own"
+    helper.annotate("rag", {"ragcorp.dev/rollback": "previous"})
+    eventually(lambda: helper.selector_color("rag") == "blue")
+    status = helper.status("rag")
+    assert status["activeImage"] == SPEC["image"] and status["heldConfig"] == status["previousConfig"]
+    assert helper.config_map_of("rag-blue")["data"]["RATE_LIMIT_RPS"] == "50"
+
+
 def test_drift_is_repaired(helper: ClusterHelper, operator: object) -> None:
     secrets(helper)
     deploy(helper)
     helper.cluster.delete("Service", "default", "rag")
+    config_map = helper.config_map_of("rag-blue")["metadata"]["name"]
     helper.cluster._call(
         "PATCH",
-        helper.cluster._path("ConfigMap", "default", "rag-config"),
+        helper.cluster._path("ConfigMap", "default", config_map),
         body={"data": {"LOG_LEVEL": "DEBUG"}},
         content_type="application/merge-patch+json",
     )
     eventually(lambda: helper.get("Service", "rag"))
-    eventually(lambda: helper.get("ConfigMap", "rag-config")["data"]["LOG_LEVEL"] == "INFO")
+    eventually(lambda: helper.get("ConfigMap", config_map)["data"]["LOG_LEVEL"] == "INFO")
 
 
 def test_missing_secret_degrades_with_the_reason_and_recovers(helper: ClusterHelper, operator: object) -> None:
@@ -205,15 +226,16 @@ def test_a_name_too_long_for_the_childrens_names_degrades_without_children(
         lambda: helper.condition(name, "Degraded").get("reason") == "InvalidSpec" and helper.condition(name, "Degraded")
     )
     assert "at most 46 characters" in degraded["message"]
-    assert helper.get("ConfigMap", f"{name}-config") is None and helper.get("Job", f"{name}-migrate-1") is None
+    assert helper.get("Service", name) is None and helper.get("Job", f"{name}-migrate-1") is None
 
 
 def test_deleting_the_resource_removes_its_children(helper: ClusterHelper, operator: object) -> None:
     secrets(helper)
     deploy(helper)
+    config_map = helper.config_map_of("rag-blue")["metadata"]["name"]
     helper.delete_resource("rag")
     eventually(lambda: helper.resource("rag") is None)
-    for kind, name in [("Deployment", "rag-blue"), ("Service", "rag"), ("ConfigMap", "rag-config")]:
+    for kind, name in [("Deployment", "rag-blue"), ("Service", "rag"), ("ConfigMap", config_map)]:
         eventually(lambda kind=kind, name=name: helper.get(kind, name) is None)
 
 
@@ -293,7 +315,7 @@ def test_a_child_name_held_by_someone_else_s_object_is_left_alone_and_reported(
         )
     )
     assert "Service default/rag-preview exists and belongs to nobody" in degraded["message"]
-    assert helper.get("ConfigMap", "rag-config") is not None, "the other children are written"
+    assert helper.get("Service", "rag") is not None, "the other children are written"
     kept = helper.get("Service", "rag-preview")
     assert kept["spec"]["selector"] == {"app": "someone-else"} and not kept["metadata"].get("ownerReferences")
     helper.cluster.delete("Service", NAMESPACE, "rag-preview")

@@ -93,6 +93,14 @@ class ClusterHelper:
     def get(self, kind: str, name: str) -> dict[str, Any] | None:
         return self.cluster.get(kind, NAMESPACE, name)
 
+    def config_map_of(self, deployment: str) -> dict[str, Any] | None:
+        """The ConfigMap a colour's Pods read (each pod config has its own)."""
+        found = self.get("Deployment", deployment)
+        if found is None:
+            return None
+        container = found["spec"]["template"]["spec"]["containers"][0]
+        return self.get("ConfigMap", container["envFrom"][0]["configMapRef"]["name"])
+
     # --- controllers -----------------------------------------------------------------------
     def mark_deployment_ready(self, name: str) -> None:
         deployment = self.get("Deployment", name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ragcorp_operator.naming import config_map_name
+from ragcorp_operator.pod_config import spec_hash
 from ragcorp_operator.render.common import Manifest, Owner, metadata
 from ragcorp_operator.spec import RagSpec, SecretKeyRef
 
@@ -73,7 +74,7 @@ def config_map(owner: Owner, spec: RagSpec) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": metadata(owner, config_map_name(owner.name), component="config"),
+        "metadata": metadata(owner, config_map_name(owner.name, spec_hash(spec)), component="config"),
         "data": service_settings(spec),
     }
 

@@ -19,6 +19,7 @@ from ragcorp_operator.naming import (
     preview_service_name,
     selector,
 )
+from ragcorp_operator.pod_config import spec_hash
 from ragcorp_operator.render.common import Manifest, Owner, metadata
 from ragcorp_operator.render.config import SERVICE_PORT, api_keys_env, database_env, serving_env
 from ragcorp_operator.spec import Probe, RagSpec
@@ -57,7 +58,7 @@ def _container(spec: RagSpec, image: str, command: list[str], env: list[dict[str
 
 
 def _pod_spec(owner: Owner, spec: RagSpec, container: dict[str, Any], restart_policy: str) -> dict[str, Any]:
-    container["envFrom"] = [{"configMapRef": {"name": config_map_name(owner.name)}}]
+    container["envFrom"] = [{"configMapRef": {"name": config_map_name(owner.name, spec_hash(spec))}}]
     pod: dict[str, Any] = {
         "containers": [container],
         "restartPolicy": restart_policy,

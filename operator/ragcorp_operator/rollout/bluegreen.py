@@ -74,14 +74,16 @@ def switch_when_ready(observed: Observed, state: RolloutState, wanted: int, even
         state.schema_revision,
         "rolledBack" if state.rollback else "promoted",
         now.isoformat(),
+        config=state.target_config,
     )
     had_traffic = state.active_color is not None
-    state = switch_traffic(state, state.target_color, state.target_image, now)
+    state = switch_traffic(state, state.target_color, state.target_image, state.target_config, now)
     return replace(
         state,
         phase="ScalingDown" if had_traffic else "Idle",
         target_color=None,
         target_image=None,
+        target_config=None,
         promotion_approved=False,
         history=remember(state, entry, policy.history_limit),
         # Only a rollout with a previous colour to return to can be rolled back by the gate.
@@ -116,18 +118,26 @@ def _roll_back_after_promotion(observed: Observed, state: RolloutState, events: 
     the schema back to what it served on, with the newer image that knows both revisions."""
     policy, now = observed.policy, observed.now
     assert state.previous_color is not None and state.previous_image is not None
-    bad_color, bad_image = state.active_color, state.active_image
+    bad_color, bad_image, bad_config = state.active_color, state.active_image, state.active_config
     message = f"{bad_image} failed its post-promotion gate; traffic back on {state.previous_color}"
     events.append(Event("Warning", "PostPromotionGateFailed", message))
     entry = HistoryEntry(
-        state.revision, bad_image or "", state.schema_revision, "aborted", now.isoformat(), "PostPromotionGateFailed"
+        state.revision,
+        bad_image or "",
+        state.schema_revision,
+        "aborted",
+        now.isoformat(),
+        "PostPromotionGateFailed",
+        bad_config,
     )
-    state = switch_traffic(state, state.previous_color, state.previous_image, now)
+    state = switch_traffic(state, state.previous_color, state.previous_image, state.previous_config, now)
     state = replace(
         state,
         target_color=bad_color,
         target_image=bad_image,
+        target_config=bad_config,
         held_image=None,
+        held_config=None,
         failure=Failure("ScalingDown", "PostPromotionGateFailed", message),
         verified_after_promotion=True,
         history=remember(state, entry, policy.history_limit),

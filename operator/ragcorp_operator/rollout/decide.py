@@ -11,7 +11,7 @@ from ragcorp_operator.rollout import bluegreen, jobs, rollback
 from ragcorp_operator.rollout.decision import Decision, Event
 from ragcorp_operator.rollout.inputs import JobKind, JobState, Observed, Requests, wanted_replicas
 from ragcorp_operator.rollout.intent import intent
-from ragcorp_operator.rollout.state import IN_FLIGHT, RolloutState
+from ragcorp_operator.rollout.state import IN_FLIGHT, RolloutState, same_revision
 from ragcorp_operator.rollout.transitions import abort, start
 
 
@@ -56,13 +56,31 @@ def _revert(p: Progress) -> None:
         p.state = rollback.on_revert(p.observed, p.state, p.events)
 
 
-def _new_image(p: Progress) -> None:
-    """A running migration is never superseded mid-flight by another: the new rollout starts, and
-    its migration waits until the old one's Pod is gone (`schema_job_elsewhere`)."""
-    image, state = p.observed.policy.image, p.state
-    wants_new_image = image not in (state.active_image, state.target_image, state.held_image)
-    if wants_new_image and not p.started and state.phase != "Downgrading" and not state.abort_requested:
-        p.state = start(p.observed, state, image, p.events)
+def _adopt_unrecorded_config(p: Progress) -> None:
+    """Status from before configs were revisions: the colours were rendered from the spec, so the
+    one running the spec's image runs the spec's config; recorded now, a later change is seen."""
+    policy, state = p.observed.policy, p.state
+    if policy.config is None:
+        return
+    if state.active_config is None and state.active_image == policy.image:
+        p.state = state = replace(state, active_config=policy.config)
+    if state.target_config is None and state.target_image == policy.image:
+        p.state = replace(state, target_config=policy.config)
+
+
+def _new_revision(p: Progress) -> None:
+    """A new image or pod config. A running migration is never superseded mid-flight by another:
+    the new rollout starts, and its migration waits until the old one's Pod is gone
+    (`schema_job_elsewhere`)."""
+    image, config, state = p.observed.policy.image, p.observed.policy.config, p.state
+    known = (
+        (state.active_image, state.active_config),
+        (state.target_image, state.target_config),
+        (state.held_image, state.held_config),
+    )
+    wants_new = not any(same_revision(image, config, *revision) for revision in known)
+    if wants_new and not p.started and state.phase != "Downgrading" and not state.abort_requested:
+        p.state = start(p.observed, state, image, config, p.events)
         p.started = True
 
 
@@ -71,7 +89,8 @@ def _retry(p: Progress) -> None:
         return
     p.handled = replace(p.handled, retry=True)
     if p.state.phase == "Aborted" and not p.started:
-        p.state = start(p.observed, p.state, p.observed.policy.image, p.events)
+        policy = p.observed.policy
+        p.state = start(p.observed, p.state, policy.image, policy.config, p.events)
         p.started = True
 
 
@@ -137,9 +156,10 @@ def _give_up_on_unstarted_job(p: Progress) -> None:
 
 
 STEPS: tuple[Step, ...] = (
+    _adopt_unrecorded_config,
     _rollback_request,
     _revert,
-    _new_image,
+    _new_revision,
     _retry,
     _abort_request,
     _back_up,

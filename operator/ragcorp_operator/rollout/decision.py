@@ -24,6 +24,8 @@ class JobIntent:
     image: str
     #: For a downgrade: the schema revision to go down to.
     schema_revision: str | None = None
+    #: The pod config it runs with (its revision's); None: the spec's.
+    config: str | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class Intent:
     active_service_color: Color | None
     preview_service_color: Color | None
     jobs: tuple[JobIntent, ...] = ()
+    #: colour -> the pod config it runs with; a colour absent here runs the spec's.
+    configs: dict[Color, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,8 @@ class RolloutPolicy:
     #: The backup, migration and downgrade Jobs' deadline, and the smoke Job's (activeDeadlineSeconds).
     job_timeout: timedelta = timedelta(minutes=10)
     smoke_timeout: timedelta = timedelta(minutes=5)
+    #: The spec's pod config (`pod_config.config_hash`); None leaves configs out of what a revision is.
+    config: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,17 +8,30 @@ from datetime import datetime
 from ragcorp_operator.naming import Color
 from ragcorp_operator.rollout.decision import Intent, JobIntent
 from ragcorp_operator.rollout.inputs import DeploymentState, Observed, RolloutPolicy
-from ragcorp_operator.rollout.state import RolloutState
+from ragcorp_operator.rollout.state import RolloutState, config_of
 
 
 def intent(state: RolloutState, wanted: int, observed: Observed) -> Intent:
     preview = state.target_color if state.phase in ("Verifying", "Promoting") else None
+    deployments = _deployments(state, wanted, observed)
     return Intent(
-        deployments=_deployments(state, wanted, observed),
+        deployments=deployments,
         active_service_color=state.active_color,
         preview_service_color=preview or state.active_color,
         jobs=_jobs(state, observed.policy, observed.schema_job_elsewhere),
+        configs={color: _config_of_color(state, color) for color in deployments},
     )
+
+
+def _config_of_color(state: RolloutState, color: Color) -> str | None:
+    """Each colour runs the config it was rolled out with: the previous colour keeps its own."""
+    if color == state.target_color and state.target_image is not None:
+        return state.target_config
+    if color == state.active_color:
+        return state.active_config
+    if color == state.previous_color:
+        return state.previous_config
+    return None
 
 
 def _deployments(state: RolloutState, wanted: int, observed: Observed) -> dict[Color, tuple[str, int]]:
@@ -50,13 +63,14 @@ def _jobs(state: RolloutState, policy: RolloutPolicy, schema_job_elsewhere: bool
     """The phase's Job (one at most); a schema Job waits while another revision's still runs."""
     phase, target = state.phase, state.target_image
     if phase == "BackingUp" and target:
-        return (JobIntent("backup", state.revision, target),)
+        return (JobIntent("backup", state.revision, target, config=state.target_config),)
     if phase == "Migrating" and target and not schema_job_elsewhere:
-        return (JobIntent("migrate", state.revision, target),)
+        return (JobIntent("migrate", state.revision, target, config=state.target_config),)
     if phase == "Verifying" and target and policy.smoke_test_enabled:
-        return (JobIntent("smoke", state.revision, target, state.schema_revision),)
+        return (JobIntent("smoke", state.revision, target, state.schema_revision, state.target_config),)
     if phase == "Downgrading" and state.downgrade_image and not schema_job_elsewhere:
-        return (JobIntent("downgrade", state.revision, state.downgrade_image, state.downgrade_to),)
+        image, to = state.downgrade_image, state.downgrade_to
+        return (JobIntent("downgrade", state.revision, image, to, config_of(state, image)),)
     return ()
 
 

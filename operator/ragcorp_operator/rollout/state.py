@@ -43,6 +43,8 @@ class HistoryEntry:
     outcome: Literal["promoted", "aborted", "superseded", "rolledBack"]
     at: str
     reason: str | None = None
+    #: The pod config it ran with (`pod_config`); None in history from before configs were revisions.
+    config: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,12 @@ class RolloutState:
     active_image: str | None = None
     target_color: Color | None = None
     target_image: str | None = None
+    #: Each colour's pod config (`pod_config.config_hash`): with the image, what a revision is.
+    #: None when unrecorded (status from before configs were revisions): it matches any config.
+    active_config: str | None = None
+    target_config: str | None = None
+    previous_config: str | None = None
+    held_config: str | None = None
     schema_revision: str | None = None
     #: The schema before this rollout migrated it (what an abort downgrades to).
     base_schema_revision: str | None = None
@@ -92,6 +100,10 @@ class RolloutState:
             "activeImage": self.active_image,
             "targetColor": self.target_color,
             "targetImage": self.target_image,
+            "activeConfig": self.active_config,
+            "targetConfig": self.target_config,
+            "previousConfig": self.previous_config,
+            "heldConfig": self.held_config,
             "previewColor": self.target_color if self.phase in ("Verifying", "Promoting") else None,
             "schemaRevision": self.schema_revision,
             "baseSchemaRevision": self.base_schema_revision,
@@ -129,6 +141,7 @@ class RolloutState:
                 outcome=h["outcome"],
                 at=h.get("at", ""),
                 reason=h.get("reason"),
+                config=h.get("config"),
             )
             for h in status.get("history") or []
             if isinstance(h, dict) and "revision" in h and "image" in h
@@ -140,6 +153,10 @@ class RolloutState:
             active_image=status.get("activeImage"),
             target_color=color(status.get("targetColor")),
             target_image=status.get("targetImage"),
+            active_config=status.get("activeConfig"),
+            target_config=status.get("targetConfig"),
+            previous_config=status.get("previousConfig"),
+            held_config=status.get("heldConfig"),
             schema_revision=status.get("schemaRevision"),
             base_schema_revision=status.get("baseSchemaRevision"),
             downgrade_to=status.get("downgradeTo"),
@@ -164,3 +181,20 @@ class RolloutState:
 def remember(state: RolloutState, entry: HistoryEntry, limit: int) -> tuple[HistoryEntry, ...]:
     """The history with `entry` appended, the oldest dropped past `limit` (spec.revisionHistoryLimit)."""
     return (*state.history, entry)[-limit:]
+
+
+def same_revision(image: str | None, config: str | None, other_image: str | None, other_config: str | None) -> bool:
+    """Whether two (image, pod config) pairs are one revision; an unrecorded config matches any."""
+    return image == other_image and (config is None or other_config is None or config == other_config)
+
+
+def config_of(state: RolloutState, image: str | None) -> str | None:
+    """The config the colour running `image` was rolled out with (the target's first: it is the newest)."""
+    for running, config in (
+        (state.target_image, state.target_config),
+        (state.active_image, state.active_config),
+        (state.previous_image, state.previous_config),
+    ):
+        if running is not None and running == image:
+            return config
+    return None

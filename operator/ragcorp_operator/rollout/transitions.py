@@ -15,13 +15,26 @@ from ragcorp_operator.rollout.state import IN_FLIGHT, Failure, HistoryEntry, Pha
 
 
 def start(
-    observed: Observed, state: RolloutState, image: str, events: list[Event], rollback: bool = False
+    observed: Observed,
+    state: RolloutState,
+    image: str,
+    config: str | None,
+    events: list[Event],
+    rollback: bool = False,
 ) -> RolloutState:
-    """A new revision of `image` on the standby colour; a rollout in flight is recorded as superseded."""
+    """A new revision of `image` with pod `config` on the standby colour; a rollout in flight is
+    recorded as superseded."""
     policy, now = observed.policy, observed.now
     if state.phase in IN_FLIGHT and state.target_image:  # ScalingDown and Idle have no target
         events.append(Event("Normal", "Superseded", f"rollout of {state.target_image} superseded by {image}"))
-        entry = HistoryEntry(state.revision, state.target_image, state.schema_revision, "superseded", now.isoformat())
+        entry = HistoryEntry(
+            state.revision,
+            state.target_image,
+            state.schema_revision,
+            "superseded",
+            now.isoformat(),
+            config=state.target_config,
+        )
         state = replace(state, history=remember(state, entry, policy.history_limit))
     if state.phase == "ScalingDown":  # the previous colour is done serving; finish that first
         state = replace(state, phase="Idle")
@@ -43,10 +56,12 @@ def start(
         revision=state.revision + 1,
         target_color=target_color,
         target_image=image,
+        target_config=config,
         base_schema_revision=state.schema_revision,
         migrated=False,
         rollback=rollback,
         held_image=None if not rollback else state.held_image,
+        held_config=None if not rollback else state.held_config,
         step_started_at=now,
         failure=None,
         downgrade_to=None,
@@ -65,7 +80,13 @@ def abort(
     policy, now = observed.policy, observed.now
     events.append(Event("Warning", reason, f"rollout of {state.target_image} aborted at {step}: {message}"))
     entry = HistoryEntry(
-        state.revision, state.target_image or "", state.schema_revision, "aborted", now.isoformat(), reason
+        state.revision,
+        state.target_image or "",
+        state.schema_revision,
+        "aborted",
+        now.isoformat(),
+        reason,
+        state.target_config,
     )
     state = replace(
         state,
@@ -93,15 +114,17 @@ def downgrade_first(
     return replace(state, phase="Downgrading", downgrade_to=to, after_downgrade=then, downgrade_image=image)
 
 
-def switch_traffic(state: RolloutState, color: Color, image: str, now: datetime) -> RolloutState:
+def switch_traffic(state: RolloutState, color: Color, image: str, config: str | None, now: datetime) -> RolloutState:
     """The active Service on `color`; the colour it leaves becomes the previous one (kept for an
     instant rollback until the scale-down delay has passed)."""
     return replace(
         state,
         active_color=color,
         active_image=image,
+        active_config=config,
         previous_color=state.active_color,
         previous_image=state.active_image,
+        previous_config=state.active_config,
         promoted_at=now,
         step_started_at=now,
     )

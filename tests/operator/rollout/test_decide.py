@@ -713,3 +713,51 @@ def test_after_the_switch_progressing_names_the_image_being_rolled_out() -> None
     scaling = decide(observe(replace(at("ScalingDown"), promoted_at=NOW, target_image=None, active_image="app:2")))
     [progressing] = [c for c in conditions(scaling, active_ready=True) if c.type == "Progressing"]
     assert progressing.message.startswith("rolling out app:2"), progressing.message
+
+
+# --- pod configs are part of a revision -------------------------------------------------------
+ON_CONFIG_A = replace(IDLE_ON_BLUE, active_config="a", history=(replace(PROMOTED_1, config="a"),))
+
+
+def test_a_config_change_alone_starts_a_rollout_with_the_new_config() -> None:
+    decision = decide(observe(ON_CONFIG_A, policy=replace(POLICY, image="app:1", config="b")))
+    state = decision.state
+    assert (state.phase, state.target_image, state.target_config) == ("Migrating", "app:1", "b")
+    assert decision.intent.configs == {"blue": "a"}, "the serving colour keeps its config"
+    assert [job.config for job in decision.intent.jobs] == ["b"]
+
+
+def test_the_same_image_and_config_start_nothing() -> None:
+    decision = decide(observe(ON_CONFIG_A, policy=replace(POLICY, image="app:1", config="a")))
+    assert decision.state.phase == "Idle" and decision.state.revision == 1
+
+
+def test_an_unrecorded_config_is_adopted_without_a_rollout() -> None:
+    """Status from before configs were revisions: the colours ran the spec's config all along."""
+    decision = decide(observe(IDLE_ON_BLUE, policy=replace(POLICY, image="app:1", config="a")))
+    assert (decision.state.phase, decision.state.active_config) == ("Idle", "a")
+
+
+def test_an_instant_rollback_restores_the_previous_colours_config() -> None:
+    after = replace(
+        ON_CONFIG_A,
+        phase="ScalingDown",
+        revision=2,
+        active_color="green",
+        active_image="app:1",
+        active_config="b",
+        previous_color="blue",
+        previous_image="app:1",
+        previous_config="a",
+        history=(
+            replace(PROMOTED_1, config="a"),
+            HistoryEntry(2, "app:1", "0001", "promoted", NOW.isoformat(), config="b"),
+        ),
+    )
+    policy = replace(POLICY, image="app:1", config="b")
+    decision = decide(observe(after, policy=policy, blue=ready("app:1"), requests=Requests(rollback_to=1)))
+    state = decision.state
+    assert (state.active_color, state.active_config, state.held_config) == ("blue", "a", "b")
+    assert decision.intent.configs["blue"] == "a" and decision.intent.configs["green"] == "b"
+    settled = decide(observe(state, policy=policy, blue=ready("app:1")))
+    assert settled.state.revision == state.revision, "the spec's config is held, not rolled out again"
