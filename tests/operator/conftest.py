@@ -20,8 +20,18 @@ from tests.support.kube_emulator import (
 )
 from tests.support.operator_cluster import ClusterHelper, running_operator
 
-os.environ.setdefault("RAGCORP_RESYNC_SECONDS", "300")
-os.environ.setdefault("RAGCORP_OPERATOR_METRICS_PORT", "0")
+#: The operator under test resyncs rarely (tests see event-driven passes) and serves no metrics
+#: port unless a test asks for one; the machine's own environment wins.
+OPERATOR_ENVIRONMENT = (("RAGCORP_RESYNC_SECONDS", "300"), ("RAGCORP_OPERATOR_METRICS_PORT", "0"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def operator_environment() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in OPERATOR_ENVIRONMENT:
+            if name not in os.environ:
+                patch.setenv(name, value)
+        yield
 
 
 @pytest.fixture

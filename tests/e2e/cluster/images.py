@@ -78,17 +78,18 @@ V3_MIGRATION = Migration(
     "ALTER TABLE documents DROP COLUMN reviewed_at",
 )
 V3_REGRESSION = Patch(
-    "api/routes/ask.py",
-    "    contexts = await retrieve(state, body.question, body)\n",
-    "    contexts = await retrieve(state, body.question, body)\n"
-    '    raise RuntimeError("v3 regression: the answer pipeline lost its generator")\n',
+    "services/answering.py",
+    "        contexts = await self.retrieval.search(request)\n        text = ",
+    "        contexts = await self.retrieval.search(request)\n"
+    '        raise RuntimeError("v3 regression: the answer pipeline lost its generator")\n'
+    "        text = ",
 )
 
 
 V4_REGRESSION = Patch(
     "api/routes/search.py",
-    "    chunks = await retrieve(state, body.query, body)\n",
-    "    chunks = await retrieve(state, body.query, body)\n"
+    "    chunks = await state.retrieval.search(body.to_request())\n",
+    "    chunks = await state.retrieval.search(body.to_request())\n"
     '    if body.mode == "keyword":\n'
     '        raise RuntimeError("v4 regression: keyword search lost its index")\n',
 )

@@ -490,27 +490,43 @@ def test_9_what_the_real_commands_wrote_is_what_the_operator_tests_expect(cluste
     assert captured == {k: v for k, v in recorded.items() if not k.startswith("_")}
 
 
-def test_10_a_field_removed_from_the_spec_leaves_the_children(cluster: Cluster) -> None:
-    """Server-side apply: what the operator no longer sets is removed; a merge patch would keep it for ever."""
+def test_10_a_pod_config_change_rolls_out_and_a_removed_field_leaves_the_children(cluster: Cluster) -> None:
+    """A nodeSelector is pod config: adding it rolls out to the standby colour while the serving
+    one keeps its own template; removing it rolls out again. The third revision lands on the
+    colour that had it: server-side apply removes what the operator no longer sets (a merge patch
+    would keep it for ever)."""
     image_now = status(cluster)["activeImage"]
     pinned = {"kubernetes.io/os": "linux"}
-    apply_spec(cluster, spec_with(image=image_now, scheduling__nodeSelector=pinned))
-    serving = f"{NAME}-{active_color(cluster)}"
+    quick = {"scaleDownDelaySeconds": 2, "keepPrevious": True}
 
-    def selector_now() -> dict[str, str]:
-        deployment = cluster.get("deployment", serving) or {}
+    def node_selector(color: str) -> dict[str, str]:
+        deployment = cluster.get("deployment", f"{NAME}-{color}") or {}
         return dict(deployment["spec"]["template"]["spec"].get("nodeSelector") or {})
 
-    eventually(lambda: selector_now() == pinned)
-    apply_spec(cluster, spec_with(image=image_now))
-    eventually(lambda: selector_now() == {})
-    shown = json.loads(cluster.kubectl("get", "deployment", serving, "--show-managed-fields", "-o", "json"))
+    def rolled_out_to(color: str, wanted_image: str = image_now) -> Callable[[], bool]:
+        return lambda: active_color(cluster) == color and idle_with(cluster, wanted_image)()
+
+    first = active_color(cluster)
+    assert first is not None
+    other = "green" if first == "blue" else "blue"
+    apply_spec(cluster, spec_with(image=image_now, scheduling__nodeSelector=pinned, strategy__blueGreen=quick))
+    eventually(rolled_out_to(other))
+    assert node_selector(other) == pinned and node_selector(first) == {}, "the colour it left kept its own"
+    apply_spec(cluster, spec_with(image=image_now, strategy__blueGreen=quick))
+    eventually(rolled_out_to(first))
+    assert node_selector(other) == pinned, "the previous colour keeps the config it ran with"
+    # The same code under another tag: the third revision lands on the colour that had the nodeSelector.
+    third = image("v2") if image_now != image("v2") else image("v2.0.1")
+    apply_spec(cluster, spec_with(image=third, strategy__blueGreen=quick))
+    eventually(rolled_out_to(other, third))
+    assert node_selector(other) == {}
+    shown = json.loads(cluster.kubectl("get", "deployment", f"{NAME}-{other}", "--show-managed-fields", "-o", "json"))
     managers = {entry["manager"] for entry in shown["metadata"]["managedFields"]}
     assert "ragcorp-operator" in managers
-    eventually(idle_with(cluster, image_now))
     print(
-        f"\ne2e: nodeSelector added to and then removed from the spec: gone from {serving}'s Pod template "
-        f"(field managers: {', '.join(sorted(managers))})"
+        f"\ne2e: pod config as revisions: nodeSelector added (rolled out to {other}, {first} kept its template), "
+        f"removed (rolled out to {first}), then a new tag on {other}: the nodeSelector gone from its Pod "
+        f"template (field managers: {', '.join(sorted(managers))})"
     )
 
 

@@ -151,7 +151,8 @@ def test_the_operator_s_migration_job_runs_with_only_the_database_secret(empty_d
     secret_values = {"DATABASE_URL": empty_database_url, "GOOGLE_API_KEY": "AIza-unused", "API_KEYS": "k:ask"}
     job = manifests["Job/ragcorp-migrate-1"]["spec"]["template"]["spec"]["containers"][0]
     env = {
-        **manifests["ConfigMap/ragcorp-config"]["data"],
+        # The ConfigMap the Job's Pod reads, by the name its envFrom gives.
+        **manifests["ConfigMap/" + job["envFrom"][0]["configMapRef"]["name"]]["data"],
         **{e["name"]: secret_values[e["valueFrom"]["secretKeyRef"]["key"]] for e in job["env"]},
     }
     assert set(env) >= {"HOST", "EMBEDDING_PROVIDER"} and "GOOGLE_API_KEY" not in env and "API_KEYS" not in env
