@@ -36,8 +36,8 @@ def test_create_makes_every_child_with_owner_labels_probes_and_env(helper: Clust
     deployment = helper.get("Deployment", "rag-blue")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == SPEC["image"]
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz?full=true"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert {e["name"] for e in container["env"]} == {"DATABASE_URL", "API_KEYS"}
     config_map = helper.config_map_of("rag-blue")
     assert config_map is not None and config_map["metadata"]["ownerReferences"][0]["uid"] == uid

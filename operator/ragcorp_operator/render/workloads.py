@@ -81,8 +81,9 @@ def deployment(owner: Owner, spec: RagSpec, color: Color, image: str, replicas: 
     """One colour's Deployment. `replicas=None` leaves the count to the HPA."""
     container = _container(spec, image, ["ragcorp-service", "serve"], serving_env(spec))
     container["ports"] = [{"name": "http", "containerPort": SERVICE_PORT, "protocol": "TCP"}]
-    container["livenessProbe"] = _probe("/healthz", spec.probes.liveness)
-    container["readinessProbe"] = _probe("/healthz?full=true", spec.probes.readiness)
+    # Liveness depends on nothing outside the process; readiness on the database, not on Gemini.
+    container["livenessProbe"] = _probe("/livez", spec.probes.liveness)
+    container["readinessProbe"] = _probe("/healthz", spec.probes.readiness)
     pod_labels = {**selector(owner.name, color), "app.kubernetes.io/version": image_tag(image)}
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": selector(owner.name, color)},

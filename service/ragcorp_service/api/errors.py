@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from ragcorp_service.api.json_values import clean_errors
 from ragcorp_service.api.service_metrics import ServiceMetrics
 from ragcorp_service.ingestion.parsing import ParseLimitExceeded, UnreadableFile
+from ragcorp_service.providers.unavailable import ProviderUnavailable
 from ragcorp_service.services.errors import OverLimit
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,11 @@ def install_error_handlers(app: FastAPI, metrics: ServiceMetrics) -> None:
     async def over_limit(_: Request, exc: OverLimit) -> JSONResponse:
         error = {"type": "less_than_equal", "loc": ["body", exc.field], "msg": exc.message, "input": exc.value}
         return JSONResponse({"detail": clean_errors([error])}, status_code=422)
+
+    @app.exception_handler(ProviderUnavailable)
+    async def provider_down(request: Request, exc: ProviderUnavailable) -> JSONResponse:
+        log.warning("provider unavailable", extra={"path": request.url.path, "provider": exc.what})
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "30"})
 
     @app.exception_handler(ParseLimitExceeded)
     async def too_costly(_: Request, exc: ParseLimitExceeded) -> JSONResponse:

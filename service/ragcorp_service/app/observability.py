@@ -15,11 +15,12 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ragcorp_service.api.service_metrics import ServiceMetrics, route_of
+from ragcorp_service.api.service_metrics import ServiceMetrics, method_of, route_of
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 access_log = logging.getLogger("ragcorp.access")
+MAX_LOGGED_PATH = 512
 
 
 class RequestIdFilter(logging.Filter):
@@ -59,7 +60,7 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             self.metrics.in_flight.dec()
-            route, method = route_of(scope), scope["method"]
+            route, method = route_of(scope), method_of(scope)
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.request_seconds.labels(method, route).observe(elapsed)
             access_log.info(
@@ -67,7 +68,8 @@ class RequestContextMiddleware:
                 extra={
                     "request_id": request_id,
                     "method": method,
-                    "path": scope["path"],
+                    # Bounded: the log line is not a place to store what a client sends.
+                    "path": scope["path"][:MAX_LOGGED_PATH],
                     "route": route,
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),

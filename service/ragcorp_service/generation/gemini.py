@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from google import genai
 from google.genai import types
 
+from ragcorp_service.providers.gemini import unavailable
+from ragcorp_service.providers.unavailable import ProviderUnavailable
 from ragcorp_service.retrieval.results import RetrievedChunk
 
 SYSTEM_INSTRUCTION = (
@@ -29,14 +31,19 @@ class GeminiGenerator:
         self._check_timeout_ms = int(check_timeout_seconds * 1000)
 
     async def stream(self, question: str, contexts: list[RetrievedChunk]) -> AsyncIterator[str]:
-        response = await self._client.aio.models.generate_content_stream(
-            model=self._model,
-            contents=build_prompt(question, contexts),
-            config=types.GenerateContentConfig(system_instruction=SYSTEM_INSTRUCTION, temperature=0.2),
-        )
-        async for chunk in response:
-            if chunk.text:
-                yield chunk.text
+        try:
+            response = await self._client.aio.models.generate_content_stream(
+                model=self._model,
+                contents=build_prompt(question, contexts),
+                config=types.GenerateContentConfig(system_instruction=SYSTEM_INSTRUCTION, temperature=0.2),
+            )
+            async for chunk in response:
+                if chunk.text:
+                    yield chunk.text
+        except Exception as exc:
+            if unavailable(exc):
+                raise ProviderUnavailable("Gemini generation", exc) from exc
+            raise
 
     async def check(self) -> None:
         """A metadata read of the model: proves the key and endpoint work, costs no tokens."""

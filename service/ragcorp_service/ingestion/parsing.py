@@ -97,7 +97,7 @@ def _parse_html(filename: str, stem: str, content: bytes, charset: str | None) -
     """
     from bs4 import BeautifulSoup
     from bs4.dammit import UnicodeDammit
-    from bs4.element import NavigableString
+    from bs4.element import NavigableString, PreformattedString
 
     dammit = UnicodeDammit(content, [charset] if charset else [], is_html=True)
     if dammit.unicode_markup is None:
@@ -105,6 +105,10 @@ def _parse_html(filename: str, stem: str, content: bytes, charset: str | None) -
     soup = BeautifulSoup(dammit.unicode_markup, "html.parser")
     for tag in soup(["script", "style", "noscript", "template"]):
         tag.decompose()
+    # What a browser never shows (comments, the doctype, CDATA, processing instructions: bs4's
+    # preformatted strings) is never indexed: a comment once answered with the password in it.
+    for node in soup.find_all(string=lambda s: isinstance(s, PreformattedString)):
+        node.extract()
     title = _WHITESPACE.sub(" ", soup.title.get_text()).strip() if soup.title else ""
     if soup.title:
         soup.title.decompose()

@@ -9,14 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import aiohttp
+import httpx
 import numpy as np
 from google import genai
-from google.genai import types
+from google.genai import errors, types
 
 from ragcorp_service.providers.embedders import Vector, approximate_token_count, normalised
+from ragcorp_service.providers.unavailable import ProviderUnavailable
 from ragcorp_service.settings import Settings
 
 RETRYABLE_STATUS = (408, 429, 500, 502, 503, 504)
+
+
+def unavailable(exc: BaseException) -> bool:
+    """A failure of Gemini itself (5xx, a rate limit, the network), not of our request or key."""
+    if isinstance(exc, errors.APIError):
+        return exc.code in RETRYABLE_STATUS or exc.code >= 500
+    return isinstance(exc, aiohttp.ClientError | httpx.TransportError | TimeoutError)
 
 
 def make_gemini_client(settings: Settings) -> genai.Client:
@@ -51,11 +61,16 @@ class GeminiEmbedder:
         vectors: list[Vector] = []
         for start in range(0, len(texts), self.batch_limit):
             batch = list(texts[start : start + self.batch_limit])
-            response = await self._client.aio.models.embed_content(
-                model=self.model,
-                contents=batch,  # type: ignore[arg-type]
-                config=types.EmbedContentConfig(output_dimensionality=self.dimensions, task_type=task_type),
-            )
+            try:
+                response = await self._client.aio.models.embed_content(
+                    model=self.model,
+                    contents=batch,  # type: ignore[arg-type]
+                    config=types.EmbedContentConfig(output_dimensionality=self.dimensions, task_type=task_type),
+                )
+            except Exception as exc:
+                if unavailable(exc):
+                    raise ProviderUnavailable("Gemini embedding", exc) from exc
+                raise
             embeddings = response.embeddings or []
             if len(embeddings) != len(batch):
                 raise RuntimeError(f"Gemini returned {len(embeddings)} embeddings for {len(batch)} texts")

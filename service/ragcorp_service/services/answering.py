@@ -25,15 +25,27 @@ class Answer:
 
 @dataclass
 class AnswerStream:
-    """The answer piece by piece; `citations()` once the pieces are all read."""
+    """The answer piece by piece; `citations()` once the pieces are all read. The first piece is
+    read before the stream is handed out, so a generator that cannot answer fails the request
+    (a 503) instead of a stream already begun."""
 
     generator: Generator
-    question: str
     contexts: list[RetrievedChunk]
+    _source: AsyncIterator[str]
     _pieces: list[str] = field(default_factory=list)
 
+    @classmethod
+    async def start(cls, generator: Generator, question: str, contexts: list[RetrievedChunk]) -> AnswerStream:
+        stream = cls(generator, contexts, generator.stream(question, contexts))
+        first = await anext(stream._source, None)
+        if first is not None:
+            stream._pieces.append(first)
+        return stream
+
     async def pieces(self) -> AsyncIterator[str]:
-        async for piece in self.generator.stream(self.question, self.contexts):
+        for piece in list(self._pieces):
+            yield piece
+        async for piece in self._source:
             self._pieces.append(piece)
             yield piece
 
@@ -53,4 +65,4 @@ class AnsweringService:
 
     async def stream(self, request: SearchRequest) -> AnswerStream:
         contexts = await self.retrieval.search(request)
-        return AnswerStream(self.generator, request.query, contexts)
+        return await AnswerStream.start(self.generator, request.query, contexts)

@@ -141,3 +141,16 @@ async def test_a_file_that_parses_slowly_is_cut_off_and_health_answers_meanwhile
     response = await upload
     assert response.status_code == 413, response.text
     assert "PARSE_TIMEOUT_SECONDS" in response.json()["detail"]
+
+
+async def test_made_up_http_methods_do_not_mint_metric_series(client_for: ClientFactory) -> None:
+    """No key needed to send a method; every unknown one is counted as "other", so /metrics stays
+    the size it was (2,000 random methods once made 36,000 series)."""
+    client = await client_for(api_keys="m:metrics", rate_limit_rps=1000)
+    for index in range(50):
+        response = await client.request(f"BREW{index}X" * 20, "/v1/search")
+        assert response.status_code in (405, 401), response.status_code
+    scrape = (await client.get("/metrics", headers={"X-API-Key": "m"})).text
+    methods = {line.split('method="')[1].split('"')[0] for line in scrape.splitlines() if 'method="' in line}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}, methods
+    assert 'method="other"' in scrape

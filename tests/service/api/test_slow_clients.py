@@ -112,9 +112,9 @@ def test_sigterm_drains_kept_alive_clients_before_shutting_down(settings: Settin
     with served(drained) as (port, server), httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
         assert client.get("/healthz").headers.get("connection") != "close"
         server.handle_exit(signal.SIGTERM, None)  # what the signal handler calls
-        answer = client.get("/healthz")
+        answer = client.get("/livez")
         assert answer.status_code == 200 and answer.headers["connection"] == "close"
-        ready = client.get("/healthz", params={"full": "true"})
+        ready = client.get("/healthz")
         assert ready.status_code == 503 and ready.json()["checks"]["shutdown"]["status"] == "draining"
         assert not server.should_exit
         deadline = time.monotonic() + 30

@@ -78,3 +78,13 @@ def test_pdf_text_and_title_are_extracted() -> None:
 def test_unreadable_files_are_refused_with_a_reason(name: str, content: bytes, message: str) -> None:
     with pytest.raises(UnreadableFile, match=message):
         parse_file(name, content)
+
+
+def test_html_comments_and_the_doctype_are_not_text() -> None:
+    """Read as a browser shows it: a comment is not content, whatever it says."""
+    html = (
+        b"<!DOCTYPE html><html><body><!-- internal: the admin password is hunter2 -->"
+        b"<p>Public paragraph.</p><![CDATA[ hidden data ]]><?xml-stylesheet href='x'?></body></html>"
+    )
+    parsed = parse_file("page.html", html)
+    assert parsed.text == "Public paragraph."

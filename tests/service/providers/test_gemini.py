@@ -94,3 +94,22 @@ async def test_readiness_reports_gemini_down_while_liveness_stays_up(
     assert down.json()["checks"]["generator"]["status"] == "unavailable"
     fake_gemini.fail_next(500)
     assert (await gemini_client.get("/healthz")).status_code == 200
+
+
+async def test_a_gemini_outage_answers_503_for_what_needs_it_and_leaves_the_pod_ready(
+    gemini_client: httpx.AsyncClient, fake_gemini: FakeGemini
+) -> None:
+    """After the SDK's retries, a Gemini that keeps failing is a 503 with Retry-After (not a 500),
+    streamed or not, and readiness and liveness stay up: the Pod keeps serving what it can."""
+    await ingest_all(gemini_client)
+    for stream in (False, True):
+        fake_gemini.fail_next(*[503] * 20)
+        response = await gemini_client.post("/v1/ask", json={"question": "volcano?", "stream": stream})
+        assert response.status_code == 503, response.text
+        assert response.headers["retry-after"] == "30" and "unavailable" in response.json()["detail"]
+        fake_gemini.failures.clear()
+    fake_gemini.fail_next(*[503] * 20)
+    assert (await gemini_client.get("/healthz")).status_code == 200
+    assert (await gemini_client.get("/livez")).status_code == 200
+    fake_gemini.failures.clear()
+    assert (await gemini_client.post("/v1/ask", json={"question": "volcano?"})).status_code == 200

@@ -1,8 +1,11 @@
-"""Liveness (`/healthz`: the database answers) and readiness (`?full=true`: and the generator).
+"""Probes: `/livez` (the process serves HTTP), `/healthz` (and the database answers: ready to
+serve), `/healthz?full=true` (and the generator answers: for people, the smoke test, monitoring).
 
-Kubernetes restarts a Pod whose liveness fails, so the plain check must not
-depend on Gemini: an upstream outage should take Pods out of rotation, not
-restart them all.
+Kubernetes restarts a Pod whose liveness fails, so liveness depends on nothing outside the
+process: a 30 s database outage must not restart every Pod. Readiness depends on the database
+only: a Gemini outage fails the requests that need Gemini (503, Retry-After), not whole Pods
+that can still list, read and search. While draining after SIGTERM, `/healthz` fails so the
+Pod leaves its Service while it finishes what it has.
 """
 
 from __future__ import annotations
@@ -32,6 +35,11 @@ async def _timed(check: Any) -> dict[str, Any]:
     return outcome
 
 
+@router.get("/livez", response_model=HealthOut)
+async def livez() -> HealthOut:
+    return HealthOut(status="ok", checks={})
+
+
 @router.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
 async def healthz(request: Request, state: StateDep, full: bool = False) -> JSONResponse:
     checks = {"database": await _timed(state.pool.fetchval("SELECT 1"))}
@@ -41,8 +49,8 @@ async def healthz(request: Request, state: StateDep, full: bool = False) -> JSON
         generator = state.providers.generator
         checks["generator"] = await _timed(generator.check())
         checks["generator"]["name"] = generator.name
-        if request.app.state.drain.active:  # shutting down: out of rotation, while still serving
-            checks["shutdown"] = {"status": "draining"}
+    if request.app.state.drain.active:  # shutting down: out of rotation, while still serving
+        checks["shutdown"] = {"status": "draining"}
     healthy = all(check["status"] == "ok" for check in checks.values())
     body = HealthOut(status="ok" if healthy else "unavailable", checks=checks)
     if healthy:
