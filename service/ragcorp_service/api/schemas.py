@@ -6,16 +6,25 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from ragcorp_service.api.json_values import value_problem
 from ragcorp_service.generation.citations import Citation
+from ragcorp_service.ingestion.chunking import is_visible
 from ragcorp_service.retrieval.request import Mode, SearchRequest
 from ragcorp_service.retrieval.results import RetrievedChunk
 
 COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 Collection = Annotated[str, StringConstraints(pattern=COLLECTION_PATTERN)]
-NonBlank = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
+
+
+def _visible(value: str) -> str:
+    if not is_visible(value):
+        raise ValueError("has no visible characters (only spaces, zero-width or control characters)")
+    return value
+
+
+NonBlank = Annotated[str, StringConstraints(min_length=1, pattern=r"\S"), AfterValidator(_visible)]
 MetadataValue = str | int | float | bool | None | list[str | int | float | bool]
 Metadata = Annotated[
     dict[Annotated[str, StringConstraints(min_length=1, max_length=128)], MetadataValue], Field(max_length=64)

@@ -9,6 +9,7 @@ sentence ends, and a sentence too long for one chunk at word boundaries.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -34,9 +35,26 @@ class _Unit:
 
 
 def normalize_text(text: str) -> str:
-    """Unify line endings, drop NULs (PDF extraction emits them), trim trailing space."""
+    """NFC (so "é" typed two ways is one text, one content hash), unified line endings, no NULs
+    (PDF extraction emits them), no trailing space."""
+    text = unicodedata.normalize("NFC", text)
     lines = text.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n").split("\n")
     return "\n".join(line.rstrip() for line in lines).strip()
+
+
+#: Letters that render as nothing (Hangul fillers, the braille blank): invisible, yet not format characters.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def is_visible(text: str) -> bool:
+    """Whether anything in `text` would show: not only spaces, format characters (zero-width
+    spaces and joiners, bidirectional controls), control characters or blank letters."""
+    return any(
+        not char.isspace()
+        and unicodedata.category(char) not in ("Cf", "Cc", "Zs", "Zl", "Zp")
+        and char not in _BLANK_LETTERS
+        for char in text
+    )
 
 
 def chunk_text(text: str, *, max_tokens: int, overlap_tokens: int, count_tokens: TokenCounter) -> list[Chunk]:

@@ -8,7 +8,9 @@ for all its documents), so a request's documents are stored all or none.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
@@ -49,9 +51,17 @@ def embedding_input(title: str, chunk: Chunk) -> str:
     return f"{title}\n\n{chunk.text}" if title else chunk.text
 
 
+#: Bidirectional controls: in a title (shown in lists, citations, UIs) they can make a name read
+#: as another ("invoice\u202eexe.pdf"); titles lose them. Texts keep theirs (a quoted Arabic passage).
+_BIDI_CONTROLS = MappingProxyType(
+    dict.fromkeys(map(ord, "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+)
+
+
 def clean_title(title: str) -> str:
-    """A title as stored: no NUL (no text store keeps one), no surrounding space."""
-    return title.replace("\x00", "").strip()
+    """A title as stored: NFC, no NUL (no text store keeps one), no bidirectional controls, no
+    surrounding space."""
+    return unicodedata.normalize("NFC", title).replace("\x00", "").translate(_BIDI_CONTROLS).strip()
 
 
 def content_hash(text: str) -> str:

@@ -154,3 +154,23 @@ async def test_made_up_http_methods_do_not_mint_metric_series(client_for: Client
     methods = {line.split('method="')[1].split('"')[0] for line in scrape.splitlines() if 'method="' in line}
     assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}, methods
     assert 'method="other"' in scrape
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("title", "\u200b\u200b"), ("text", "\u2060 \u200b\ufeff"), ("title", "\u3164"), ("text", "\u202e\u202c")],
+)
+async def test_titles_and_texts_of_only_invisible_characters_are_refused(
+    client: httpx.AsyncClient, field: str, value: str
+) -> None:
+    document = {"title": "Visible", "text": "Visible text.", field: value}
+    response = await client.post("/v1/documents", json=document)
+    assert response.status_code == 422 and "no visible characters" in response.text
+
+
+async def test_bidirectional_controls_leave_titles_and_text_is_compared_in_nfc(client: httpx.AsyncClient) -> None:
+    """A title cannot read as another name; "é" typed as one or two code points is one document."""
+    first = await client.post("/v1/documents", json={"title": "invoice\u202eexe.pdf", "text": "Caf\u00e9 hours."})
+    assert first.status_code == 201 and first.json()["title"] == "invoiceexe.pdf"
+    again = await client.post("/v1/documents", json={"title": "Other", "text": "Cafe\u0301 hours."})
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]

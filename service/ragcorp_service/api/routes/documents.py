@@ -28,6 +28,7 @@ from ragcorp_service.api.schemas import (
     DocumentsOut,
     UploadFields,
 )
+from ragcorp_service.ingestion.chunking import is_visible
 from ragcorp_service.ingestion.isolated_parsing import parse_isolated
 from ragcorp_service.ingestion.parsing import SUPPORTED_EXTENSIONS
 from ragcorp_service.ingestion.pipeline import IngestItem, IngestResult
@@ -96,7 +97,7 @@ async def _form_items(request: Request, settings: Settings) -> list[IngestItem]:
             parsed = await parse_isolated(
                 name, await upload.read(), settings.parse_timeout_seconds, _declared_charset(upload)
             )
-            if not parsed.text.strip():
+            if not is_visible(parsed.text):
                 raise InvalidRequest(["files", index], f"{name}: no text could be extracted", input=name)
             _check_length(settings, name, parsed.text)
             items.append(
