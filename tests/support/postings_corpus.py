@@ -62,3 +62,17 @@ def queries(rng: np.random.Generator, count: int) -> list[str]:
         )
         for _ in range(count)
     ]
+
+
+STATISTICS_CHECK = """
+    SELECT (SELECT count(*) FROM (SELECT term, count(*) AS n FROM chunk_terms GROUP BY term) p
+              FULL JOIN term_stats ts USING (term) WHERE p.n IS DISTINCT FROM ts.chunk_freq) AS disagreeing,
+           (SELECT chunk_count FROM corpus_stats) = (SELECT count(*) FROM chunks) AS chunks_counted,
+           (SELECT term_total FROM corpus_stats) = (SELECT coalesce(sum(term_count), 0) FROM chunks) AS terms_counted
+"""
+
+
+async def statistics_agree(connection: asyncpg.Connection) -> bool:
+    """Postings, term frequencies and corpus totals equal a fresh count of the stored chunks."""
+    row = await connection.fetchrow(STATISTICS_CHECK)
+    return bool(row["disagreeing"] == 0 and row["chunks_counted"] and row["terms_counted"])

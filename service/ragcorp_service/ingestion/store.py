@@ -19,6 +19,7 @@ import asyncpg
 import numpy as np
 from pgvector import Vector
 
+from ragcorp_service.db.retry import retrying
 from ragcorp_service.ingestion.chunking import Chunk
 
 
@@ -81,6 +82,13 @@ REFERENCE_DRIFT = 0.1
 
 
 async def insert_documents(
+    connection: asyncpg.Connection, batch: Sequence[ChunkedDocument]
+) -> list[tuple[DocumentRecord, bool]]:
+    """See `_insert_documents_once`; a deadlock victim is run again (`db.retry`)."""
+    return await retrying(lambda: _insert_documents_once(connection, batch))
+
+
+async def _insert_documents_once(
     connection: asyncpg.Connection, batch: Sequence[ChunkedDocument]
 ) -> list[tuple[DocumentRecord, bool]]:
     """Store a batch in one transaction; returns (record, created) per document, in order.
@@ -155,7 +163,9 @@ async def _insert_chunks(connection: asyncpg.Connection, batch: list[tuple[Docum
     )
 
 
-async def _add_postings_and_statistics(connection: asyncpg.Connection, document_ids: list[UUID]) -> None:
+async def _add_postings_and_statistics(
+    connection: asyncpg.Connection, document_ids: list[UUID], removed: tuple[int, int] = (0, 0)
+) -> None:
     """Write the new chunks' postings and count them into the BM25 statistics.
 
     Postings are weighted against the reference length read without a lock; the
@@ -191,7 +201,8 @@ async def _add_postings_and_statistics(connection: asyncpg.Connection, document_
         document_ids,
     )
     corpus = await connection.fetchrow("SELECT chunk_count, term_total, reference_avgdl FROM corpus_stats FOR UPDATE")
-    chunk_count, term_total = corpus["chunk_count"] + batch["chunks"], corpus["term_total"] + batch["terms"]
+    chunk_count = corpus["chunk_count"] + batch["chunks"] - removed[0]
+    term_total = corpus["term_total"] + batch["terms"] - removed[1]
     current = corpus["reference_avgdl"] or reference
     avgdl = term_total / max(chunk_count, 1)
     if chunk_count <= REFERENCE_MAX_CHUNKS and term_total and abs(avgdl / current - 1) > REFERENCE_DRIFT:
@@ -214,38 +225,65 @@ async def _add_postings_and_statistics(connection: asyncpg.Connection, document_
     )
 
 
-async def _remove_statistics(connection: asyncpg.Connection, document_id: UUID) -> None:
-    """Take a document's chunks out of the BM25 statistics (before the chunks go)."""
+_DOCUMENT_TERMS = """
+    SELECT u.lexeme, count(*) AS n FROM chunks c, unnest(c.tsv) u WHERE c.document_id = $1 GROUP BY u.lexeme
+"""
+
+
+async def _remove_statistics(
+    connection: asyncpg.Connection, document_id: UUID, *, update_corpus: bool = True
+) -> tuple[int, int]:
+    """Take a document's chunks out of the BM25 statistics (before the chunks go); returns the
+    chunks and terms taken out. With `update_corpus` False the corpus row is left to the caller,
+    who must take it last (a retitle adds its new terms first).
+
+    The term rows are locked (sorted) by one statement, changed by the next: a statement's
+    snapshot is older than the locks it waits for, so deciding "this term is now unused" in the
+    statement that locked it once deleted the row a concurrent ingest had just counted into.
+    """
     await connection.execute(
-        """
-        WITH counts AS (
-            SELECT u.lexeme, count(*) AS n FROM chunks c, unnest(c.tsv) u
-            WHERE c.document_id = $1 GROUP BY u.lexeme
-        ), locked AS (
-            SELECT ts.term, counts.n FROM term_stats ts JOIN counts ON counts.lexeme = ts.term
-            ORDER BY ts.term FOR UPDATE OF ts
-        ), updated AS (
-            UPDATE term_stats ts SET chunk_freq = ts.chunk_freq - locked.n
-            FROM locked WHERE ts.term = locked.term AND ts.chunk_freq > locked.n
-            RETURNING ts.term
+        f"""
+        SELECT ts.term FROM term_stats ts JOIN ({_DOCUMENT_TERMS}) counts ON counts.lexeme = ts.term
+        ORDER BY ts.term FOR UPDATE OF ts
+        """,
+        document_id,
+    )
+    await connection.execute(
+        f"""
+        UPDATE term_stats ts SET chunk_freq = ts.chunk_freq - counts.n
+        FROM ({_DOCUMENT_TERMS}) counts WHERE ts.term = counts.lexeme
+        """,
+        document_id,
+    )
+    await connection.execute(
+        f"DELETE FROM term_stats WHERE chunk_freq <= 0 AND term IN (SELECT lexeme FROM ({_DOCUMENT_TERMS}) t)",
+        document_id,
+    )
+    removed = await connection.fetchrow(
+        "SELECT count(*) AS chunks, coalesce(sum(term_count), 0) AS terms FROM chunks WHERE document_id = $1",
+        document_id,
+    )
+    if update_corpus:
+        await connection.execute(
+            "UPDATE corpus_stats SET chunk_count = chunk_count - $1, term_total = term_total - $2",
+            removed["chunks"],
+            removed["terms"],
         )
-        DELETE FROM term_stats ts USING locked
-        WHERE ts.term = locked.term AND ts.term NOT IN (SELECT term FROM updated)
-        """,
-        document_id,
-    )
-    await connection.execute(
-        """
-        UPDATE corpus_stats SET
-            chunk_count = chunk_count - d.chunks, term_total = term_total - d.terms
-        FROM (SELECT count(*) AS chunks, coalesce(sum(term_count), 0) AS terms
-              FROM chunks WHERE document_id = $1) d
-        """,
-        document_id,
-    )
+    return int(removed["chunks"]), int(removed["terms"])
 
 
 async def update_document(
+    connection: asyncpg.Connection,
+    document_id: UUID,
+    *,
+    metadata: dict[str, Any] | None,
+    retitled: ChunkedDocument | None,
+) -> DocumentRecord | None:
+    """See `_update_document_once`; a deadlock victim is run again (`db.retry`)."""
+    return await retrying(lambda: _update_document_once(connection, document_id, metadata=metadata, retitled=retitled))
+
+
+async def _update_document_once(
     connection: asyncpg.Connection,
     document_id: UUID,
     *,
@@ -269,7 +307,9 @@ async def update_document(
                 "UPDATE documents SET metadata = $2::jsonb WHERE id = $1", document_id, json.dumps(metadata)
             )
         if retitled is not None:
-            await _remove_statistics(connection, document_id)
+            # The corpus row last, once, for the net change: taken before the new terms, it
+            # waited in the opposite order to an ingest's (terms, then corpus) and deadlocked.
+            removed = await _remove_statistics(connection, document_id, update_corpus=False)
             await connection.execute(
                 "DELETE FROM chunk_terms WHERE chunk_id IN (SELECT id FROM chunks WHERE document_id = $1)",
                 document_id,
@@ -278,7 +318,7 @@ async def update_document(
                 "UPDATE documents SET title = $2 WHERE id = $1", document_id, retitled.document.title
             )
             await _retitle_chunks(connection, document_id, retitled)
-            await _add_postings_and_statistics(connection, [document_id])
+            await _add_postings_and_statistics(connection, [document_id], removed)
         row = await connection.fetchrow(f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE id = $1", document_id)
         return _record(row)
 
@@ -308,6 +348,12 @@ async def _retitle_chunks(connection: asyncpg.Connection, document_id: UUID, ret
 
 
 async def delete_document(connection: asyncpg.Connection, document_id: UUID) -> bool:
+    """Remove a document, its chunks and their statistics; False when there is none. A deadlock
+    victim is run again (`db.retry`)."""
+    return await retrying(lambda: _delete_document_once(connection, document_id))
+
+
+async def _delete_document_once(connection: asyncpg.Connection, document_id: UUID) -> bool:
     async with connection.transaction():
         locked = await connection.fetchval("SELECT id FROM documents WHERE id = $1 FOR UPDATE", document_id)
         if locked is None:

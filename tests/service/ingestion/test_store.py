@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import asyncpg
 import numpy as np
 from pgvector.asyncpg import register_vector
 
-from ragcorp_service.ingestion.store import update_document
+from ragcorp_service.ingestion.chunking import Chunk
+from ragcorp_service.ingestion.store import (
+    ChunkedDocument,
+    DocumentRecord,
+    NewDocument,
+    delete_document,
+    insert_documents,
+    update_document,
+)
+from ragcorp_service.local_models import DIMENSIONS
 from tests.support import postings_corpus as corpus
 
 
@@ -66,3 +76,51 @@ async def test_a_new_title_keeps_every_chunk_id_and_the_statistics_equal_to_what
     assert consistency["postings"] == consistency["frequencies"] and consistency["disagreeing"] == 0
     assert consistency["chunks_counted"] and consistency["terms_counted"]
     assert consistency["zebra"] == 4  # the new title's words are in each of its chunks
+
+
+async def test_concurrent_retitles_deletes_and_ingests_sharing_words_never_fail_and_keep_the_statistics(
+    database_url: str,
+) -> None:
+    """Title changes, deletes and ingests over the same words, at once: PostgreSQL may pick one of
+    them as a deadlock victim, but none fails (the write is retried), and the statistics still
+    equal what is stored."""
+    rng = np.random.default_rng(11)
+    stored = await corpus.store(database_url, corpus.documents(rng, 12, lengths=(20, 60)))
+    records = [record for record, _ in stored]
+    connections = [await asyncpg.connect(database_url) for _ in range(8)]
+    for connection in connections:
+        await register_vector(connection)
+
+    async def retitle(connection: asyncpg.Connection, record: DocumentRecord, words: str) -> None:
+        chunks = [
+            Chunk(row["text"], row["token_count"])
+            for row in await connection.fetch(
+                "SELECT text, token_count FROM chunks WHERE document_id = $1 ORDER BY ordinal", record.id
+            )
+        ]
+        vectors = rng.normal(size=(len(chunks), DIMENSIONS)).astype(np.float32)
+        document = replace(record_as_new(record), title=words)
+        await update_document(
+            connection, record.id, metadata=None, retitled=ChunkedDocument(document, chunks, list(vectors))
+        )
+
+    try:
+        for round_ in range(3):
+            work = []
+            for index, connection in enumerate(connections):
+                record = records[(round_ * len(connections) + index) % len(records)]
+                if index % 4 == 1:
+                    work.append(insert_documents(connection, corpus.documents(rng, 2, lengths=(20, 60))))
+                elif index % 4 == 3 and round_ == 2:
+                    work.append(delete_document(connection, record.id))
+                else:
+                    work.append(retitle(connection, record, " ".join(corpus.words(rng, 6))))
+            await asyncio.gather(*work)
+        assert await corpus.statistics_agree(connections[0])
+    finally:
+        for connection in connections:
+            await connection.close()
+
+
+def record_as_new(record: DocumentRecord) -> NewDocument:
+    return NewDocument(record.collection, record.title, "", record.source, record.metadata, record.content_sha256)
