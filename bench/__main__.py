@@ -76,12 +76,18 @@ class Results(dict[str, Any]):
 
 
 async def run(only: set[str]) -> dict[str, Any]:
-    seconds = knob("BENCH_SECONDS", 10)
     corpus, queries_file, _ = quality.scifact_paths()
     queries = list(read_queries(queries_file).values())
     results = Results()
     results["machine"] = {**results.get("machine", {}), **machine.describe()}
+    _embedder_sections(only, results, corpus, queries_file, queries)
+    _cluster_sections(only, results)  # no database of ours: the operator's own emulator or cluster
+    if only & NEED_DATABASE:
+        await _database_sections(only, results, queries)
+    return results
 
+
+def _embedder_sections(only: set[str], results: Results, corpus: Path, queries_file: Path, queries: list[str]) -> None:
     if "recipes" in only:
         print("recipes: int8 export recipes against fp32 on a broad text set ...", flush=True)
         _, _, qrels_file = quality.scifact_paths()
@@ -93,9 +99,24 @@ async def run(only: set[str]) -> dict[str, Any]:
             corpus, queries[:200], int(knob("BENCH_EMBEDDER_DOCS", 400)), batch_sizes=(1, 4, 16, 64)
         )
         print(embedder.line(results["embedder"]), flush=True)
-    if not only & NEED_DATABASE:
-        return results
 
+
+def _cluster_sections(only: set[str], results: Results) -> None:
+    if "operator" in only:
+        print("operator: one rollout, then many resources ...", flush=True)
+        idle = knob("BENCH_OPERATOR_IDLE_SECONDS", 30)
+        results["operator_rollout"] = operator_load.rollout_timings(idle)
+        count = int(knob("BENCH_OPERATOR_RESOURCES", 200))
+        budget = knob("BENCH_OPERATOR_SECONDS", 300)
+        results["operator_scale"] = operator_load.many_resources(count, budget, idle)
+    if "e2e" in only:
+        print("e2e: the operator driving the real service on the real control plane ...", flush=True)
+        results["e2e_cluster"] = e2e_cluster.scenarios()
+
+
+async def _database_sections(only: set[str], results: Results, queries: list[str]) -> None:
+    seconds = knob("BENCH_SECONDS", 10)
+    corpus, _, _ = quality.scifact_paths()
     server = database_url()
     url = for_embedding_model(server, LOCAL_EMBEDDING_MODEL)
     await ensure_database(url)
@@ -121,10 +142,20 @@ async def run(only: set[str]) -> dict[str, Any]:
         if "edge" in only:
             print("edge: /healthz while hostile uploads parse ...", flush=True)
             results["edge"] = await asyncio.to_thread(edge.measure, service)
-
     if "quality" in only:
         await _quality_of_other_models(server, results)
+    await _large_sections(only, results, url, queries, vectors, local, seconds)
 
+
+async def _large_sections(
+    only: set[str],
+    results: Results,
+    url: str,
+    queries: list[str],
+    vectors: list[Any],
+    local: LocalEmbedder,
+    seconds: float,
+) -> None:
     large = with_database(url, f"{database_name(url)}_large")
     if "search" in only or "million" in only:
         # A copy (made once, then reused) grows to the large size; the small database stays SciFact only.
@@ -139,7 +170,6 @@ async def run(only: set[str]) -> dict[str, Any]:
             results["search_large"] = await _search(large, service, queries, vectors, local, seconds)
         print("search: the store path at the large size (written, then rolled back) ...", flush=True)
         results["store_large"] = await synthetic.store_rate(large)
-
     if "million" in only:
         million = with_database(url, f"{database_name(url)}_million")
         await ensure_database(million, template=database_name(large))
@@ -155,19 +185,6 @@ async def run(only: set[str]) -> dict[str, Any]:
             "keyword_against_full": await search_latency.keyword_against_full(million, queries[:100], limits=(10,)),
             "store": await synthetic.store_rate(million),
         }
-
-    if "operator" in only:
-        print("operator: one rollout, then many resources ...", flush=True)
-        idle = knob("BENCH_OPERATOR_IDLE_SECONDS", 30)
-        results["operator_rollout"] = operator_load.rollout_timings(idle)
-        count = int(knob("BENCH_OPERATOR_RESOURCES", 200))
-        budget = knob("BENCH_OPERATOR_SECONDS", 300)
-        results["operator_scale"] = operator_load.many_resources(count, budget, idle)
-
-    if "e2e" in only:
-        print("e2e: the operator driving the real service on the real control plane ...", flush=True)
-        results["e2e_cluster"] = e2e_cluster.scenarios()
-    return results
 
 
 async def _quality_of_other_models(server: str, results: Results) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.service.ingestion.pdfs import stalling_pdf
+from tests.support.pdfs import stalling_pdf
 
 
 def _upload_while_polling(service: str, name: str, content: bytes, media_type: str) -> dict[str, Any]:

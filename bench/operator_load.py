@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ragcorp_operator.cluster import Cluster, load_api_client
-from tests.operator.emulator import (
+from tests.support.kube_emulator import (
     HELPER_TOKEN,
     MONITORING,
     OPERATOR_TOKEN,
@@ -31,7 +31,7 @@ from tests.operator.emulator import (
     running_api_server,
     write_kubeconfig,
 )
-from tests.operator.support import ClusterHelper
+from tests.support.operator_cluster import ClusterHelper
 
 SPEC = {
     "image": "registry.example/ragcorp:1.0",

@@ -98,3 +98,15 @@ def _allowed(path: Path, module: str) -> bool:
 def test_test_modules_import_only_the_support_package(path: Path) -> None:
     wrong = [module for module in _imported_modules(path) if not _allowed(path, module)]
     assert not wrong, f"{relative(path)} imports {wrong}: move what is shared to tests/support/"
+
+
+def test_the_benchmarks_import_and_share_only_the_support_package() -> None:
+    """`make bench` is not run by `make test`: a helper moved from under it must fail here, not there."""
+    import importlib
+
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        wrong = [
+            module for module in _imported_modules(path) if module.startswith("tests.") and not _allowed(path, module)
+        ]
+        assert not wrong, f"{relative(path)} imports {wrong}"
+        importlib.import_module(f"bench.{path.stem}")

@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from ragcorp_service.api.auth import AUTH_FAILURES_BURST, AUTH_FAILURES_PER_SECOND
+from ragcorp_service.api.deps import refuse_unknown_query
 from ragcorp_service.api.errors import install_error_handlers
 from ragcorp_service.api.routes import ask, documents, health, search, version
 from ragcorp_service.api.routes import metrics as metrics_route
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, span_exporter: SpanExporter | N
         version=settings.ragcorp_version,
         summary="Hybrid retrieval and grounded answers over your documents.",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_unknown_query)],
     )
     app.state.settings = settings
     app.state.metrics = metrics = ServiceMetrics()
