@@ -40,7 +40,6 @@ SPEC = {
     "strategy": {"blueGreen": {"scaleDownDelaySeconds": 0}},
 }
 FIRST_PASS = [
-    ("ConfigMap", "{}-config"),
     ("ConfigMap", "{}-dashboards"),
     ("Service", "{}"),
     ("Service", "{}-preview"),
@@ -49,6 +48,15 @@ FIRST_PASS = [
     ("PrometheusRule", "{}"),
     ("Job", "{}-migrate-1"),
 ]
+
+
+def first_pass_written(cluster: ClusterHelper, name: str) -> bool:
+    """Every child of the first pass, the ConfigMap the migration Job reads (named by its config) too."""
+    if not all(cluster.get(kind, child.format(name)) for kind, child in FIRST_PASS):
+        return False
+    job = cluster.get("Job", f"{name}-migrate-1") or {}
+    config_map = job["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["configMapRef"]["name"]
+    return cluster.get("ConfigMap", config_map) is not None
 
 
 def wait(check: Callable[[], Any], timeout: float = 600, interval: float = 0.02) -> float:
@@ -163,7 +171,7 @@ def rollout_timings(idle_seconds: float) -> dict[str, Any]:
         wait(lambda: watching(server), timeout=120)
         started = time.perf_counter()
         cluster.apply_resource("rag", SPEC)
-        children = wait(lambda: all(cluster.get(kind, name.format("rag")) for kind, name in FIRST_PASS))
+        children = wait(lambda: first_pass_written(cluster, "rag"))
         wait(lambda: bring_to_ready(cluster, "rag"))
         to_ready = time.perf_counter() - started
         cluster.apply_resource("rag", {**SPEC, "image": "registry.example/ragcorp:2.0"})

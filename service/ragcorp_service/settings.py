@@ -9,6 +9,7 @@ a confusing error on the first request.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -28,19 +29,29 @@ SCOPES = frozenset({"ingest", "ask", "metrics"})
 Provider = Literal["local", "gemini"]
 
 
-def parse_api_keys(raw: str) -> dict[str, frozenset[str]]:
-    """Parse `key:scope,scope;key2:scope` into a mapping of key to scopes.
+@dataclass(frozen=True)
+class KeyGrant:
+    """What one API key may do: its scopes, and the collections it reads and writes (None: all)."""
+
+    scopes: frozenset[str]
+    collections: frozenset[str] | None = None
+
+
+def parse_api_keys(raw: str) -> dict[str, KeyGrant]:
+    """Parse `key:scope,scope[:collection,collection];key2:scope` into each key's grant.
 
     Raises ValueError naming the entry at fault, never the key itself, so that a
     secret cannot leak into a start-up log.
     """
-    keys: dict[str, frozenset[str]] = {}
+    keys: dict[str, KeyGrant] = {}
     for position, entry in enumerate(filter(None, (e.strip() for e in raw.split(";"))), 1):
-        key, sep, scope_list = entry.partition(":")
+        key, sep, rest = entry.partition(":")
+        scope_list, limited, collection_list = rest.partition(":")
         key = key.strip()
         scopes = frozenset(s.strip() for s in scope_list.split(",") if s.strip())
-        if not sep or not key or not scopes:
-            raise ValueError(f"entry {position} must look like 'key:scope[,scope]'")
+        collections = frozenset(c.strip() for c in collection_list.split(",") if c.strip())
+        if not sep or not key or not scopes or (limited and not collections):
+            raise ValueError(f"entry {position} must look like 'key:scope[,scope][:collection[,collection]]'")
         unknown = scopes - SCOPES
         if unknown:
             raise ValueError(
@@ -48,7 +59,7 @@ def parse_api_keys(raw: str) -> dict[str, frozenset[str]]:
             )
         if key in keys:
             raise ValueError(f"entry {position} repeats an earlier key")
-        keys[key] = scopes
+        keys[key] = KeyGrant(scopes, collections if limited else None)
     return keys
 
 
@@ -216,10 +227,14 @@ class Settings(BaseSettings):
         return GEMINI_EMBEDDING_DIMENSIONS if self.provider == "gemini" else LOCAL_EMBEDDING_DIMENSIONS
 
     @cached_property
-    def api_key_scopes(self) -> dict[str, frozenset[str]]:
+    def api_key_grants(self) -> dict[str, KeyGrant]:
         if self.api_keys is None:
             return {}
         return parse_api_keys(self.api_keys.get_secret_value())
+
+    @property
+    def api_key_scopes(self) -> dict[str, frozenset[str]]:
+        return {key: grant.scopes for key, grant in self.api_key_grants.items()}
 
     @property
     def cors_origins(self) -> list[str]:

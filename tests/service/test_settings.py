@@ -7,7 +7,7 @@ import pytest
 from ragcorp_service import __version__
 from ragcorp_service.cli import main
 from ragcorp_service.local_models import DEFAULT
-from ragcorp_service.settings import Settings, SettingsError, load_settings, parse_api_keys
+from ragcorp_service.settings import KeyGrant, Settings, SettingsError, load_settings, parse_api_keys
 
 
 def test_defaults_run_offline_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,9 +53,10 @@ def test_a_read_replica_needs_the_primary(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_seed_production_api_keys_parse() -> None:
-    assert parse_api_keys("prod-key-1:ingest,ask;metrics-key:metrics") == {
-        "prod-key-1": frozenset({"ingest", "ask"}),
-        "metrics-key": frozenset({"metrics"}),
+    assert parse_api_keys("prod-key-1:ingest,ask;metrics-key:metrics;team-a:ask:handbook,faq") == {
+        "prod-key-1": KeyGrant(frozenset({"ingest", "ask"})),
+        "metrics-key": KeyGrant(frozenset({"metrics"})),
+        "team-a": KeyGrant(frozenset({"ask"}), frozenset({"handbook", "faq"})),
     }
 
 

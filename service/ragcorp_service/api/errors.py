@@ -19,7 +19,7 @@ from ragcorp_service.api.json_values import clean_errors
 from ragcorp_service.api.service_metrics import ServiceMetrics
 from ragcorp_service.ingestion.parsing import ParseLimitExceeded, UnreadableFile
 from ragcorp_service.providers.unavailable import ProviderUnavailable
-from ragcorp_service.services.errors import OverLimit
+from ragcorp_service.services.errors import Forbidden, OverLimit
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,10 @@ def install_error_handlers(app: FastAPI, metrics: ServiceMetrics) -> None:
         """The last resort: a bug is still a JSON error, logged with its traceback."""
         log.exception("unhandled error", extra={"path": request.url.path, "error": type(exc).__name__})
         return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
 
     @app.exception_handler(OverLimit)
     async def over_limit(_: Request, exc: OverLimit) -> JSONResponse:

@@ -141,15 +141,16 @@ class RetrievalOptions(Strict):
     collection: Collection | None = None
     filters: Metadata = Field(default_factory=dict, description="Documents whose metadata contains these pairs.")
 
-    def _request(self, query: str) -> SearchRequest:
-        return SearchRequest(query, self.top_k, self.mode, self.collection, self.filters)
+    def _request(self, query: str, allowed: frozenset[str] | None) -> SearchRequest:
+        return SearchRequest(query, self.top_k, self.mode, self.collection, self.filters, allowed)
 
 
 class SearchIn(RetrievalOptions):
     query: Query
 
-    def to_request(self) -> SearchRequest:
-        return self._request(self.query)
+    def to_request(self, allowed: frozenset[str] | None = None) -> SearchRequest:
+        """`allowed`: the caller's API key's collections (None: all)."""
+        return self._request(self.query, allowed)
 
 
 class SearchOut(BaseModel):
@@ -162,8 +163,8 @@ class AskIn(RetrievalOptions):
     question: Query
     stream: bool = Field(default=False, description="Answer as server-sent events.")
 
-    def to_request(self) -> SearchRequest:
-        return self._request(self.question)
+    def to_request(self, allowed: frozenset[str] | None = None) -> SearchRequest:
+        return self._request(self.question, allowed)
 
 
 class AskOut(BaseModel):

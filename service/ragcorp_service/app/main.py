@@ -73,7 +73,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     pool = await create_pool(settings.database_url, settings)
     read_pool = await create_pool(settings.database_read_url, settings) if settings.database_read_url else pool
     metrics.watch_pool(lambda: (pool.get_size(), pool.get_idle_size()))
-    keys = KeyRing(settings.api_key_scopes)
+    keys = KeyRing(settings.api_key_grants)
     if keys.open:
         log.warning("API_KEYS is unset: serving without authentication", extra={"host": settings.host})
     reader = ReadPool(read_pool)

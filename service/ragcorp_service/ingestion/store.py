@@ -375,23 +375,36 @@ async def get_chunks(pool: asyncpg.Pool, document_id: UUID) -> list[asyncpg.Reco
     return rows
 
 
+def _listed(collection: int, allowed: int) -> str:
+    """The listing's condition, on the parameters numbered `collection` and `allowed`."""
+    return (
+        f"(${collection}::text IS NULL OR collection = ${collection})"
+        f" AND (${allowed}::text[] IS NULL OR collection = ANY(${allowed}))"
+    )
+
+
 async def list_documents(
-    pool: asyncpg.Pool, *, collection: str | None, limit: int, offset: int
+    pool: asyncpg.Pool,
+    *,
+    collection: str | None,
+    limit: int,
+    offset: int,
+    allowed_collections: frozenset[str] | None = None,
 ) -> tuple[list[DocumentRecord], int]:
+    """Newest first; `allowed_collections` (an API key's) bounds what any listing shows."""
+    allowed = sorted(allowed_collections) if allowed_collections is not None else None
     rows = await pool.fetch(
         f"""
         SELECT {_DOCUMENT_COLUMNS}, count(*) OVER () AS total FROM documents
-        WHERE $1::text IS NULL OR collection = $1
-        ORDER BY created_at DESC, id LIMIT $2 OFFSET $3
+        WHERE {_listed(1, 4)} ORDER BY created_at DESC, id LIMIT $2 OFFSET $3
         """,
         collection,
         limit,
         offset,
+        allowed,
     )
     if not rows:
-        total = await pool.fetchval(
-            "SELECT count(*) FROM documents WHERE $1::text IS NULL OR collection = $1", collection
-        )
+        total = await pool.fetchval(f"SELECT count(*) FROM documents WHERE {_listed(1, 2)}", collection, allowed)
         return [], int(total)
     total = rows[0]["total"]
     return [_record({k: v for k, v in row.items() if k != "total"}) for row in rows], int(total)  # type: ignore[arg-type]

@@ -16,6 +16,8 @@ class SearchRequest:
     mode: Mode = "hybrid"
     collection: str | None = None
     filters: dict[str, Any] = field(default_factory=dict)
+    #: The collections the caller may read (its API key's); None: every one.
+    allowed_collections: frozenset[str] | None = None
 
 
 def filter_sql(request: SearchRequest, first_param: int) -> tuple[str, list[Any]]:
@@ -25,6 +27,9 @@ def filter_sql(request: SearchRequest, first_param: int) -> tuple[str, list[Any]
     if request.collection is not None:
         params.append(request.collection)
         clauses.append(f"c.collection = ${first_param + len(params) - 1}")
+    if request.allowed_collections is not None:
+        params.append(sorted(request.allowed_collections))
+        clauses.append(f"c.collection = ANY(${first_param + len(params) - 1}::text[])")
     if request.filters:
         params.append(json.dumps(request.filters))
         clauses.append(

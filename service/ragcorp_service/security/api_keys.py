@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from ragcorp_service.settings import SCOPES
+from ragcorp_service.settings import SCOPES, KeyGrant
 
 
 @dataclass(frozen=True)
@@ -20,14 +20,19 @@ class Principal:
     name: str
     scopes: frozenset[str]
     anonymous: bool = False
+    #: The collections it may read and write; None: every one.
+    collections: frozenset[str] | None = None
+
+    def may_use(self, collection: str) -> bool:
+        return self.collections is None or collection in self.collections
 
 
 ANONYMOUS = Principal("anonymous", frozenset(SCOPES), anonymous=True)
 
 
 class KeyRing:
-    def __init__(self, keys: dict[str, frozenset[str]]) -> None:
-        self._keys = [(key.encode(), scopes) for key, scopes in keys.items()]
+    def __init__(self, keys: dict[str, KeyGrant]) -> None:
+        self._keys = [(key.encode(), grant) for key, grant in keys.items()]
 
     @property
     def open(self) -> bool:
@@ -37,9 +42,10 @@ class KeyRing:
     def resolve(self, presented: str) -> Principal | None:
         candidate = presented.encode()
         found: Principal | None = None
-        for key, scopes in self._keys:
+        for key, grant in self._keys:
             if hmac.compare_digest(candidate, key):
-                found = Principal(f"key:{hashlib.sha256(key).hexdigest()[:8]}", scopes)
+                name = f"key:{hashlib.sha256(key).hexdigest()[:8]}"
+                found = Principal(name, grant.scopes, collections=grant.collections)
         return found
 
 

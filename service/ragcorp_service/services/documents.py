@@ -12,6 +12,7 @@ import asyncpg
 from ragcorp_service.ingestion import store
 from ragcorp_service.ingestion.pipeline import IngestItem, Ingestor, IngestResult
 from ragcorp_service.ingestion.store import DocumentRecord
+from ragcorp_service.services.errors import Forbidden
 
 
 @dataclass(frozen=True)
@@ -22,29 +23,54 @@ class StoredChunk:
     token_count: int
 
 
+#: The collections a caller may use (its API key's); None: every one.
+Allowed = frozenset[str] | None
+
+
+def check_collection(allowed: Allowed, collection: str) -> None:
+    if allowed is not None and collection not in allowed:
+        raise Forbidden(f"this API key may not use collection {collection!r}")
+
+
 @dataclass(frozen=True)
 class DocumentService:
+    """Every method takes the caller's `allowed` collections: a document elsewhere is refused
+    when named by collection (403) and does not exist when named by id (404, nothing leaks)."""
+
     pool: asyncpg.Pool
     ingestor: Ingestor
 
-    async def ingest(self, items: list[IngestItem]) -> list[IngestResult]:
+    async def ingest(self, items: list[IngestItem], allowed: Allowed = None) -> list[IngestResult]:
         """Store new content; content already in its collection is returned, not stored again."""
+        for item in items:
+            check_collection(allowed, item.collection)
         return await self.ingestor.ingest(items)
 
     async def update(
-        self, document_id: UUID, *, title: str | None, metadata: dict[str, Any] | None
+        self, document_id: UUID, *, title: str | None, metadata: dict[str, Any] | None, allowed: Allowed = None
     ) -> DocumentRecord | None:
+        if await self.get(document_id, allowed) is None:
+            return None
         return await self.ingestor.update(document_id, title=title, metadata=metadata)
 
-    async def page(self, *, collection: str | None, limit: int, offset: int) -> tuple[list[DocumentRecord], int]:
-        return await store.list_documents(self.pool, collection=collection, limit=limit, offset=offset)
+    async def page(
+        self, *, collection: str | None, limit: int, offset: int, allowed: Allowed = None
+    ) -> tuple[list[DocumentRecord], int]:
+        if collection is not None:
+            check_collection(allowed, collection)
+        return await store.list_documents(
+            self.pool, collection=collection, limit=limit, offset=offset, allowed_collections=allowed
+        )
 
-    async def get(self, document_id: UUID) -> DocumentRecord | None:
-        return await store.get_document(self.pool, document_id)
+    async def get(self, document_id: UUID, allowed: Allowed = None) -> DocumentRecord | None:
+        record = await store.get_document(self.pool, document_id)
+        return record if record is not None and (allowed is None or record.collection in allowed) else None
 
     async def chunks(self, document_id: UUID) -> list[StoredChunk]:
         return [StoredChunk(**dict(row)) for row in await store.get_chunks(self.pool, document_id)]
 
-    async def delete(self, document_id: UUID) -> bool:
+    async def delete(self, document_id: UUID, allowed: Allowed = None) -> bool:
+        if await self.get(document_id, allowed) is None:
+            return False
         async with self.pool.acquire() as connection:
             return await store.delete_document(connection, document_id)

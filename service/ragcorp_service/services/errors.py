@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 
+class Forbidden(PermissionError):
+    """The caller's API key may not use this collection (a 403 saying which)."""
+
+
 class OverLimit(ValueError):
     """A request asks for more than a configured limit allows (a 422 naming the field and the setting)."""
 

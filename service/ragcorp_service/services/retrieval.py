@@ -11,6 +11,7 @@ from ragcorp_service.retrieval import search as ranking
 from ragcorp_service.retrieval.request import SearchRequest
 from ragcorp_service.retrieval.results import RetrievedChunk
 from ragcorp_service.retrieval.search import ReadPool, SearchTuning
+from ragcorp_service.services.documents import check_collection
 from ragcorp_service.services.errors import OverLimit
 
 
@@ -24,6 +25,8 @@ class RetrievalService:
     tuning: SearchTuning = field(default_factory=SearchTuning)
 
     async def search(self, request: SearchRequest) -> list[RetrievedChunk]:
+        if request.collection is not None:
+            check_collection(request.allowed_collections, request.collection)
         if request.top_k > self.max_top_k:
             message = f"Input should be less than or equal to {self.max_top_k} (MAX_TOP_K)"
             raise OverLimit("top_k", message, request.top_k)

@@ -88,8 +88,8 @@ V3_REGRESSION = Patch(
 
 V4_REGRESSION = Patch(
     "api/routes/search.py",
-    "    chunks = await state.retrieval.search(body.to_request())\n",
-    "    chunks = await state.retrieval.search(body.to_request())\n"
+    "    chunks = await state.retrieval.search(body.to_request(caller.collections))\n",
+    "    chunks = await state.retrieval.search(body.to_request(caller.collections))\n"
     '    if body.mode == "keyword":\n'
     '        raise RuntimeError("v4 regression: keyword search lost its index")\n',
 )

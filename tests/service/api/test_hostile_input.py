@@ -174,3 +174,30 @@ async def test_bidirectional_controls_leave_titles_and_text_is_compared_in_nfc(c
     assert first.status_code == 201 and first.json()["title"] == "invoiceexe.pdf"
     again = await client.post("/v1/documents", json={"title": "Other", "text": "Cafe\u0301 hours."})
     assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+
+
+@pytest.mark.parametrize(
+    ("metadata", "word"),
+    [
+        ({"blob": "x" * 1001}, "1000"),
+        ({"tags": ["t"] * 101}, "100"),
+        ({"tags": ["x" * 257]}, "256"),
+        ({f"k{i}": "y" * 900 for i in range(20)}, "16384"),
+    ],
+)
+async def test_metadata_is_bounded_at_ingest_and_patch(client: httpx.AsyncClient, metadata: dict, word: str) -> None:
+    """Metadata comes back with every hit: one 5 MB value once made each search return 15 MB."""
+    ingest = await client.post("/v1/documents", json={"title": "T", "text": "Some text.", "metadata": metadata})
+    assert ingest.status_code == 422 and word in ingest.text
+    stored = await client.post("/v1/documents", json={"title": "T", "text": "Some text."})
+    patch = await client.patch(f"/v1/documents/{stored.json()['id']}", json={"metadata": metadata})
+    assert patch.status_code == 422 and word in patch.text
+
+
+async def test_unknown_query_parameters_are_refused(client: httpx.AsyncClient) -> None:
+    """`?colection=x` would list every collection while the caller thinks it filtered."""
+    response = await client.get("/v1/documents", params={"colection": "handbook"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "colection"]
+    assert (await client.get("/v1/documents", params={"collection": "handbook"})).status_code == 200
+    assert (await client.get("/healthz", params={"full": "true"})).status_code == 200

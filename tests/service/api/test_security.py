@@ -235,3 +235,29 @@ def test_refuses_to_start_open_on_a_public_address(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("ALLOW_ANONYMOUS", "0")
     monkeypatch.setenv("API_KEYS", "k:ask")
     assert load_settings().api_key_scopes == {"k": frozenset({"ask"})}
+
+
+async def test_a_key_limited_to_collections_reads_and_writes_only_those(client_for: ClientFactory) -> None:
+    """`key:scopes:collections`: searches, answers and listings see only the key's collections; a
+    document elsewhere is refused by collection (403) and does not exist by id (404)."""
+    client = await client_for(api_keys="admin:ingest,ask;team:ingest,ask:handbook", rate_limit_rps=1000)
+    admin, team = {"X-API-Key": "admin"}, {"X-API-Key": "team"}
+    own = {"title": "Handbook", "text": "The volcano drill is on Fridays.", "collection": "handbook"}
+    other = {"title": "Plans", "text": "The volcano budget is secret.", "collection": "secret"}
+    assert (await client.post("/v1/documents", json=own, headers=admin)).status_code == 201
+    hidden = (await client.post("/v1/documents", json=other, headers=admin)).json()["id"]
+    refused = await client.post("/v1/documents", json={**other, "text": "More."}, headers=team)
+    assert refused.status_code == 403 and "secret" in refused.json()["detail"]
+    hits = (await client.post("/v1/search", json={"query": "volcano"}, headers=team)).json()["results"]
+    assert hits and {hit["collection"] for hit in hits} == {"handbook"}
+    named = await client.post("/v1/search", json={"query": "volcano", "collection": "secret"}, headers=team)
+    assert named.status_code == 403
+    answer = (await client.post("/v1/ask", json={"question": "When is the volcano drill?"}, headers=team)).json()
+    assert answer["citations"] and all(c["title"] == "Handbook" for c in answer["citations"])
+    listed = (await client.get("/v1/documents", headers=team)).json()
+    assert listed["total"] == 1 and listed["documents"][0]["collection"] == "handbook"
+    assert (await client.get("/v1/documents", params={"collection": "secret"}, headers=team)).status_code == 403
+    assert (await client.get(f"/v1/documents/{hidden}", headers=team)).status_code == 404
+    assert (await client.patch(f"/v1/documents/{hidden}", json={"title": "X"}, headers=team)).status_code == 404
+    assert (await client.delete(f"/v1/documents/{hidden}", headers=team)).status_code == 404
+    assert (await client.get(f"/v1/documents/{hidden}", headers=admin)).json()["title"] == "Plans"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from ragcorp_service.security.api_keys import KeyRing, presented_key
+from ragcorp_service.settings import KeyGrant
 
 
 def test_keys_resolve_to_their_scopes_and_names_hide_the_key() -> None:
-    ring = KeyRing({"s3cret": frozenset({"ask"}), "other": frozenset({"ingest"})})
+    ring = KeyRing({"s3cret": KeyGrant(frozenset({"ask"})), "other": KeyGrant(frozenset({"ingest"}))})
     principal = ring.resolve("s3cret")
     assert principal is not None and principal.scopes == {"ask"}
     assert "s3cret" not in principal.name and principal.name.startswith("key:")

@@ -27,11 +27,11 @@ _CITATIONS = TypeAdapter(list[Citation])
     response_model=AskOut,
     responses={200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE when stream is true"}},
 )
-async def ask(body: AskIn, state: StateDep, _: AskAllowed) -> Any:
+async def ask(body: AskIn, state: StateDep, caller: AskAllowed) -> Any:
     if not body.stream:
-        answer = await state.answering.answer(body.to_request())
+        answer = await state.answering.answer(body.to_request(caller.collections))
         return AskOut(answer=answer.text, citations=answer.citations, generator=answer.generator, mode=body.mode)
-    stream = await state.answering.stream(body.to_request())
+    stream = await state.answering.stream(body.to_request(caller.collections))
 
     async def events() -> AsyncIterator[dict[str, str]]:
         async for piece in stream.pieces():

@@ -173,11 +173,13 @@ def _unprocessable(exc: ValidationError) -> RequestValidationError:
         415: {"description": "Unsupported or unreadable file"},
     },
 )
-async def ingest(request: Request, response: Response, state: StateDep, settings: SettingsDep, _: IngestAllowed) -> Any:
+async def ingest(
+    request: Request, response: Response, state: StateDep, settings: SettingsDep, caller: IngestAllowed
+) -> Any:
     """Ingest one document as JSON, or files as `multipart/form-data` (.txt, .md, .html, .pdf)."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        results = await state.documents.ingest(await _form_items(request, settings))
+        results = await state.documents.ingest(await _form_items(request, settings), caller.collections)
         response.status_code = 201 if any(r.created for r in results) else 200
         return DocumentsOut(documents=[_out(r) for r in results])
     if not content_type.startswith("application/json"):
@@ -187,14 +189,14 @@ async def ingest(request: Request, response: Response, state: StateDep, settings
         )
     document: DocumentIn = _validated(DocumentIn, await request.body())
     _check_length(settings, "text", document.text)
-    [result] = await state.documents.ingest([_item(document)])
+    [result] = await state.documents.ingest([_item(document)], caller.collections)
     response.status_code = 201 if result.created else 200
     return _out(result)
 
 
 @router.post("/batch", response_model=DocumentsOut, status_code=201)
 async def ingest_batch(
-    batch: DocumentBatchIn, response: Response, state: StateDep, settings: SettingsDep, _: IngestAllowed
+    batch: DocumentBatchIn, response: Response, state: StateDep, settings: SettingsDep, caller: IngestAllowed
 ) -> DocumentsOut:
     """Ingest up to MAX_BATCH_DOCUMENTS documents; they are embedded together, which is faster."""
     if len(batch.documents) > settings.max_batch_documents:
@@ -204,7 +206,7 @@ async def ingest_batch(
         )
     for index, document in enumerate(batch.documents):
         _check_length(settings, f"documents[{index}].text", document.text)
-    results = await state.documents.ingest([_item(d) for d in batch.documents])
+    results = await state.documents.ingest([_item(d) for d in batch.documents], caller.collections)
     if not any(r.created for r in results):
         response.status_code = 200
     return DocumentsOut(documents=[_out(r) for r in results])
@@ -213,20 +215,22 @@ async def ingest_batch(
 @router.get("", response_model=DocumentListOut)
 async def list_documents(
     state: StateDep,
-    _: AskAllowed,
+    caller: AskAllowed,
     collection: Collection | None = None,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=10_000_000),
 ) -> DocumentListOut:
-    records, total = await state.documents.page(collection=collection, limit=limit, offset=offset)
+    records, total = await state.documents.page(
+        collection=collection, limit=limit, offset=offset, allowed=caller.collections
+    )
     return DocumentListOut(documents=[DocumentOut(**vars(r)) for r in records], total=total, limit=limit, offset=offset)
 
 
 @router.get("/{document_id}", response_model=DocumentDetailOut, responses={404: {"description": "No such document"}})
 async def get_document(
-    state: StateDep, _: AskAllowed, document_id: UUID, include_chunks: bool = False
+    state: StateDep, caller: AskAllowed, document_id: UUID, include_chunks: bool = False
 ) -> DocumentDetailOut:
-    record = await state.documents.get(document_id)
+    record = await state.documents.get(document_id, caller.collections)
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {document_id}")
     chunks = [ChunkOut(**vars(c)) for c in await state.documents.chunks(document_id)] if include_chunks else None
@@ -238,21 +242,25 @@ async def get_document(
     response_model=DocumentOut,
     responses={404: {"description": "No such document"}},
 )
-async def update_document(body: DocumentPatch, state: StateDep, _: IngestAllowed, document_id: UUID) -> DocumentOut:
+async def update_document(
+    body: DocumentPatch, state: StateDep, caller: IngestAllowed, document_id: UUID
+) -> DocumentOut:
     """Replace a document's title and/or metadata; its text, id and collection stay.
 
     A new title is re-embedded with the stored chunks (their ids stay); new metadata is
     used by the next filtered search. To change the text, ingest it again (a new document).
     """
-    record = await state.documents.update(document_id, title=body.title, metadata=body.metadata)
+    record = await state.documents.update(
+        document_id, title=body.title, metadata=body.metadata, allowed=caller.collections
+    )
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {document_id}")
     return DocumentOut(**vars(record))
 
 
 @router.delete("/{document_id}", status_code=204, responses={404: {"description": "No such document"}})
-async def delete_document(state: StateDep, _: IngestAllowed, document_id: UUID) -> Response:
-    deleted = await state.documents.delete(document_id)
+async def delete_document(state: StateDep, caller: IngestAllowed, document_id: UUID) -> Response:
+    deleted = await state.documents.delete(document_id, caller.collections)
     if not deleted:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no document {document_id}")
     return Response(status_code=204)

@@ -11,6 +11,6 @@ router = APIRouter(prefix="/v1", tags=["search"])
 
 
 @router.post("/search", response_model=SearchOut)
-async def search(body: SearchIn, state: StateDep, _: AskAllowed) -> SearchOut:
-    chunks = await state.retrieval.search(body.to_request())
+async def search(body: SearchIn, state: StateDep, caller: AskAllowed) -> SearchOut:
+    chunks = await state.retrieval.search(body.to_request(caller.collections))
     return SearchOut(mode=body.mode, results=chunks)
