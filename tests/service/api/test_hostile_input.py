@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -201,3 +202,29 @@ async def test_unknown_query_parameters_are_refused(client: httpx.AsyncClient) -
     assert response.json()["detail"][0]["loc"] == ["query", "colection"]
     assert (await client.get("/v1/documents", params={"collection": "handbook"})).status_code == 200
     assert (await client.get("/healthz", params={"full": "true"})).status_code == 200
+
+
+async def test_a_body_is_not_read_before_the_key_is_checked(client_for: ClientFactory) -> None:
+    """An unauthenticated 24 MB search once got its 401 after doubling the process's memory: the
+    key is checked from the headers, and not one byte of the body is read without it."""
+    client = await client_for(api_keys="k:ask")
+    pieces_read = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal pieces_read
+        for _ in range(24):
+            pieces_read += 1
+            yield b" " * 1_000_000
+
+    response = await client.post("/v1/search", content=body(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 401 and pieces_read <= 1
+
+
+async def test_search_and_ask_bodies_are_bounded_to_what_they_need(client_for: ClientFactory) -> None:
+    client = await client_for(api_keys="k:ask,ingest")
+    padded = json.dumps({"query": "tides", "filters": {}}) + " " * 70_000
+    for path in ("/v1/search", "/v1/ask"):
+        response = await client.post(
+            path, content=padded, headers={"X-API-Key": "k", "Content-Type": "application/json"}
+        )
+        assert response.status_code == 413 and "65536" in response.text, path

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import TypeAdapter
 from sse_starlette import EventSourceResponse
 
+from ragcorp_service.api.bodies import body_schema, json_body
 from ragcorp_service.api.deps import AskAllowed, StateDep
 from ragcorp_service.api.schemas import AskIn, AskOut
 from ragcorp_service.generation.citations import Citation
@@ -26,8 +27,9 @@ _CITATIONS = TypeAdapter(list[Citation])
     "/ask",
     response_model=AskOut,
     responses={200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE when stream is true"}},
+    openapi_extra=body_schema(AskIn),
 )
-async def ask(body: AskIn, state: StateDep, caller: AskAllowed) -> Any:
+async def ask(caller: AskAllowed, state: StateDep, body: Annotated[AskIn, json_body(AskIn)]) -> Any:
     if not body.stream:
         answer = await state.answering.answer(body.to_request(caller.collections))
         return AskOut(answer=answer.text, citations=answer.citations, generator=answer.generator, mode=body.mode)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from email.message import Message
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ragcorp_service.api.bodies import body_schema, json_body, parsed, unprocessable
 from ragcorp_service.api.deps import AskAllowed, IngestAllowed, SettingsDep, StateDep
 from ragcorp_service.api.errors import InvalidRequest, RequestTooLarge
 from ragcorp_service.api.json_values import json_safe, value_problem
@@ -128,7 +128,7 @@ def _form_fields(form: FormData) -> UploadFields:
     try:
         return UploadFields.model_validate(values)
     except ValidationError as exc:
-        raise _unprocessable(exc) from None
+        raise unprocessable(exc) from None
 
 
 def _declared_charset(upload: UploadFile) -> str | None:
@@ -148,19 +148,6 @@ def _form_json(raw: str) -> Any:
     if problem:
         raise InvalidRequest(["metadata"], problem)
     return value
-
-
-def _validated(model: type[DocumentIn], raw: bytes) -> Any:
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        raise _unprocessable(exc) from None
-
-
-def _unprocessable(exc: ValidationError) -> RequestValidationError:
-    """Pydantic's errors located as FastAPI locates a body's (`["body", field, ...]`), for the
-    app's validation-error handler to render like every other 422."""
-    return RequestValidationError([{**error, "loc": ("body", *error["loc"])} for error in exc.errors()])
 
 
 @router.post(
@@ -187,7 +174,7 @@ async def ingest(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             f"send application/json or multipart/form-data; supported files: {', '.join(SUPPORTED_EXTENSIONS)}",
         )
-    document: DocumentIn = _validated(DocumentIn, await request.body())
+    document = parsed(DocumentIn, await request.body())
     _check_length(settings, "text", document.text)
     [result] = await state.documents.ingest([_item(document)], caller.collections)
     response.status_code = 201 if result.created else 200
@@ -241,9 +228,13 @@ async def get_document(
     "/{document_id}",
     response_model=DocumentOut,
     responses={404: {"description": "No such document"}},
+    openapi_extra=body_schema(DocumentPatch),
 )
 async def update_document(
-    body: DocumentPatch, state: StateDep, caller: IngestAllowed, document_id: UUID
+    caller: IngestAllowed,
+    state: StateDep,
+    document_id: UUID,
+    body: Annotated[DocumentPatch, json_body(DocumentPatch)],
 ) -> DocumentOut:
     """Replace a document's title and/or metadata; its text, id and collection stay.
 
