@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import sys
 import urllib.error
 import urllib.request
@@ -37,6 +38,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from ragcorp_service.app.main import create_app
     from ragcorp_service.db import migrations
 
+    if problem := _port_problem(settings.host, settings.port):
+        print(f"ragcorp-service: cannot start: {problem}", file=sys.stderr)
+        return 1
     database_url = migrations.resolve_database_url(settings)
     if args.migrate:
         if problem := _database_problem(settings, database_url, schema=False):
@@ -60,6 +64,19 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     app = create_app(settings.model_copy(update={"database_url": database_url}))
     server(app, settings).run()
     return 0
+
+
+def _port_problem(host: str, port: int) -> str | None:
+    """Checked before the database is started or migrated: on a taken port, serve once migrated
+    and logged "ready" before failing. (A bind that succeeds here can still lose a race.)"""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return f"{host}:{port} is taken ({exc.strerror}); serve elsewhere with PORT=<port> or --port"
+    return None
 
 
 def _database_problem(settings: Settings, database_url: str, *, schema: bool) -> str | None:

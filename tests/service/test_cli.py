@@ -7,6 +7,7 @@ import importlib.util
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -171,3 +172,17 @@ def test_serve_says_in_one_line_when_the_pytorch_backend_is_not_installed(
     line = _serve_fails_with_one_line(capsys, "--migrate")
     assert line.startswith("ragcorp-service: cannot start: EMBEDDING_MODEL=all-MiniLM-L6-v2 runs on PyTorch")
     assert "pip install -e '.[torch]'" in line
+
+
+def test_serve_on_a_taken_port_says_so_before_touching_the_database(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to migrate and log "ready" first; now one line, and the database is never asked."""
+    _offline(monkeypatch, f"postgresql://someone:secret@127.0.0.1:{free_port()}/rag")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 1
+    [line] = _own_lines(capsys.readouterr().err)
+    assert line.startswith(f"ragcorp-service: cannot start: 127.0.0.1:{port} is taken") and "PORT=" in line
