@@ -10,9 +10,11 @@ import re
 from dataclasses import dataclass
 from uuid import UUID
 
+from ragcorp_service.generation.sentences import flat_text, sentences
 from ragcorp_service.retrieval.results import RetrievedChunk
 
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_WORD = re.compile(r"\w{3,}")
 SNIPPET_CHARS = 300
 
 
@@ -46,12 +48,16 @@ def citations_for(answer: str, contexts: list[RetrievedChunk]) -> list[Citation]
                     document_id=chunk.document_id,
                     chunk_id=chunk.chunk_id,
                     title=chunk.title,
-                    snippet=_snippet(chunk.text),
+                    snippet=_snippet(answer, chunk.text),
                 )
             )
     return citations
 
 
-def _snippet(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1].rsplit(" ", 1)[0] + "…"
+def _snippet(answer: str, text: str) -> str:
+    """The chunk's sentence the answer says most of (what a reader checks the claim against),
+    without Markdown markup; the chunk's flattened start when no sentence shares a word."""
+    said = set(_WORD.findall(answer.lower()))
+    shared, best = max(((len(said & set(_WORD.findall(s.lower()))), s) for s in sentences(text)), default=(0, ""))
+    quoted = best if shared else flat_text(text)
+    return quoted if len(quoted) <= SNIPPET_CHARS else quoted[: SNIPPET_CHARS - 1].rsplit(" ", 1)[0] + "…"
