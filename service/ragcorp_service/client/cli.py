@@ -79,7 +79,7 @@ async def _upload_files(
     """
     limiter = asyncio.Semaphore(concurrency)
     results: list[FileResult] = []
-    with tqdm(total=len(files), unit="file", file=sys.stderr) as progress:
+    with tqdm(total=len(files), unit="file", file=sys.stderr, disable=None) as progress:
 
         def report(result: FileResult) -> None:
             results.append(result)
@@ -117,7 +117,7 @@ async def _run_batches(
     """Send batches with at most `concurrency` in flight; returns (created, already stored)."""
     limiter = asyncio.Semaphore(concurrency)
     created = existing = 0
-    with tqdm(total=total, unit="doc", file=sys.stderr) as progress:
+    with tqdm(total=total, unit="doc", file=sys.stderr, disable=None) as progress:
 
         async def one(batch: list[T]) -> None:
             nonlocal created, existing

@@ -45,7 +45,9 @@ def test_ingest_a_folder_then_ask(service_url: str, tmp_path: Path, capsys: pyte
     (notes / "deep" / "reefs.txt").write_text("Coral reefs are built by colonies of tiny polyps.")
     (notes / "ignored.bin").write_bytes(b"\x00\x01")
     assert main(["--url", service_url, "ingest", str(notes), "--collection", "notes"]) == 0
-    assert "ingested 2 new and 0 already stored" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "ingested 2 new and 0 already stored" in captured.out
+    assert "it/s" not in captured.err and "%|" not in captured.err, "no progress bar when not on a terminal"
     assert main(["--url", service_url, "ingest", str(notes), "--collection", "notes"]) == 0
     assert "ingested 0 new and 2 already stored" in capsys.readouterr().out
 
