@@ -58,3 +58,6 @@ def configure_logging(level: str) -> None:
             },
         }
     )
+    # Python's warnings (a library's DeprecationWarning at import, say) go through the same JSON
+    # handler, as the logger "py.warnings", instead of as bare lines between the JSON ones.
+    logging.captureWarnings(True)

@@ -24,3 +24,22 @@ def test_logs_follow_stderr_when_it_is_replaced(monkeypatch: pytest.MonkeyPatch)
     logging.getLogger("ragcorp_service.test").info("still heard")
     [line] = replacement.getvalue().splitlines()
     assert json.loads(line)["message"] == "still heard"
+
+
+def test_python_warnings_are_json_lines_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library's warning at start-up is one more JSON line, not a bare line between them."""
+    import warnings
+
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    logging.captureWarnings(False)  # pytest restores `showwarning` after each test; logging would not redo it
+    configure_logging("INFO")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("an old API", DeprecationWarning, stacklevel=1)
+    finally:
+        logging.captureWarnings(False)
+    [line] = stream.getvalue().splitlines()
+    record = json.loads(line)
+    assert record["logger"] == "py.warnings" and "an old API" in record["message"]
