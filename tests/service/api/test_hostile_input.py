@@ -228,3 +228,18 @@ async def test_search_and_ask_bodies_are_bounded_to_what_they_need(client_for: C
             path, content=padded, headers={"X-API-Key": "k", "Content-Type": "application/json"}
         )
         assert response.status_code == 413 and "65536" in response.text, path
+
+
+async def test_a_multipart_body_over_the_limit_is_a_413_as_a_json_one_is(client_for: ClientFactory) -> None:
+    client = await client_for(max_request_bytes=200_000)
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams
+        yield b'--b\r\nContent-Disposition: form-data; name="files"; filename="big.txt"\r\n\r\n'
+        for _ in range(10):
+            yield b"word " * 10_000
+        yield b"\r\n--b--\r\n"
+
+    response = await client.post(
+        "/v1/documents", content=chunked(), headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
+    assert response.status_code == 413 and "MAX_REQUEST_BYTES" in response.text

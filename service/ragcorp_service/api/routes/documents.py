@@ -79,6 +79,8 @@ async def _form_items(request: Request, settings: Settings) -> list[IngestItem]:
     try:
         form = await request.form(max_files=settings.max_upload_files, max_fields=10)
     except StarletteHTTPException as exc:  # Starlette reports multipart limits as a plain 400
+        if exc.status_code in (408, 413):  # the body's own limits (size, stall): as for JSON bodies
+            raise
         if "files" in str(exc.detail).lower():
             raise RequestTooLarge(
                 f"upload has more than {settings.max_upload_files} files (MAX_UPLOAD_FILES)"
