@@ -128,6 +128,12 @@ class Settings(BaseSettings):
     request_header_timeout_seconds: float = Field(default=10.0, gt=0)
     #: A request body that stalls this long between pieces gets a 408.
     request_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: A request body must be in within this long in all (a byte every 20 s never stalls, yet ties up
+    #: a connection for ever); a 408 past it.
+    request_body_deadline_seconds: float = Field(default=120.0, gt=0)
+    #: Connections and requests served at once; more are answered 503 by uvicorn (a flood of slow
+    #: clients cannot exhaust file descriptors or memory).
+    max_connections: int = Field(default=1000, ge=1)
     #: The request line and headers together, in bytes (431 past it).
     max_request_header_bytes: int = Field(default=16_384, ge=1024)
     #: After SIGTERM, seconds of serving with `Connection: close` and failing readiness before shutting down.

@@ -1,5 +1,6 @@
 """Reject request bodies over MAX_REQUEST_BYTES before they are read into memory, and bodies
-that stall (REQUEST_BODY_TIMEOUT_SECONDS between pieces) with a 408.
+that stall (REQUEST_BODY_TIMEOUT_SECONDS between pieces) or take too long in all
+(REQUEST_BODY_DEADLINE_SECONDS) with a 408.
 
 Declared lengths are refused at once; chunked bodies are counted as they
 stream and cut off at the limit. Pure ASGI, so it also guards multipart parsing.
@@ -24,8 +25,8 @@ class BodyTooLarge(RequestTooLarge):
 class BodyTooSlow(HTTPException):
     """An HTTPException, so FastAPI's body parsing passes it on (as it does RequestTooLarge)."""
 
-    def __init__(self, seconds: float) -> None:
-        super().__init__(408, f"the request body stalled for {seconds:g} s (REQUEST_BODY_TIMEOUT_SECONDS)")
+    def __init__(self, detail: str) -> None:
+        super().__init__(408, detail)
 
 
 #: Headers a request may carry (their bytes are bounded by MAX_REQUEST_HEADER_BYTES).
@@ -34,11 +35,17 @@ MAX_REQUEST_HEADERS = 100
 
 class BodyLimitMiddleware:
     def __init__(
-        self, app: ASGIApp, max_bytes: int, stall_seconds: float = 30.0, max_header_bytes: int = 16_384
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        stall_seconds: float = 30.0,
+        max_header_bytes: int = 16_384,
+        deadline_seconds: float = 120.0,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.stall_seconds = stall_seconds
+        self.deadline_seconds = deadline_seconds
         self.max_header_bytes = max_header_bytes
 
     async def _reject(self, send: Send, status: int = 413, detail: str | None = None) -> None:
@@ -73,15 +80,21 @@ class BodyLimitMiddleware:
         received = 0
         body_complete = False
         response_started = False
+        deadline = asyncio.get_running_loop().time() + self.deadline_seconds
 
         async def counting_receive() -> Message:
             nonlocal received, body_complete
             if body_complete:  # later reads wait for a disconnect (streaming responses): never time them
                 return await receive()
+            left = deadline - asyncio.get_running_loop().time()
             try:
-                message = await asyncio.wait_for(receive(), self.stall_seconds)
+                message = await asyncio.wait_for(receive(), max(min(self.stall_seconds, left), 0))
             except TimeoutError:
-                raise BodyTooSlow(self.stall_seconds) from None
+                if left <= self.stall_seconds:
+                    detail = f"the request body took over {self.deadline_seconds:g} s (REQUEST_BODY_DEADLINE_SECONDS)"
+                else:
+                    detail = f"the request body stalled for {self.stall_seconds:g} s (REQUEST_BODY_TIMEOUT_SECONDS)"
+                raise BodyTooSlow(detail) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 body_complete = not message.get("more_body", False)

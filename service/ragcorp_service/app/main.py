@@ -133,6 +133,7 @@ def create_app(settings: Settings | None = None, span_exporter: SpanExporter | N
         BodyLimitMiddleware,
         max_bytes=settings.max_request_bytes,
         stall_seconds=settings.request_body_timeout_seconds,
+        deadline_seconds=settings.request_body_deadline_seconds,
         max_header_bytes=settings.max_request_header_bytes,
     )
     app.add_middleware(

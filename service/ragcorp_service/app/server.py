@@ -98,4 +98,5 @@ def server_config(app: Any, settings: Settings) -> uvicorn.Config:
         proxy_headers=bool(trusted),
         forwarded_allow_ips=trusted or None,
         timeout_graceful_shutdown=20,
+        limit_concurrency=settings.max_connections,
     )

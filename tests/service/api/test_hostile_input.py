@@ -243,3 +243,18 @@ async def test_a_multipart_body_over_the_limit_is_a_413_as_a_json_one_is(client_
         "/v1/documents", content=chunked(), headers={"Content-Type": "multipart/form-data; boundary=b"}
     )
     assert response.status_code == 413 and "MAX_REQUEST_BYTES" in response.text
+
+
+async def test_a_body_that_dribbles_forever_meets_its_overall_deadline(client_for: ClientFactory) -> None:
+    """A byte well inside every stall timeout never stalls, yet must not hold a connection for
+    ever: past REQUEST_BODY_DEADLINE_SECONDS it is a 408 naming that limit."""
+    client = await client_for(request_body_timeout_seconds=1.0, request_body_deadline_seconds=1.5)
+
+    async def dribble() -> AsyncIterator[bytes]:
+        yield b'{"title": "T", "text": "'
+        for _ in range(40):
+            await asyncio.sleep(0.2)
+            yield b"x"
+
+    response = await client.post("/v1/documents", content=dribble(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 408 and "REQUEST_BODY_DEADLINE_SECONDS" in response.text

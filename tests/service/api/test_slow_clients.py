@@ -17,6 +17,7 @@ from ragcorp_service.app.server import DrainingServer
 from ragcorp_service.app.server import server as serve
 from ragcorp_service.settings import Settings
 from tests.support.servers import free_port
+from tests.support.waiting import eventually
 
 
 @contextmanager
@@ -121,3 +122,17 @@ def test_sigterm_drains_kept_alive_clients_before_shutting_down(settings: Settin
         while not server.should_exit and time.monotonic() < deadline:
             time.sleep(0.1)
         assert server.should_exit, "the drain never ended"
+
+
+def test_connections_past_max_connections_are_answered_503(settings: Settings) -> None:
+    """Idle connections count: a flood of them gets 503s, not a process out of file descriptors."""
+    capped = settings.model_copy(update={"max_connections": 3})
+    with served(capped) as (port, _):
+        url = f"http://127.0.0.1:{port}/livez"
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        try:
+            eventually(lambda: httpx.get(url).status_code == 503, timeout=30)
+        finally:
+            for connection in idle:
+                connection.close()
+        eventually(lambda: httpx.get(url).status_code == 200, timeout=30)
