@@ -23,11 +23,28 @@ from ragcorp_service.app.draining import Drain
 from ragcorp_service.settings import Settings
 
 
+def head_problem(head: bytes) -> str | None:
+    """Why a request head (up to its blank line) is refused before h11 reads it. h11 accepts
+    these, and a proxy in front may read them otherwise (request smuggling, RFC 9112 §6.1, §5.2):
+    both Content-Length and Transfer-Encoding, lines ended by a bare LF, folded header lines."""
+    if b"\n" in head.replace(b"\r\n", b""):
+        return "lines must end with CRLF"
+    lines = head.split(b"\r\n")
+    if any(line[:1] in (b" ", b"\t") for line in lines[1:] if line):
+        return "folded header lines are not accepted"
+    names = {line.split(b":", 1)[0].strip().lower() for line in lines[1:] if b":" in line}
+    if b"content-length" in names and b"transfer-encoding" in names:
+        return "Content-Length and Transfer-Encoding must not both be sent"
+    return None
+
+
 class HeadTimeoutProtocol(H11Protocol):
-    """uvicorn's h11 protocol, closing connections whose request head does not arrive in time."""
+    """uvicorn's h11 protocol, closing connections whose request head does not arrive in time,
+    and refusing heads a proxy could read differently (`head_problem`) with a 400 and a close."""
 
     head_timeout: float = 10.0
     _head_deadline: asyncio.TimerHandle | None = None
+    _head: bytes = b""
 
     def _awaiting_head(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
@@ -39,6 +56,8 @@ class HeadTimeoutProtocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self._head_deadline is None and self._awaiting_head():  # the next request on a kept-alive connection
             self._head_deadline = self.loop.call_later(self.head_timeout, self._head_late)
+        if self._awaiting_head() and self._refused(data):
+            return
         super().data_received(data)
         if self._head_deadline is not None and not self._awaiting_head():
             self._head_deadline.cancel()  # the head is in; the body has its own timeout
@@ -49,6 +68,26 @@ class HeadTimeoutProtocol(H11Protocol):
             self._head_deadline.cancel()
             self._head_deadline = None
         super().connection_lost(exc)
+
+    def _refused(self, data: bytes) -> bool:
+        """Checks the head once it is whole (its first blank line, CRLF or bare LF); True when it
+        was refused and the connection is closing."""
+        self._head += data
+        ends = [end for end in (self._head.find(b"\r\n\r\n"), self._head.find(b"\n\n")) if end >= 0]
+        if not ends:
+            return False
+        head, self._head = self._head[: min(ends)], b""
+        problem = head_problem(head)
+        if problem is None:
+            return False
+        body = f'{{"detail": "malformed request: {problem}"}}'.encode()
+        self.transport.write(
+            b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            + f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        self.transport.close()
+        return True
 
     def _head_late(self) -> None:
         self._head_deadline = None

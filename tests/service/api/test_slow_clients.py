@@ -136,3 +136,27 @@ def test_connections_past_max_connections_are_answered_503(settings: Settings) -
             for connection in idle:
                 connection.close()
         eventually(lambda: httpx.get(url).status_code == 200, timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("head", "why"),
+    [
+        (b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", b"both"),
+        (b"GET /livez HTTP/1.1\nHost: x\n\n", b"CRLF"),
+        (b"GET /livez HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", b"folded"),
+    ],
+    ids=["content-length-and-transfer-encoding", "bare-lf", "folded-header"],
+)
+def test_heads_a_proxy_could_read_otherwise_are_refused_and_closed(settings: Settings, head: bytes, why: bytes) -> None:
+    """Request smuggling shapes (RFC 9112 §6.1): a 400 naming the problem, then the connection closes."""
+    with served(settings) as (port, _), socket.create_connection(("127.0.0.1", port)) as connection:
+        connection.sendall(head)
+        answer = read_all(connection)
+    assert answer.startswith(b"HTTP/1.1 400") and why in answer and b"connection: close" in answer
+
+
+def test_a_well_formed_head_split_across_packets_is_served(settings: Settings) -> None:
+    with served(settings) as (port, _), socket.create_connection(("127.0.0.1", port)) as connection:
+        for piece in (b"GET /livez HTTP/1.1\r\nHo", b"st: x\r\n", b"Connection: close\r\n\r\n"):
+            connection.sendall(piece)
+        assert read_all(connection).startswith(b"HTTP/1.1 200")
