@@ -7,6 +7,7 @@ merge-patch one (or its status), and ask for a ServiceAccount token.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ssl
 from dataclasses import dataclass
@@ -27,11 +28,38 @@ class TlsClient:
     key: str
 
 
+#: How often a request the API server throttled (429) is sent again before its answer stands.
+THROTTLED_ATTEMPTS = 6
+
+
+class RetryingThrottled(httpx.AsyncBaseTransport):
+    """Sends a request again after the API server's `Retry-After` when it answers 429, as
+    client-go does: API Priority and Fairness sheds load on a busy machine, and the kubelet
+    waits it out instead of failing (a node sync once failed a whole run on one 429)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        for _ in range(THROTTLED_ATTEMPTS - 1):
+            response = await self.inner.handle_async_request(request)
+            if response.status_code != 429:
+                return response
+            await response.aclose()
+            retry_after = response.headers.get("Retry-After", "1")
+            await asyncio.sleep(min(float(retry_after) if retry_after.isdigit() else 1.0, 5.0))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 class Api:
     def __init__(self, url: str, tls: TlsClient) -> None:
         context = ssl.create_default_context(cafile=tls.ca)
         context.load_cert_chain(tls.certificate, tls.key)
-        self.http = httpx.AsyncClient(base_url=url, verify=context, timeout=30)
+        transport = RetryingThrottled(httpx.AsyncHTTPTransport(verify=context))
+        self.http = httpx.AsyncClient(base_url=url, transport=transport, timeout=30)
 
     async def items(self, path: str, **params: str) -> list[Manifest]:
         """A collection's items (`params`: a field or label selector)."""
