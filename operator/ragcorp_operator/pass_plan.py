@@ -16,7 +16,7 @@ from typing import Any, Literal
 from ragcorp_operator.conditions import Condition
 from ragcorp_operator.naming import Color, active_service_name, preview_service_name
 from ragcorp_operator.plan import Plan, children, invalid_spec_status, rollout_policy, rollout_status
-from ragcorp_operator.pod_config import PodConfig, pod_config, spec_hash
+from ragcorp_operator.pod_config import PodConfig, pod_config
 from ragcorp_operator.render.common import Manifest, Owner
 from ragcorp_operator.rollout import (
     DeploymentState,
@@ -46,6 +46,8 @@ class Snapshot:
     #: The parsed spec, or why it cannot be used.
     spec: RagSpec | None
     spec_error: str | None = None
+    #: The rollout's state as the status records it.
+    state: RolloutState = field(default_factory=RolloutState)
     #: What keeps the resource Degraded without stopping the rollout (a missing Secret, a child we do not own).
     problem: Condition | None = None
     #: A Secret that does not exist yet: a Job reading it is not created until it does.
@@ -60,10 +62,6 @@ class Snapshot:
     gate: GateResult | None = None
     #: The monitoring kinds whose CRDs exist.
     monitoring: frozenset[tuple[str, str]] = frozenset()
-
-    @property
-    def state(self) -> RolloutState:
-        return RolloutState.from_status(self.resource.status)
 
 
 @dataclass(frozen=True)
@@ -127,7 +125,7 @@ def plan_pass(snapshot: Snapshot) -> PassPlan:
         )
     )
     new_state = decision.state
-    pod_configs, retired = _pod_configs(resource.status, spec, new_state)
+    pod_configs, retired = _pod_configs(resource.status, spec, policy.config, new_state)
     seen = set(resource.status.get("createdJobs") or [])
     extra = {
         "createdJobs": sorted(seen | snapshot.job_names) if new_state.revision == state.revision else [],
@@ -166,12 +164,12 @@ def plan_pass(snapshot: Snapshot) -> PassPlan:
 
 
 def _pod_configs(
-    status: dict[str, Any], spec: RagSpec, state: RolloutState
+    status: dict[str, Any], spec: RagSpec, spec_config: str | None, state: RolloutState
 ) -> tuple[dict[str, PodConfig], frozenset[str]]:
-    """The pod configs a colour, a held revision or the history still needs (the spec's own
-    among them once it is rolled out), and the stored ones no longer needed."""
+    """The pod configs a colour, a held revision or the history still needs (the spec's own,
+    `spec_config` by its hash, among them once it is rolled out), and the stored ones no longer needed."""
     stored = status.get("podConfigs") or {}
-    available = {**stored, spec_hash(spec): pod_config(spec)}
+    available = {**stored, **({spec_config: pod_config(spec)} if spec_config else {})}
     in_use = {state.active_config, state.target_config, state.previous_config, state.held_config}
     in_use |= {entry.config for entry in state.history}
     kept = {config: available[config] for config in sorted(c for c in in_use if c) if config in available}

@@ -84,12 +84,8 @@ def read_snapshot(cluster: Cluster, resource: Resource, memory: Memory, full: bo
         spec,
         problem=secret.condition if secret else memory.ownership_problem,
         missing_secret=secret.secret if secret else None,
-        deployments={
-            color: deployment_state(
-                cluster.get("Deployment", resource.namespace, deployment_name(resource.name, color))
-            )
-            for color in COLORS
-        },
+        state=state,
+        deployments={color: _deployment(cluster, resource, color) for color in COLORS},
         jobs=jobs,
         job_names=job_names,
         schema_job_elsewhere=_schema_job_elsewhere(cluster, resource, state, jobs),

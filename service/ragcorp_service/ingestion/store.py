@@ -225,11 +225,6 @@ async def _add_postings_and_statistics(
     )
 
 
-_DOCUMENT_TERMS = """
-    SELECT u.lexeme, count(*) AS n FROM chunks c, unnest(c.tsv) u WHERE c.document_id = $1 GROUP BY u.lexeme
-"""
-
-
 async def _remove_statistics(
     connection: asyncpg.Connection, document_id: UUID, *, update_corpus: bool = True
 ) -> tuple[int, int]:
@@ -241,24 +236,24 @@ async def _remove_statistics(
     snapshot is older than the locks it waits for, so deciding "this term is now unused" in the
     statement that locked it once deleted the row a concurrent ingest had just counted into.
     """
-    await connection.execute(
-        f"""
-        SELECT ts.term FROM term_stats ts JOIN ({_DOCUMENT_TERMS}) counts ON counts.lexeme = ts.term
-        ORDER BY ts.term FOR UPDATE OF ts
+    counts = await connection.fetch(
+        """
+        SELECT u.lexeme AS term, count(*) AS n FROM chunks c, unnest(c.tsv) u
+        WHERE c.document_id = $1 GROUP BY u.lexeme
         """,
         document_id,
     )
+    terms, ns = [row["term"] for row in counts], [row["n"] for row in counts]
+    await connection.execute("SELECT term FROM term_stats WHERE term = ANY($1::text[]) ORDER BY term FOR UPDATE", terms)
     await connection.execute(
-        f"""
-        UPDATE term_stats ts SET chunk_freq = ts.chunk_freq - counts.n
-        FROM ({_DOCUMENT_TERMS}) counts WHERE ts.term = counts.lexeme
+        """
+        UPDATE term_stats ts SET chunk_freq = ts.chunk_freq - c.n
+        FROM unnest($1::text[], $2::bigint[]) AS c(term, n) WHERE ts.term = c.term
         """,
-        document_id,
+        terms,
+        ns,
     )
-    await connection.execute(
-        f"DELETE FROM term_stats WHERE chunk_freq <= 0 AND term IN (SELECT lexeme FROM ({_DOCUMENT_TERMS}) t)",
-        document_id,
-    )
+    await connection.execute("DELETE FROM term_stats WHERE term = ANY($1::text[]) AND chunk_freq <= 0", terms)
     removed = await connection.fetchrow(
         "SELECT count(*) AS chunks, coalesce(sum(term_count), 0) AS terms FROM chunks WHERE document_id = $1",
         document_id,

@@ -20,11 +20,8 @@ class Principal:
     name: str
     scopes: frozenset[str]
     anonymous: bool = False
-    #: The collections it may read and write; None: every one.
+    #: The collections it may read and write; None: every one (`services.documents` enforces it).
     collections: frozenset[str] | None = None
-
-    def may_use(self, collection: str) -> bool:
-        return self.collections is None or collection in self.collections
 
 
 ANONYMOUS = Principal("anonymous", frozenset(SCOPES), anonymous=True)

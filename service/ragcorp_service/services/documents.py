@@ -27,8 +27,12 @@ class StoredChunk:
 Allowed = frozenset[str] | None
 
 
+def may_use(allowed: Allowed, collection: str) -> bool:
+    return allowed is None or collection in allowed
+
+
 def check_collection(allowed: Allowed, collection: str) -> None:
-    if allowed is not None and collection not in allowed:
+    if not may_use(allowed, collection):
         raise Forbidden(f"this API key may not use collection {collection!r}")
 
 
@@ -49,7 +53,7 @@ class DocumentService:
     async def update(
         self, document_id: UUID, *, title: str | None, metadata: dict[str, Any] | None, allowed: Allowed = None
     ) -> DocumentRecord | None:
-        if await self.get(document_id, allowed) is None:
+        if await self._hidden(document_id, allowed):
             return None
         return await self.ingestor.update(document_id, title=title, metadata=metadata)
 
@@ -64,13 +68,18 @@ class DocumentService:
 
     async def get(self, document_id: UUID, allowed: Allowed = None) -> DocumentRecord | None:
         record = await store.get_document(self.pool, document_id)
-        return record if record is not None and (allowed is None or record.collection in allowed) else None
+        return record if record is not None and may_use(allowed, record.collection) else None
+
+    async def _hidden(self, document_id: UUID, allowed: Allowed) -> bool:
+        """A document the caller's key may not see (one more read, and only for a limited key: the
+        write itself says when there is no document at all)."""
+        return allowed is not None and await self.get(document_id, allowed) is None
 
     async def chunks(self, document_id: UUID) -> list[StoredChunk]:
         return [StoredChunk(**dict(row)) for row in await store.get_chunks(self.pool, document_id)]
 
     async def delete(self, document_id: UUID, allowed: Allowed = None) -> bool:
-        if await self.get(document_id, allowed) is None:
+        if await self._hidden(document_id, allowed):
             return False
         async with self.pool.acquire() as connection:
             return await store.delete_document(connection, document_id)
