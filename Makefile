@@ -6,6 +6,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# `make run`'s embedded PostgreSQL lives in this checkout: two checkouts (or venvs) never share,
+# or silently join, one server. Give another directory to keep data elsewhere.
+RAGCORP_DATA_DIR ?= $(CURDIR)/.ragcorp-data
 # The PyTorch backend is optional (`make test-torch`): on the public index torch for Linux is a
 # multi-GB CUDA build, so no default path installs it.
 TORCH_SPEC ?= torch>=2.13
@@ -60,7 +63,7 @@ $(EMBEDDER): | $(VENV)/.run
 	fi
 
 run: $(VENV)/.run $(EMBEDDER)
-	HOST=$(HOST) PORT=$(PORT) $(BIN)/ragcorp-service serve --migrate
+	HOST=$(HOST) PORT=$(PORT) RAGCORP_DATA_DIR=$(RAGCORP_DATA_DIR) $(BIN)/ragcorp-service serve --migrate
 
 # Every test: the fast tiers, then the scenarios on the real control plane (their `e2e:` lines shown).
 test: $(VENV)/.dev $(EMBEDDER) prometheus controlplane

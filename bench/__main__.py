@@ -28,11 +28,13 @@ from typing import Any
 import asyncpg
 
 from bench import (
+    answer_calibration,
     answers,
     ask_load,
     e2e_cluster,
     edge,
     embedder,
+    hostile_probes,
     ingest,
     machine,
     operator_load,
@@ -49,7 +51,7 @@ from bench.service import (
     serving,
     with_database,
 )
-from ragcorp_service.client.beir import read_queries
+from ragcorp_service.client.beir import read_qrels, read_queries
 from ragcorp_service.local_models import default_onnx_dir
 from ragcorp_service.providers.embedders import LocalEmbedder, local_embedder
 from ragcorp_service.settings import LOCAL_EMBEDDING_MODEL
@@ -137,14 +139,41 @@ async def _database_sections(only: set[str], results: Results, queries: list[str
             print("ask: 32 concurrent clients ...", flush=True)
             results["ask"] = await ask_load.measure(service, queries, seconds)
             print("ask: what the offline answerer says for 200 SciFact questions ...", flush=True)
-            results["answers"] = await answers.measure(service, queries[:200])
+            results["answers"] = await answers.measure(service, queries[:200], local)
             print(answers.line(results["answers"]), flush=True)
+            print("ask: does the offline answerer know when the documents do not answer? ...", flush=True)
+            results["answer_calibration"] = await _answer_calibration(service, local)
+            print("\n".join(answer_calibration.lines(results["answer_calibration"])), flush=True)
         if "edge" in only:
             print("edge: /healthz while hostile uploads parse ...", flush=True)
             results["edge"] = await asyncio.to_thread(edge.measure, service)
+    if "edge" in only:
+        await _hostile_probes(server, results)
     if "quality" in only:
         await _quality_of_other_models(server, results)
     await _large_sections(only, results, url, queries, vectors, local, seconds)
+
+
+async def _hostile_probes(server: str, results: Results) -> None:
+    """In a database and service of their own, with API keys, as the probe found the service."""
+    print("edge: the second probe's hostile requests, rerun ...", flush=True)
+    url = for_embedding_model(with_database(server, "ragcorp_bench_probes"), LOCAL_EMBEDDING_MODEL)
+    await ensure_database(url)
+    deadline = 10.0
+    environment = {"API_KEYS": f"{hostile_probes.KEY}:ingest,ask,metrics", "RATE_LIMIT_RPS": "1000000"}
+    with serving(url, REQUEST_BODY_DEADLINE_SECONDS=str(deadline), **environment) as service:
+        results["hostile_probes"] = await hostile_probes.measure(service, url, deadline)
+    print("\n".join(hostile_probes.lines(results["hostile_probes"])), flush=True)
+
+
+async def _answer_calibration(service: str, local: LocalEmbedder) -> dict[str, Any]:
+    """SciFact's first 300 train claims with and without their evidence, then the example handbook."""
+    _, queries_file, qrels_file = quality.scifact_paths()
+    claims = dict(list(read_queries(queries_file).items())[: int(knob("BENCH_CALIBRATION_QUESTIONS", 300))])
+    return {
+        "scifact": await answer_calibration.scifact(service, claims, read_qrels(qrels_file), local),
+        "handbook": await answer_calibration.handbook(service),
+    }
 
 
 async def _large_sections(

@@ -16,13 +16,15 @@ import httpx
 
 from bench.stats import Latency
 from ragcorp_service.generation.citations import cited_numbers
-from ragcorp_service.generation.extractive import NO_ANSWER, extractive_answer_pieces
+from ragcorp_service.generation.extractive import NO_ANSWER, WEAK_MATCH, ExtractiveGenerator
+from ragcorp_service.providers.embedders import Embedder
 from ragcorp_service.retrieval.results import RetrievedChunk
 
 _QUOTE = re.compile(r"(.+?) \[\d+(?:, \d+)*\](?: |$)")
 
 
-async def measure(url: str, questions: Sequence[str]) -> dict[str, Any]:
+async def measure(url: str, questions: Sequence[str], embedder: Embedder) -> dict[str, Any]:
+    generator = ExtractiveGenerator(embedder)
     sentences: list[int] = []
     lengths: list[int] = []
     unfinished = repeated = uncited = no_answer = 0
@@ -32,7 +34,7 @@ async def measure(url: str, questions: Sequence[str]) -> dict[str, Any]:
         for question in questions:
             body = {"question": question, "collection": "scifact"}
             answer = (await client.post("/v1/ask", json=body)).raise_for_status().json()
-            if answer["answer"] == NO_ANSWER:
+            if answer["answer"] == NO_ANSWER or answer["answer"].startswith(WEAK_MATCH):
                 no_answer += 1
                 continue
             quotes = _QUOTE.findall(answer["answer"])
@@ -51,7 +53,7 @@ async def measure(url: str, questions: Sequence[str]) -> dict[str, Any]:
                 for h in hits["results"]
             ]
             started = time.perf_counter()
-            extractive_answer_pieces(question, contexts)
+            await generator.answer_pieces(question, contexts)
             timings.append(time.perf_counter() - started)
     answered = len(sentences)
     return {

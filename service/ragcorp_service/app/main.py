@@ -7,6 +7,7 @@ misconfigured Pod never turns ready.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -92,6 +93,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys=keys,
         rate_limits=TokenBuckets(settings.rate_limit_rps, settings.effective_burst),
         auth_failures=TokenBuckets(AUTH_FAILURES_PER_SECOND, AUTH_FAILURES_BURST),
+        ingest_slots=asyncio.Semaphore(settings.max_concurrent_ingests),
         metrics=metrics,
         tracer=tracer,
     )

@@ -19,4 +19,4 @@ def build_providers(settings: Settings) -> Providers:
             generator=GeminiGenerator(client, settings.generation_model),
         )
     embedder = local_embedder(settings.resolved_embedding_model, settings.embedder_onnx_dir, settings.embedder_threads)
-    return Providers(embedder=embedder, generator=ExtractiveGenerator())
+    return Providers(embedder=embedder, generator=ExtractiveGenerator(embedder))

@@ -63,23 +63,25 @@ class RagCorpClient:
             )
         return response.json() if response.content else None
 
-    async def _post(self, path: str, **kwargs: Any) -> httpx.Response:
-        """POST, waiting out rate limits: a 429's Retry-After says when to try again."""
+    async def _post(self, path: str, *, ingest: bool = False, **kwargs: Any) -> httpx.Response:
+        """POST, waiting out rate limits: a 429's Retry-After says when to try again. An ingest
+        also waits out a 503 (every ingest slot busy, MAX_CONCURRENT_INGESTS)."""
+        waits = {429, 503} if ingest else {429}
         for _ in range(MAX_RATE_LIMIT_RETRIES):
             response = await self._http.post(path, **kwargs)
-            if response.status_code != 429:
+            if response.status_code not in waits:
                 return response
             await asyncio.sleep(float(response.headers.get("retry-after", "1")))
         return response
 
     async def upload(self, paths: list[Path], collection: str) -> list[dict[str, Any]]:
         files = [("files", (p.name, p.read_bytes())) for p in paths]
-        response = await self._post("/v1/documents", files=files, data={"collection": collection})
+        response = await self._post("/v1/documents", ingest=True, files=files, data={"collection": collection})
         documents: list[dict[str, Any]] = self._checked(response)["documents"]
         return documents
 
     async def ingest_batch(self, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        response = await self._post("/v1/documents/batch", json={"documents": documents})
+        response = await self._post("/v1/documents/batch", ingest=True, json={"documents": documents})
         stored: list[dict[str, Any]] = self._checked(response)["documents"]
         return stored
 

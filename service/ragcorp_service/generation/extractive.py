@@ -10,165 +10,31 @@ import math
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from functools import cache, lru_cache
 
-import snowballstemmer
+import numpy as np
 
-from ragcorp_service.generation.sentences import block_sentences, blocks, flat_text
+from ragcorp_service.generation.match_strength import Strength, match_strength
+from ragcorp_service.generation.sentences import MIN_SENTENCE_WORDS, block_sentences, blocks, flat_text
+from ragcorp_service.generation.terms import content_terms
+from ragcorp_service.providers.embedders import Embedder
 from ragcorp_service.retrieval.results import RetrievedChunk
 
 NO_ANSWER = "I found nothing in the indexed documents that answers this question."
+#: Said before the closest passage when it only weakly matches the question.
+WEAK_MATCH = "The documents may not answer this; the closest passage I found says: "
 #: An answer quotes at most this many characters of sources (a sentence alone past it is cut).
 MAX_ANSWER_CHARS = 700
-#: Sentences scoring under this fraction of the best one are left out.
+#: An answer quotes at most this many sentences.
+ANSWER_SENTENCES = 3
+#: Blocks (when choosing what to segment) scoring under this fraction of the best one are left out.
 RELATIVE_SCORE = 0.5
-_WORD = re.compile(r"[A-Za-z0-9]+")
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "down",
-        "during",
-        "each",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "herself",
-        "him",
-        "himself",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "me",
-        "more",
-        "most",
-        "my",
-        "myself",
-        "no",
-        "nor",
-        "not",
-        "now",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "ours",
-        "ourselves",
-        "out",
-        "over",
-        "own",
-        "same",
-        "she",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "very",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yours",
-        "yourself",
-        "yourselves",
-    ]
-)
-
-
-@cache
-def _stemmer() -> snowballstemmer.stemmer:
-    return snowballstemmer.stemmer("english")
-
-
-@lru_cache(maxsize=100_000)
-def _stem(word: str) -> str:
-    """Snowball in pure Python costs ~70 µs a word, and an answer stems thousands: words repeat."""
-    stem: str = _stemmer().stemWord(word)
-    return stem
-
-
-def content_terms(text: str) -> set[str]:
-    return {_stem(w) for w in (w.lower() for w in _WORD.findall(text)) if w not in _STOPWORDS}
+#: Sentences sharing words with the question weighed by the embedder: at most this many (each is
+#: an embedder run, 7-15 ms of a core; an answer quotes at most three), and none scoring under this
+#: fraction of the best (one that only shares a common word is not worth embedding).
+CANDIDATES = 3
+CANDIDATE_SCORE = 0.3
+#: Sentences quoted beside the best must be about as similar to the question.
+SIMILARITY_MARGIN = 0.1
 
 
 @dataclass(frozen=True)
@@ -218,7 +84,11 @@ def _promising_blocks(query: set[str], contexts: list[RetrievedChunk]) -> list[t
     for number, chunk in enumerate(contexts, 1):
         for block in blocks(chunk.text):
             if query & content_terms(block):
-                pieces += [(len(found), content_terms(p), number) for p in _ROUGH_SENTENCE_END.split(block)]
+                pieces += [
+                    (len(found), content_terms(p), number)
+                    for p in _ROUGH_SENTENCE_END.split(block)
+                    if len(p.split()) >= MIN_SENTENCE_WORDS  # a heading can outscore its paragraph, unquotable
+                ]
                 found.append((number, block))
     scores = _scores(query, [(terms, number) for _, terms, number in pieces])
     kept: list[int] = []
@@ -247,8 +117,9 @@ def _sources(sentence: str, flat_contexts: list[str]) -> tuple[int, ...]:
     return tuple(n for n, text in enumerate(flat_contexts, 1) if wanted in text)
 
 
-def best_sentences(question: str, contexts: list[RetrievedChunk], limit: int = 3) -> list[ScoredSentence]:
-    """Sentences sharing the most (rarest) question terms, best-ranked contexts first on ties."""
+def candidate_sentences(question: str, contexts: list[RetrievedChunk]) -> list[ScoredSentence]:
+    """The sentences sharing the most (rarest) question terms, best first, each with every context
+    that holds it: what the embedder then weighs against the question."""
     query = content_terms(question)
     if not query:
         return []
@@ -264,13 +135,31 @@ def best_sentences(question: str, contexts: list[RetrievedChunk], limit: int = 3
         reverse=True,
     )
     # A sentence far weaker than the best shares a word with the question rather than answering it.
-    relevant = [s for s in ranked if s.score >= RELATIVE_SCORE * ranked[0].score] if ranked else []
-    chosen = _within_budget(relevant, limit)
-    flat_contexts = [flat_text(chunk.text) for chunk in contexts] if chosen else []
+    kept = [s for s in ranked if s.score >= CANDIDATE_SCORE * ranked[0].score][:CANDIDATES] if ranked else []
+    flat_contexts = [flat_text(chunk.text) for chunk in contexts] if kept else []
     return [
-        ScoredSentence(s.score, _sources(s.text, flat_contexts) or s.context_numbers, s.position, s.text)
-        for s in chosen
+        ScoredSentence(s.score, _sources(s.text, flat_contexts) or s.context_numbers, s.position, s.text) for s in kept
     ]
+
+
+def answer_pieces(candidates: list[ScoredSentence], similarities: list[float]) -> list[str]:
+    """The answer from the candidates and their similarity to the question (the embedder's cosine).
+
+    A strong best match is quoted with the sentences close behind it; a weak one is quoted as the
+    closest passage, saying it may not answer; below that the documents are taken not to hold it.
+    """
+    ranked = sorted(zip(similarities, candidates, strict=True), key=lambda pair: -pair[0])
+    if not ranked or match_strength(ranked[0][0]) is Strength.NONE:
+        return [NO_ANSWER]
+    best = ranked[0][0]
+    if match_strength(best) is Strength.WEAK:
+        [sentence] = _within_budget([ranked[0][1]], 1)
+        return [WEAK_MATCH, f"{sentence.text} {_marker(sentence.context_numbers)}"]
+    close = [s for similarity, s in ranked if similarity >= best - SIMILARITY_MARGIN]
+    chosen = _within_budget(close, ANSWER_SENTENCES)
+    # Quote in reading order of the sources so the answer reads as a passage.
+    chosen.sort(key=lambda s: (s.context_numbers[0], s.position))
+    return [("" if i == 0 else " ") + f"{s.text} {_marker(s.context_numbers)}" for i, s in enumerate(chosen)]
 
 
 def _within_budget(ranked: list[ScoredSentence], limit: int) -> list[ScoredSentence]:
@@ -293,21 +182,29 @@ def _marker(numbers: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(n) for n in sorted(numbers)) + "]"
 
 
-def extractive_answer_pieces(question: str, contexts: list[RetrievedChunk]) -> list[str]:
-    best = best_sentences(question, contexts)
-    if not best:
-        return [NO_ANSWER]
-    # Quote in reading order of the sources so the answer reads as a passage.
-    best.sort(key=lambda s: (s.context_numbers[0], s.position))
-    return [("" if i == 0 else " ") + f"{s.text} {_marker(s.context_numbers)}" for i, s in enumerate(best)]
-
-
 class ExtractiveGenerator:
+    """Quotes; the embedder that indexed the documents judges how well a quote matches the question
+    (a question and its answer often share few words: "respond" / "answers pages")."""
+
     name = "extractive"
 
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
     async def stream(self, question: str, contexts: list[RetrievedChunk]) -> AsyncIterator[str]:
-        for piece in extractive_answer_pieces(question, contexts):
+        for piece in await self.answer_pieces(question, contexts):
             yield piece
+
+    async def answer_pieces(self, question: str, contexts: list[RetrievedChunk]) -> list[str]:
+        candidates = candidate_sentences(question, contexts)
+        if not candidates:
+            return [NO_ANSWER]
+        return answer_pieces(candidates, await self.similarities(question, [c.text for c in candidates]))
+
+    async def similarities(self, question: str, sentences: list[str]) -> list[float]:
+        """The cosine of the question to each sentence (the vectors are unit length)."""
+        question_vector, *vectors = await self.embedder.embed_documents([question, *sentences])
+        return [float(np.dot(question_vector, vector)) for vector in vectors]
 
     async def check(self) -> None:
         return None

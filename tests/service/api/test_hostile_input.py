@@ -204,10 +204,21 @@ async def test_unknown_query_parameters_are_refused(client: httpx.AsyncClient) -
     assert (await client.get("/healthz", params={"full": "true"})).status_code == 200
 
 
-async def test_a_body_is_not_read_before_the_key_is_checked(client_for: ClientFactory) -> None:
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/v1/search", "application/json"),
+        ("/v1/documents", "application/json"),
+        ("/v1/documents", "multipart/form-data; boundary=b"),
+        ("/v1/documents/batch", "application/json"),
+    ],
+)
+async def test_a_body_is_not_read_before_the_key_is_checked(
+    client_for: ClientFactory, path: str, content_type: str
+) -> None:
     """An unauthenticated 24 MB search once got its 401 after doubling the process's memory: the
     key is checked from the headers, and not one byte of the body is read without it."""
-    client = await client_for(api_keys="k:ask")
+    client = await client_for(api_keys="k:ask,ingest")
     pieces_read = 0
 
     async def body() -> AsyncIterator[bytes]:
@@ -216,8 +227,35 @@ async def test_a_body_is_not_read_before_the_key_is_checked(client_for: ClientFa
             pieces_read += 1
             yield b" " * 1_000_000
 
-    response = await client.post("/v1/search", content=body(), headers={"Content-Type": "application/json"})
+    response = await client.post(path, content=body(), headers={"Content-Type": content_type})
     assert response.status_code == 401 and pieces_read <= 1
+
+
+async def test_ingests_beyond_the_slots_wait_then_get_a_503_and_none_is_lost(client_for: ClientFactory) -> None:
+    """Each ingest may hold 25 MB and a parser: past MAX_CONCURRENT_INGESTS a request waits its
+    turn, and past INGEST_SLOT_WAIT_SECONDS it is told to retry, with nothing stored half-way."""
+    client = await client_for(max_concurrent_ingests=1, ingest_slot_wait_seconds=0.3)
+    release = asyncio.Event()
+
+    async def held_open() -> AsyncIterator[bytes]:
+        yield b'{"title": "Held", "text": "Tides follow the moon.'
+        await release.wait()
+        yield b'"}'
+
+    first = asyncio.create_task(
+        client.post("/v1/documents", content=held_open(), headers={"Content-Type": "application/json"})
+    )
+    await asyncio.sleep(0.1)
+    busy = await client.post("/v1/documents/batch", json={"documents": [{"title": "B", "text": "Waves break."}]})
+    assert busy.status_code == 503 and "MAX_CONCURRENT_INGESTS" in busy.text
+    assert busy.headers["Retry-After"] == "5"
+    assert (await client.post("/v1/search", json={"query": "tides"})).status_code == 200  # searches never wait
+    release.set()
+    assert (await first).status_code == 201
+    retried = await client.post("/v1/documents/batch", json={"documents": [{"title": "B", "text": "Waves break."}]})
+    assert retried.status_code == 201
+    listed = (await client.get("/v1/documents")).json()
+    assert sorted(d["title"] for d in listed["documents"]) == ["B", "Held"]
 
 
 async def test_search_and_ask_bodies_are_bounded_to_what_they_need(client_for: ClientFactory) -> None:

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ragcorp_service.api.bodies import body_schema, json_body, parsed, unprocessable
 from ragcorp_service.api.deps import AskAllowed, IngestAllowed, SettingsDep, StateDep
 from ragcorp_service.api.errors import InvalidRequest, RequestTooLarge
+from ragcorp_service.api.ingest_slots import IngestSlot
 from ragcorp_service.api.json_values import json_safe, value_problem
 from ragcorp_service.api.schemas import (
     ChunkOut,
@@ -163,7 +164,7 @@ def _form_json(raw: str) -> Any:
     },
 )
 async def ingest(
-    request: Request, response: Response, state: StateDep, settings: SettingsDep, caller: IngestAllowed
+    request: Request, response: Response, state: StateDep, settings: SettingsDep, caller: IngestAllowed, _: IngestSlot
 ) -> Any:
     """Ingest one document as JSON, or files as `multipart/form-data` (.txt, .md, .html, .pdf)."""
     content_type = request.headers.get("content-type", "")
@@ -183,9 +184,14 @@ async def ingest(
     return _out(result)
 
 
-@router.post("/batch", response_model=DocumentsOut, status_code=201)
+@router.post("/batch", response_model=DocumentsOut, status_code=201, openapi_extra=body_schema(DocumentBatchIn))
 async def ingest_batch(
-    batch: DocumentBatchIn, response: Response, state: StateDep, settings: SettingsDep, caller: IngestAllowed
+    response: Response,
+    state: StateDep,
+    settings: SettingsDep,
+    caller: IngestAllowed,
+    _: IngestSlot,
+    batch: Annotated[DocumentBatchIn, json_body(DocumentBatchIn, max_bytes=None)],
 ) -> DocumentsOut:
     """Ingest up to MAX_BATCH_DOCUMENTS documents; they are embedded together, which is faster."""
     if len(batch.documents) > settings.max_batch_documents:

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from ragcorp_service.generation.citations import cited_numbers
-from ragcorp_service.generation.extractive import NO_ANSWER
+from ragcorp_service.generation.extractive import NO_ANSWER, WEAK_MATCH
 from tests.support.corpus import HANDBOOK_ANSWERS, ingest_all
 from tests.support.pdfs import make_pdf
 
@@ -79,3 +79,17 @@ async def test_the_example_handbook_is_answered_with_whole_sentences(client: htt
         assert sentence in body["answer"], (question, body["answer"])
         assert "\n" not in body["answer"]
         assert cited_numbers(body["answer"]) == [c["number"] for c in body["citations"]]
+
+
+async def test_the_offline_answerer_says_when_the_documents_do_not_answer(client: httpx.AsyncClient) -> None:
+    """examples/questions.json: what the handbook answers is quoted, what it does not hold is not
+    answered (a sentence sharing the question's subject, "password manager", used to be quoted)."""
+    labelled = json.loads((EXAMPLES.parent / "questions.json").read_text())
+    files = [("files", (path.name, path.read_bytes())) for path in sorted(EXAMPLES.iterdir())]
+    assert (await client.post("/v1/documents", files=files)).status_code == 201
+    for question, sentence in labelled["answered"].items():
+        answer = (await client.post("/v1/ask", json={"question": question})).json()["answer"]
+        assert sentence in answer and not answer.startswith(WEAK_MATCH), (question, answer)
+    for question in labelled["not_in_documents"]:
+        answer = (await client.post("/v1/ask", json={"question": question})).json()["answer"]
+        assert answer == NO_ANSWER or answer.startswith(WEAK_MATCH), (question, answer)
