@@ -1,6 +1,6 @@
 """`ragcorp-operator`: render a resource's children offline, or run the operator.
 
-ragcorp-operator render -f RESOURCE.yaml     # the manifests the operator would apply
+ragcorp-operator render -f RESOURCE.yaml [--no-monitoring]   # the manifests the operator would apply
 ragcorp-operator run [--namespace NS ...]    # like `kopf run`, from kubeconfig or in-cluster
 """
 
@@ -43,11 +43,11 @@ def _resources(path: str) -> list[dict[str, Any]]:
     return documents
 
 
-def _render(path: str) -> int:
+def _render(path: str, monitoring: bool = True) -> int:
     from ragcorp_operator.plan import render_resource
 
     try:
-        manifests = [m for document in _resources(path) for m in render_resource(document)]
+        manifests = [m for document in _resources(path) for m in render_resource(document, monitoring)]
     except RenderError as exc:
         print(f"ragcorp-operator: {exc}", file=sys.stderr)
         return 1
@@ -71,6 +71,13 @@ def _run(args: argparse.Namespace) -> int:
         return 1
 
     from ragcorp_operator import handlers  # noqa: F401  (registers the handlers)
+    from ragcorp_operator.cluster_access import ClusterUnreachable, api_client, check_can_watch
+
+    try:  # once, with the reason: kopf would retry an unreachable cluster for ever
+        check_can_watch(api_client(), tuple(args.namespace))
+    except ClusterUnreachable as exc:
+        print(f"ragcorp-operator: cannot run: {exc}", file=sys.stderr)
+        return 1
 
     settings = OperatorSettings(
         resync_seconds=args.resync_seconds,
@@ -113,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", help="print the manifests for a RagCorpDeployment, offline")
     render.add_argument("-f", "--filename", required=True, help="a YAML file, or - for stdin")
+    render.add_argument(
+        "--no-monitoring",
+        dest="monitoring",
+        action="store_false",
+        help="leave out the Prometheus Operator's objects (a cluster without its CRDs; the operator itself "
+        "creates them only where those CRDs are installed)",
+    )
     run = commands.add_parser("run", help="run the operator against the current cluster")
     run.add_argument("--namespace", "-n", action="append", default=[], help="watch only these (default: all)")
     run.add_argument("--liveness-port", type=int, default=8080, help="0 disables the liveness endpoint")
@@ -140,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "render":
-        return _render(args.filename)
+        return _render(args.filename, args.monitoring)
     if args.command == "release-finalizers":
         return _release_finalizers()
     return _run(args)

@@ -275,12 +275,11 @@ class Cluster:
 
     def annotate(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
         """Set (or, with None, remove) annotations on the resource, as `kubectl annotate` does."""
-        self._call(
-            "PATCH",
-            _resource_path(namespace, name),
-            body={"metadata": {"annotations": annotations}},
-            content_type="application/merge-patch+json",
-        )
+        self.merge_patch(namespace, name, {"metadata": {"annotations": annotations}})
+
+    def merge_patch(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """A JSON merge patch of the resource, as `kubectl patch --type merge` sends."""
+        self._call("PATCH", _resource_path(namespace, name), body=patch, content_type="application/merge-patch+json")
 
     def get(self, kind: str, namespace: str, name: str) -> Manifest | None:
         try:

@@ -4,9 +4,11 @@
     kubectl ragcorp history NAME [-n NS]
     kubectl ragcorp promote NAME | abort NAME | retry NAME [-n NS]
     kubectl ragcorp rollback NAME [--to-revision N] [-n NS]
+    kubectl ragcorp pause NAME | resume NAME [-n NS]
 
 Requests are annotations the operator acts on once and then removes, so the
-plugin needs only `patch` on ragcorpdeployments, like `kubectl annotate`. Each
+plugin needs only `patch` on ragcorpdeployments, like `kubectl annotate`. Pause
+and resume set `spec.paused` (a state, not a request: it holds until resumed). Each
 promote, abort or retry carries a fresh id (the moment it was asked), which the
 operator records once handled: asking again is always a new request.
 """
@@ -31,6 +33,7 @@ def format_status(resource: dict[str, Any]) -> str:
         f"Preview:     {status.get('previewColor') or '-'}",
         f"Schema:      {status.get('schemaRevision') or '-'}",
         f"Revision:    {status.get('revision', 0)}",
+        f"Paused:      {'yes, since ' + status['pausedAt'] if status.get('pausedAt') else 'no'}",
         f"Ready:       {status.get('readyReplicas', 0)}/{status.get('replicas', 0)}",
     ]
     failure = status.get("failure")
@@ -59,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kubectl ragcorp", description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--namespace", default=None, help="default: the kubeconfig context's namespace")
     commands = parser.add_subparsers(dest="command", required=True)
-    for command in ("status", "history", "promote", "abort", "retry", "rollback"):
+    for command in ("status", "history", "promote", "abort", "retry", "rollback", "pause", "resume"):
         sub = commands.add_parser(command)
         sub.add_argument("name")
         if command == "rollback":
@@ -86,17 +89,17 @@ def _act(args: argparse.Namespace) -> int:
     try:
         import urllib3
         from kubernetes.client.exceptions import ApiException
-        from kubernetes.config.config_exception import ConfigException
 
-        from ragcorp_operator.cluster import Cluster, load_api_client
+        from ragcorp_operator.cluster import Cluster
+        from ragcorp_operator.cluster_access import ClusterUnreachable, api_client, unreachable
     except ModuleNotFoundError as exc:
         raise PluginError(f"needs the operator extra ({exc.name} is missing): {INSTALL_OPERATOR_EXTRA}") from None
     namespace = args.namespace or _default_namespace()
     try:
-        api_client = load_api_client()
-    except (ConfigException, OSError, ValueError) as exc:
-        raise PluginError(f"no usable kubeconfig ({_one_line(exc)}); set KUBECONFIG or run in a cluster") from None
-    cluster = Cluster(api_client)
+        api = api_client()
+    except ClusterUnreachable as exc:
+        raise PluginError(str(exc)) from None
+    cluster = Cluster(api)
     where = f"ragcorpdeployment {namespace}/{args.name}"
     try:
         resource = cluster.get_resource(namespace, args.name)
@@ -108,6 +111,10 @@ def _act(args: argparse.Namespace) -> int:
         if args.command == "history":
             print(format_history(resource))
             return 0
+        if args.command in ("pause", "resume"):
+            cluster.merge_patch(namespace, args.name, {"spec": {"paused": args.command == "pause"}})
+            print(f"{where}: {'paused' if args.command == 'pause' else 'resumed'}")
+            return 0
         value = datetime.now(UTC).isoformat(timespec="milliseconds")
         if args.command == "rollback":
             value = str(args.to_revision) if args.to_revision is not None else "previous"
@@ -115,16 +122,9 @@ def _act(args: argparse.Namespace) -> int:
     except ApiException as exc:
         raise PluginError(f"cannot {args.command} {where}: {exc.status} {exc.reason}") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason else exc
-        # urllib3 prefixes the cause with the connection's repr: keep the cause.
-        cause = _one_line(reason).rsplit("): ", 1)[-1].strip("\"')")
-        raise PluginError(f"cannot reach the cluster at {api_client.configuration.host}: {cause}") from None
+        raise PluginError(str(unreachable(api, exc))) from None
     print(f"{where}: {args.command} requested")
     return 0
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _default_namespace() -> str:

@@ -79,6 +79,7 @@ def rollout_policy(spec: RagSpec) -> RolloutPolicy:
         gate_after_promotion=gate.after_promotion,
         job_timeout=timedelta(seconds=spec.migrations.timeout_seconds),
         smoke_timeout=timedelta(seconds=blue_green.smoke_test.timeout_seconds),
+        paused=spec.paused,
     )
 
 
@@ -185,6 +186,10 @@ def conditions(decision: Decision, active_ready: bool) -> list[Condition]:
         if in_flight
         else Condition("Progressing", "False", state.phase)
     )
+    if state.paused_at:  # Argo Rollouts' way of saying so: progress is neither made nor failed
+        since = state.paused_at.isoformat(timespec="seconds")
+        message = f"held during {state.phase} since {since} (spec.paused); kubectl ragcorp resume"
+        progressing = Condition("Progressing", "Unknown", "RolloutPaused", message)
     migrated = (
         Condition("MigrationsApplied", "True", "Migrated", f"schema revision {state.schema_revision}")
         if state.schema_revision

@@ -186,6 +186,8 @@ class RagSpec(Model):
     monitoring: Monitoring = Field(default_factory=Monitoring)
     service: ServiceSpec = Field(default_factory=ServiceSpec)
     rollback: Rollback | None = None
+    #: Hold the rollout where it is (Argo Rollouts' `spec.paused`); `kubectl ragcorp pause|resume`.
+    paused: bool = False
 
 
 def parse_spec(raw: dict[str, Any]) -> RagSpec:

@@ -69,6 +69,51 @@ def test_kubectl_ragcorp_when_the_cluster_does_not_answer(
     )
 
 
+UNREACHABLE = (
+    "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+    "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+    "contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {token: t}}]\n"
+)
+
+
+@pytest.mark.parametrize(
+    "kubeconfig",
+    ["clusters: [unclosed\n", "- just\n- a list\n", "apiVersion: v1\nkind: Config\n"],
+    ids=["bad-yaml", "a-list", "no-context"],
+)
+def test_a_malformed_kubeconfig_is_one_line_for_both_commands(tmp_path: Path, kubeconfig: str) -> None:
+    path = tmp_path / "config"
+    path.write_text(kubeconfig)
+    env = {"KUBECONFIG": str(path), "PATH": "/usr/bin:/bin"}
+    for command in (["ragcorp-operator", "run", "--standalone"], ["kubectl-ragcorp", "status", "x"]):
+        run = subprocess.run(
+            [str(Path(sys.executable).with_name(command[0])), *command[1:]],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+        [line] = [line for line in run.stderr.splitlines() if not line.startswith("{")]
+        assert "no usable kubeconfig (" in line and "set KUBECONFIG" in line
+
+
+def test_run_without_a_reachable_cluster_says_so_once_and_exits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """kopf retries an unreachable cluster for ever, which looked like an operator starting."""
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(UNREACHABLE)
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert operator_cli(["run", "--standalone", "--liveness-port", "0"]) == 1
+    assert capsys.readouterr().err == (
+        "ragcorp-operator: cannot run: cannot reach the cluster at http://127.0.0.1:9: "
+        "Failed to establish a new connection: [Errno 111] Connection refused\n"
+    )
+
+
 def test_the_entry_points_without_the_operator_extra_say_which_extra_to_install() -> None:
     """Run as installed without kubernetes and kopf (their imports fail as a missing package's do)."""
     script = (

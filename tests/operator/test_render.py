@@ -168,6 +168,20 @@ def test_render_cli_prints_the_manifests_offline(capsys: pytest.CaptureFixture[s
     assert kinds[:4] == ["ConfigMap", "Service", "Service", "Deployment"] and "Job" in kinds
 
 
+def test_render_can_leave_out_the_prometheus_operators_objects(capsys: pytest.CaptureFixture[str]) -> None:
+    """A cluster without the Prometheus Operator's CRDs cannot apply them (kubectl apply fails on
+    the unknown kinds); the operator itself only creates them where the CRDs are installed."""
+    production = str(ROOT / "crds/examples/production.yaml")
+    assert operator_cli(["render", "-f", production]) == 0
+    everything = {d["kind"] for d in yaml.safe_load_all(capsys.readouterr().out)}
+    assert operator_cli(["render", "-f", production, "--no-monitoring"]) == 0
+    plain = {d["kind"] for d in yaml.safe_load_all(capsys.readouterr().out)}
+    assert {"ServiceMonitor", "PrometheusRule"} <= everything and everything - plain == {
+        "ServiceMonitor",
+        "PrometheusRule",
+    }
+
+
 def test_render_cli_reports_an_invalid_resource(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
     resource = {"apiVersion": "ragcorp.dev/v1alpha1", "kind": "RagCorpDeployment", "metadata": {"name": "x"}}

@@ -237,3 +237,25 @@ def test_a_missing_monitoring_secret_does_not_freeze_a_rollouts_timeout(
     eventually(lambda: helper.status("rag").get("phase") == "Aborted")
     assert helper.status("rag")["failure"]["reason"] == "NotReady"
     assert helper.selector_color("rag") == "blue"
+
+
+def test_kubectl_ragcorp_pause_holds_a_rollout_and_resume_lets_it_go_on(
+    helper: ClusterHelper, operator: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ragcorp_operator.kubectl_plugin import main as kubectl_ragcorp
+
+    secrets(helper)
+    deploy(helper, spec=spec())
+    roll_to_v2(helper)
+    eventually(lambda: helper.get("Job", "rag-migrate-2"))
+    assert kubectl_ragcorp(["-n", "default", "pause", "rag"]) == 0
+    eventually(lambda: helper.condition("rag", "Progressing").get("reason") == "RolloutPaused")
+    helper.finish_job("rag-migrate-2", succeeded=True, schema_revision="0003")  # the Job finishes on its own
+    helper.annotate("rag", {"ragcorp.dev/promote": "early"})
+    eventually(lambda: "ragcorp.dev/promote" not in helper.annotations("rag"))  # declined, not kept
+    assert helper.status("rag")["phase"] == "Migrating" and helper.status("rag")["pausedAt"]
+    assert kubectl_ragcorp(["-n", "default", "status", "rag"]) == 0
+    assert "Paused:      yes, since" in capsys.readouterr().out
+    assert kubectl_ragcorp(["-n", "default", "resume", "rag"]) == 0
+    eventually(lambda: image_of(helper, "rag-green") == V2)
+    assert helper.status("rag")["phase"] == "Deploying" and not helper.status("rag").get("pausedAt")

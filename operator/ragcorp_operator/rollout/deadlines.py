@@ -23,6 +23,8 @@ def next_wakeup(
     """When time alone can change the next decision (a timeout, a gate's window, the scale-down
     delay); None when only an event can. Events (a Job finishing, replicas turning ready, an
     edit) wake the reconciler sooner; this is what it sleeps for otherwise."""
+    if policy.paused:  # nothing advances while paused: only an edit (the resume) wakes it
+        return None
     due: list[datetime] = []
     started = state.step_started_at
     gate_polls = policy.gate_enabled and (

@@ -108,6 +108,39 @@ def _abort_request(p: Progress) -> None:
         p.state = abort(p.observed, state, state.phase, "ManualAbort", "aborted by request", p.events)
 
 
+def _hold(p: Progress) -> None:
+    """`spec.paused`: the phase, its timers and the colours stay as they are; a request is declined
+    (and cleared) rather than kept to surprise someone at resume."""
+    if p.state.paused_at is None:
+        p.state = replace(p.state, paused_at=p.observed.now)
+        p.events.append(Event("Normal", "Paused", f"rollout held during {p.state.phase} (spec.paused)"))
+    requests = p.observed.requests
+    declined = [name for name in ("promote", "abort", "retry") if getattr(requests, name)]
+    declined += ["rollback"] if requests.rollback_to is not None else []
+    if declined:
+        p.handled = requests
+        message = f"{', '.join(declined)} declined while paused; resume first (kubectl ragcorp resume)"
+        p.events.append(Event("Warning", "RequestDeclined", message))
+
+
+def _resume(p: Progress) -> None:
+    """Timers move on by the time paused: a rollout paused for an hour while Deploying does not
+    time out the moment it resumes."""
+    paused_at, state = p.state.paused_at, p.state
+    if paused_at is None:
+        return
+    held = p.observed.now - paused_at
+    p.state = replace(
+        state,
+        paused_at=None,
+        step_started_at=state.step_started_at + held if state.step_started_at else None,
+        promoted_at=state.promoted_at + held if state.promoted_at else None,
+    )
+    p.events.append(
+        Event("Normal", "Resumed", f"rollout resumed during {state.phase} after {int(held.total_seconds())} s")
+    )
+
+
 def _back_up(p: Progress) -> None:
     if p.state.phase == "BackingUp":
         p.state = jobs.back_up(p.observed, p.state, p.jobs, p.events)
@@ -155,7 +188,11 @@ def _give_up_on_unstarted_job(p: Progress) -> None:
     p.state = jobs.job_never_started(p.observed, p.state, p.jobs, p.events)
 
 
+#: While `spec.paused`: only what records the pause.
+PAUSED_STEPS: tuple[Step, ...] = (_hold,)
+
 STEPS: tuple[Step, ...] = (
+    _resume,
     _adopt_unrecorded_config,
     _rollback_request,
     _revert,
@@ -176,7 +213,7 @@ STEPS: tuple[Step, ...] = (
 def decide(observed: Observed) -> Decision:
     """One step of the machine. Deciding again on the same observation changes nothing."""
     p = Progress(observed, observed.state, wanted_replicas(observed))
-    for step in STEPS:
+    for step in PAUSED_STEPS if observed.policy.paused else STEPS:
         step(p)
     waiting = jobs.waiting_for(p.state, observed.policy, p.jobs, observed.schema_job_elsewhere, p.wanted)
     return Decision(

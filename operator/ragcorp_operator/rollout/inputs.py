@@ -85,6 +85,8 @@ class RolloutPolicy:
     smoke_timeout: timedelta = timedelta(minutes=5)
     #: The spec's pod config (`pod_config.config_hash`); None leaves configs out of what a revision is.
     config: str | None = None
+    #: `spec.paused`: the machine holds where it is (Argo Rollouts' meaning), requests included.
+    paused: bool = False
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,8 @@ class RolloutState:
     verified_after_promotion: bool = False
     #: Promotion decided (auto, timer or request); the switch waits for the full replica count.
     promotion_approved: bool = False
+    #: When `spec.paused` took hold; on resume the step's timers move on by the time paused.
+    paused_at: datetime | None = None
 
     def to_status(self) -> dict[str, Any]:
         def iso(moment: datetime | None) -> str | None:
@@ -122,6 +124,7 @@ class RolloutState:
             "abortRequested": self.abort_requested,
             "verifiedAfterPromotion": self.verified_after_promotion,
             "promotionApproved": self.promotion_approved,
+            "pausedAt": iso(self.paused_at),
         }
 
     @classmethod
@@ -175,6 +178,7 @@ class RolloutState:
             # Status from before the post-promotion gate: nothing left to verify.
             verified_after_promotion=bool(status.get("verifiedAfterPromotion", True)),
             promotion_approved=bool(status.get("promotionApproved")),
+            paused_at=moment(status.get("pausedAt")),
         )
 
 

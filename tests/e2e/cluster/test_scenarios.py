@@ -530,21 +530,34 @@ def test_10_a_pod_config_change_rolls_out_and_a_removed_field_leaves_the_childre
     )
 
 
-def test_11_kubectl_ragcorp_abort_keeps_traffic_where_it_was(cluster: Cluster) -> None:
+def test_11_kubectl_ragcorp_pause_holds_and_abort_keeps_traffic_where_it_was(cluster: Cluster) -> None:
     serving = status(cluster)["activeImage"]
     held = {"autoPromote": False, "scaleDownDelaySeconds": 5}
     with traffic(cluster) as load:
         apply_spec(cluster, spec_with(image=image("v2.0.2"), strategy__blueGreen=held))
         eventually(lambda: status(cluster).get("phase") == "Promoting")  # verified, awaiting promotion
+        cluster.kubectl("ragcorp", "pause", NAME)
+        eventually(lambda: condition(cluster, "Progressing").get("reason") == "RolloutPaused")
+        cluster.kubectl("ragcorp", "promote", NAME)
+        eventually(
+            lambda: "ragcorp.dev/promote" not in (cluster.get("rcd", NAME) or {})["metadata"].get("annotations", {})
+        )
+        declined = status(cluster)["phase"] == "Promoting" and status(cluster)["activeImage"] == serving
+        paused_shown = "Paused:      yes" in cluster.kubectl("ragcorp", "status", NAME)
+        cluster.kubectl("ragcorp", "resume", NAME)
+        eventually(lambda: condition(cluster, "Progressing").get("reason") == "Promoting")
         cluster.kubectl("ragcorp", "abort", NAME)
         timeline = follow(cluster, done=lambda: status(cluster).get("phase") == "Aborted")
     shown = cluster.kubectl("ragcorp", "status", NAME)
+    assert declined and paused_shown
     assert load.failures == [], load.failures[:5]
     assert status(cluster)["activeImage"] == serving and len(set(timeline.served())) == 1
     assert "Aborted" in shown
     apply_spec(cluster, spec_with(image=serving, strategy__blueGreen=held))  # back to what serves
     eventually(idle_with(cluster, serving))
     print(
-        f"\ne2e: kubectl ragcorp abort while v2.0.2 awaited promotion: Aborted, {serving.rsplit(':', 1)[1]} kept "
-        f"serving ({load.sent} requests, {len(load.failures)} failed); kubectl ragcorp status shows it"
+        "\ne2e: kubectl ragcorp pause while v2.0.2 awaited promotion: Progressing Unknown (RolloutPaused), "
+        "a promote declined; resumed, then kubectl ragcorp abort: Aborted, "
+        f"{serving.rsplit(':', 1)[1]} kept serving ({load.sent} requests, {len(load.failures)} failed); "
+        "kubectl ragcorp status shows both"
     )

@@ -761,3 +761,47 @@ def test_an_instant_rollback_restores_the_previous_colours_config() -> None:
     assert decision.intent.configs["blue"] == "a" and decision.intent.configs["green"] == "b"
     settled = decide(observe(state, policy=policy, blue=ready("app:1")))
     assert settled.state.revision == state.revision, "the spec's config is held, not rolled out again"
+
+
+PAUSED = replace(POLICY, paused=True)
+
+
+def test_a_paused_rollout_holds_its_phase_though_what_it_waits_for_arrived() -> None:
+    """Argo Rollouts' spec.paused: the ready standby is not verified, traffic stays, nothing wakes it."""
+    held = decide(observe(at("Deploying"), policy=PAUSED, green=READY_GREEN))
+    assert held.state.phase == "Deploying" and held.state.paused_at == NOW
+    assert [e.reason for e in held.events] == ["Paused"]
+    assert held.intent.active_service_color == "blue"
+    assert next_wakeup(held.state, PAUSED, NOW) is None
+    again = decide(observe(held.state, policy=PAUSED, green=READY_GREEN, now=NOW + timedelta(hours=2)))
+    assert again.state == held.state and not again.events
+    [_, progressing, *_] = conditions(again, active_ready=True)
+    assert (progressing.status, progressing.reason) == ("Unknown", "RolloutPaused")
+
+
+def test_a_new_image_while_paused_waits_for_the_resume() -> None:
+    idle = replace(IDLE_ON_BLUE, paused_at=NOW)
+    held = decide(observe(idle, policy=replace(PAUSED, image="app:3")))
+    assert held.state.phase == "Idle" and held.intent.jobs == ()
+    resumed = decide(observe(held.state, policy=replace(POLICY, image="app:3"), now=NOW + timedelta(minutes=1)))
+    assert resumed.state.phase in ("BackingUp", "Migrating") and resumed.state.target_image == "app:3"
+    assert "Resumed" in [e.reason for e in resumed.events]
+
+
+def test_requests_while_paused_are_declined_not_kept_for_later() -> None:
+    requests = Requests(promote=True, abort=True)
+    held = decide(observe(at("Verifying"), policy=PAUSED, green=READY_GREEN, requests=requests))
+    assert held.state.phase == "Verifying" and held.handled == requests
+    [declined] = [e for e in held.events if e.reason == "RequestDeclined"]
+    assert declined.type == "Warning" and "promote, abort" in declined.message and "resume" in declined.message
+
+
+def test_resuming_moves_the_step_timers_on_by_the_time_paused() -> None:
+    """Paused for an hour while Deploying, with a 10-minute ready timeout: no abort on resume."""
+    not_ready = DeploymentState(True, "app:2", 2, 1, 2)
+    held = decide(observe(at("Deploying"), policy=PAUSED, green=not_ready, now=NOW + timedelta(minutes=5))).state
+    resumed = decide(observe(held, green=not_ready, now=NOW + timedelta(hours=1, minutes=5)))
+    assert resumed.state.phase == "Deploying" and resumed.state.paused_at is None
+    assert resumed.state.step_started_at == NOW + timedelta(hours=1)
+    late = decide(observe(resumed.state, green=not_ready, now=NOW + timedelta(hours=1, minutes=11)))
+    assert late.state.phase == "Aborted" and late.state.failure and late.state.failure.reason == "NotReady"
