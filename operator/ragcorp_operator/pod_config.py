@@ -16,7 +16,17 @@ from typing import Any
 from ragcorp_operator.spec import RagSpec
 
 #: The spec's fields (by their JSON names) that end up in the serving Pods.
-POD_FIELDS = ("imagePullPolicy", "resources", "secrets", "config", "probes", "scheduling")
+POD_FIELDS = (
+    "imagePullPolicy",
+    "resources",
+    "secrets",
+    "config",
+    "probes",
+    "scheduling",
+    "env",
+    "imagePullSecrets",
+    "podAnnotations",
+)
 PodConfig = dict[str, Any]
 
 
@@ -39,4 +49,5 @@ def with_pod_config(spec: RagSpec, config: PodConfig | None) -> RagSpec:
     """The spec as it was for a colour rolled out with `config` (the spec itself when unknown)."""
     if config is None:
         return spec
-    return RagSpec.model_validate({**spec.model_dump(by_alias=True, mode="json"), **config})
+    others = {k: v for k, v in spec.model_dump(by_alias=True, mode="json").items() if k not in POD_FIELDS}
+    return RagSpec.model_validate({**others, **config})

@@ -90,6 +90,53 @@ class Scheduling(Model):
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
     affinity: dict[str, Any] = Field(default_factory=dict)
     service_account_name: str | None = Field(default=None, alias="serviceAccountName")
+    # Fields added after configs became revisions default to None, never to an empty value: the
+    # pod config's hash leaves them out, so an operator upgrade starts no rollout of its own.
+    topology_spread_constraints: list[dict[str, Any]] | None = Field(default=None, alias="topologySpreadConstraints")
+
+
+#: Variables the operator sets from the spec (`render.config`): set them there, not in `spec.env`.
+OPERATOR_ENV = frozenset(
+    {
+        "HOST",
+        "PORT",
+        "ALLOWED_ORIGINS",
+        "RATE_LIMIT_RPS",
+        "DB_POOL_MIN_SIZE",
+        "DB_POOL_MAX_SIZE",
+        "LOG_LEVEL",
+        "OTEL_ENABLED",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "EMBEDDING_MODEL",
+        "GENERATION_MODEL",
+        "EMBEDDING_PROVIDER",
+        "ALLOW_ANONYMOUS",
+        "DATABASE_URL",
+        "DATABASE_READ_URL",
+        "GOOGLE_API_KEY",
+        "API_KEYS",
+    }
+)
+
+
+class EnvVar(Model):
+    """A container's environment variable, as Kubernetes spells it."""
+
+    name: str = Field(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", max_length=256)
+    value: str | None = None
+    value_from: dict[str, Any] | None = Field(default=None, alias="valueFrom")
+
+    @model_validator(mode="after")
+    def _not_the_operators(self) -> EnvVar:
+        if self.name in OPERATOR_ENV:
+            raise ValueError(f"{self.name} is set by the operator from the spec (config, secrets); set it there")
+        if self.value is not None and self.value_from is not None:
+            raise ValueError(f"{self.name}: give value or valueFrom, not both")
+        return self
+
+
+class LocalObjectReference(Model):
+    name: str = Field(min_length=1)
 
 
 class Backup(Model):
@@ -157,6 +204,8 @@ class Monitoring(Model):
 class ServiceSpec(Model):
     port: int = Field(default=80, ge=1, le=65_535)
     type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    #: On both Services (a load balancer's settings, an ingress controller's hints).
+    annotations: dict[str, str] | None = None
 
 
 class Resources(Model):
@@ -188,6 +237,19 @@ class RagSpec(Model):
     rollback: Rollback | None = None
     #: Hold the rollout where it is (Argo Rollouts' `spec.paused`); `kubectl ragcorp pause|resume`.
     paused: bool = False
+    #: More environment for every container the operator runs (FORWARDED_ALLOW_IPS behind an
+    #: ingress, the service's request limits): part of the pod config, rolled out blue/green.
+    env: list[EnvVar] | None = None
+    image_pull_secrets: list[LocalObjectReference] | None = Field(default=None, alias="imagePullSecrets")
+    #: Annotations of the serving Pods (Deployments' templates; Jobs' Pods do not get them).
+    pod_annotations: dict[str, str] | None = Field(default=None, alias="podAnnotations")
+
+    @model_validator(mode="after")
+    def _env_names_once(self) -> RagSpec:
+        names = [variable.name for variable in self.env or ()]
+        if repeated := sorted({name for name in names if names.count(name) > 1}):
+            raise ValueError(f"env: {', '.join(repeated)} given more than once")
+        return self
 
 
 def parse_spec(raw: dict[str, Any]) -> RagSpec:

@@ -16,10 +16,13 @@ from ragcorp_operator.spec import RagSpec
 
 def service(owner: Owner, spec: RagSpec, name: str, color: Color, scraped: bool, service_type: str) -> Manifest:
     """`scraped` marks the Service the ServiceMonitor selects (see `SCRAPE_LABEL`)."""
+    meta = metadata(owner, name, extra_labels={SCRAPE_LABEL: "true" if scraped else "false"})
+    if spec.service.annotations:
+        meta["annotations"] = dict(spec.service.annotations)
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(owner, name, extra_labels={SCRAPE_LABEL: "true" if scraped else "false"}),
+        "metadata": meta,
         "spec": {
             "type": service_type,
             "selector": selector(owner.name, color),

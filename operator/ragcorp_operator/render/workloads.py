@@ -22,7 +22,7 @@ from ragcorp_operator.naming import (
 from ragcorp_operator.pod_config import spec_hash
 from ragcorp_operator.render.common import Manifest, Owner, metadata
 from ragcorp_operator.render.config import SERVICE_PORT, api_keys_env, database_env, serving_env
-from ragcorp_operator.spec import Probe, RagSpec
+from ragcorp_operator.spec import EnvVar, Probe, RagSpec
 
 #: Finished Jobs stay a day for `kubectl logs`, then Kubernetes deletes them.
 JOB_TTL_SECONDS = 86_400
@@ -74,7 +74,17 @@ def _pod_spec(owner: Owner, spec: RagSpec, container: dict[str, Any], restart_po
         pod["affinity"] = dict(scheduling.affinity)
     if scheduling.service_account_name:
         pod["serviceAccountName"] = scheduling.service_account_name
+    if scheduling.topology_spread_constraints:
+        pod["topologySpreadConstraints"] = list(scheduling.topology_spread_constraints)
+    if spec.image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": secret.name} for secret in spec.image_pull_secrets]
+    if spec.env:  # after the operator's own: the names cannot clash (`spec.OPERATOR_ENV`)
+        container["env"] = [*container.get("env", []), *(_env(variable) for variable in spec.env)]
     return pod
+
+
+def _env(variable: EnvVar) -> dict[str, Any]:
+    return variable.model_dump(by_alias=True, exclude_none=True)
 
 
 def deployment(owner: Owner, spec: RagSpec, color: Color, image: str, replicas: int | None) -> Manifest:
@@ -90,7 +100,10 @@ def deployment(owner: Owner, spec: RagSpec, color: Color, image: str, replicas: 
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "revisionHistoryLimit": 3,
         "template": {
-            "metadata": {"labels": {**metadata(owner, "")["labels"], **pod_labels}},
+            "metadata": {
+                "labels": {**metadata(owner, "")["labels"], **pod_labels},
+                **({"annotations": dict(spec.pod_annotations)} if spec.pod_annotations else {}),
+            },
             "spec": _pod_spec(owner, spec, container, "Always"),
         },
     }
