@@ -11,4 +11,4 @@ VERSION = "v1alpha1"
 PLURAL = "ragcorpdeployments"
 KIND = "RagCorpDeployment"
 #: What the CLIs tell a user whose install lacks kopf and the Kubernetes client.
-INSTALL_OPERATOR_EXTRA = "pip install 'ragcorp[operator]'"
+INSTALL_OPERATOR_EXTRA = "pip install 'ragcorp[operator]' (from a checkout: pip install -e '.[operator]')"

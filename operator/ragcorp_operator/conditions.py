@@ -22,8 +22,11 @@ class Condition:
     message: str = ""
 
 
-def merge_conditions(previous: list[dict[str, Any]], current: list[Condition], now: datetime) -> list[dict[str, Any]]:
-    """The new conditions, keeping each one's transition time unless its status changed."""
+def merge_conditions(
+    previous: list[dict[str, Any]], current: list[Condition], now: datetime, generation: int | None = None
+) -> list[dict[str, Any]]:
+    """The new conditions, keeping each one's transition time unless its status changed; each
+    says which generation of the spec it describes (`observedGeneration`, as Kubernetes' own do)."""
     before = {c.get("type"): c for c in previous if isinstance(c, dict)}
     merged = []
     for condition in current:
@@ -36,6 +39,7 @@ def merge_conditions(previous: list[dict[str, Any]], current: list[Condition], n
                 "reason": condition.reason,
                 "message": condition.message,
                 "lastTransitionTime": now.isoformat() if changed else old.get("lastTransitionTime"),  # type: ignore[union-attr]
+                **({"observedGeneration": generation} if generation is not None else {}),
             }
         )
     return merged

@@ -5,6 +5,8 @@
     kubectl ragcorp promote NAME | abort NAME | retry NAME [-n NS]
     kubectl ragcorp rollback NAME [--to-revision N] [-n NS]
     kubectl ragcorp pause NAME | resume NAME [-n NS]
+    kubectl ragcorp status NAME --timeout 10m        # wait: 0 Healthy, 1 Degraded or timed out
+    kubectl ragcorp set image NAME IMAGE | undo NAME [--to-revision N]
 
 Requests are annotations the operator acts on once and then removes, so the
 plugin needs only `patch` on ragcorpdeployments, like `kubectl annotate`. Pause
@@ -17,10 +19,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from ragcorp_operator import INSTALL_OPERATOR_EXTRA
+
+#: How often `status --timeout` reads the resource again.
+POLL_SECONDS = 2.0
 
 
 def format_status(resource: dict[str, Any]) -> str:
@@ -62,14 +68,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kubectl ragcorp", description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--namespace", default=None, help="default: the kubeconfig context's namespace")
     commands = parser.add_subparsers(dest="command", required=True)
-    for command in ("status", "history", "promote", "abort", "retry", "rollback", "pause", "resume"):
-        sub = commands.add_parser(command)
+    for command in ("status", "history", "promote", "abort", "retry", "rollback", "undo", "pause", "resume"):
+        sub = commands.add_parser(command, help="the same as rollback" if command == "undo" else None)
         sub.add_argument("name")
-        if command == "rollback":
+        if command in ("rollback", "undo"):
             sub.add_argument(
                 "--to-revision", type=int, default=None, help="a revision from `history` (default: previous)"
             )
+        if command == "status":
+            sub.add_argument(
+                "--timeout",
+                type=_duration,
+                default=None,
+                help="wait until Healthy (exit 0), Degraded (1) or this long (1): 90s, 10m, 1h",
+            )
+    setter = commands.add_parser("set", help="set image NAME IMAGE: start a rollout of IMAGE")
+    setter.add_argument("what", choices=["image"])
+    setter.add_argument("name")
+    setter.add_argument("image")
     return parser
+
+
+def _duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90s, 10m or 1h") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the timeout must be positive")
+    return seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,8 +134,14 @@ def _act(args: argparse.Namespace) -> int:
         resource = cluster.get_resource(namespace, args.name)
         if resource is None:
             raise PluginError(f"{where} not found")
+        if args.command == "status" and args.timeout is not None:
+            return _wait_healthy(cluster, namespace, args.name, args.timeout)
         if args.command == "status":
             print(format_status(resource))
+            return 0
+        if args.command == "set":
+            cluster.merge_patch(namespace, args.name, {"spec": {"image": args.image}})
+            print(f"{where}: image set to {args.image}")
             return 0
         if args.command == "history":
             print(format_history(resource))
@@ -116,15 +151,38 @@ def _act(args: argparse.Namespace) -> int:
             print(f"{where}: {'paused' if args.command == 'pause' else 'resumed'}")
             return 0
         value = datetime.now(UTC).isoformat(timespec="milliseconds")
-        if args.command == "rollback":
+        request = "rollback" if args.command == "undo" else args.command
+        if request == "rollback":
             value = str(args.to_revision) if args.to_revision is not None else "previous"
-        cluster.annotate(namespace, args.name, {f"ragcorp.dev/{args.command}": value})
+        cluster.annotate(namespace, args.name, {f"ragcorp.dev/{request}": value})
     except ApiException as exc:
         raise PluginError(f"cannot {args.command} {where}: {exc.status} {exc.reason}") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise PluginError(str(unreachable(api, exc))) from None
     print(f"{where}: {args.command} requested")
     return 0
+
+
+def _wait_healthy(cluster: Any, namespace: str, name: str, timeout: float) -> int:
+    """Each change of health on a line of its own, as `kubectl rollout status` prints; 0 once Healthy."""
+    from ragcorp_operator.rollout_health import health
+
+    deadline = time.monotonic() + timeout
+    said = None
+    while True:
+        resource = cluster.get_resource(namespace, name)
+        if resource is None:
+            raise PluginError(f"ragcorpdeployment {namespace}/{name} is gone")
+        now = health(resource)
+        if now != said:
+            print(f"{now.verdict}: {now.message}", flush=True)
+            said = now
+        if now.verdict in ("Healthy", "Degraded"):
+            return 0 if now.verdict == "Healthy" else 1
+        if time.monotonic() >= deadline:
+            print(f"timed out after {timeout:g} s while {now.verdict}", file=sys.stderr)
+            return 1
+        time.sleep(min(POLL_SECONDS, max(deadline - time.monotonic(), 0)))
 
 
 def _default_namespace() -> str:

@@ -247,7 +247,7 @@ def rollout_status(
         "observedGeneration": generation,
         "failureMessage": problem.message if problem else None,
         **extra,
-        "conditions": merge_conditions(previous.get("conditions") or [], current, now),
+        "conditions": merge_conditions(previous.get("conditions") or [], current, now, generation),
     }
 
 
@@ -271,5 +271,7 @@ def invalid_spec_status(previous: dict[str, Any], message: str, now: datetime) -
     problem = Condition("Degraded", "True", "InvalidSpec", message)
     return {
         "failureMessage": message,
-        "conditions": merge_conditions(previous.get("conditions") or [], [ready, *kept, problem], now),
+        "conditions": merge_conditions(
+            previous.get("conditions") or [], [ready, *kept, problem], now, previous.get("observedGeneration")
+        ),
     }

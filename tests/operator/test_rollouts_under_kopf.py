@@ -196,7 +196,7 @@ def test_kubectl_plugin_shows_status_and_history_and_requests_a_rollback(
     assert kubectl_ragcorp(["-n", "default", "history", "rag"]) == 0
     history = capsys.readouterr().out.splitlines()
     assert history[1].split()[:2] == ["1", "promoted"] and history[2].split()[:2] == ["2", "promoted"]
-    assert kubectl_ragcorp(["-n", "default", "rollback", "rag", "--to-revision", "1"]) == 0
+    assert kubectl_ragcorp(["-n", "default", "undo", "rag", "--to-revision", "1"]) == 0  # rollback, as kubectl says it
     eventually(lambda: helper.selector_color("rag") == "blue")
     assert kubectl_ragcorp(["-n", "default", "status", "missing"]) == 1
 
@@ -259,3 +259,23 @@ def test_kubectl_ragcorp_pause_holds_a_rollout_and_resume_lets_it_go_on(
     assert kubectl_ragcorp(["-n", "default", "resume", "rag"]) == 0
     eventually(lambda: image_of(helper, "rag-green") == V2)
     assert helper.status("rag")["phase"] == "Deploying" and not helper.status("rag").get("pausedAt")
+
+
+def test_a_pipeline_sets_the_image_and_waits_with_kubectl_ragcorp_status_timeout(
+    helper: ClusterHelper, operator: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`set image` then `status --timeout`: 0 once Healthy, 1 on Degraded or when time runs out."""
+    from ragcorp_operator.kubectl_plugin import main as kubectl_ragcorp
+
+    secrets(helper)
+    deploy(helper, spec=spec(strategy={"blueGreen": {"scaleDownDelaySeconds": 0}}))
+    assert kubectl_ragcorp(["-n", "default", "status", "rag", "--timeout", "30s"]) == 0
+    assert capsys.readouterr().out.startswith("Healthy: blue serves")
+    assert kubectl_ragcorp(["-n", "default", "set", "image", "rag", V2]) == 0
+    assert kubectl_ragcorp(["-n", "default", "status", "rag", "--timeout", "1s"]) == 1  # the migration runs
+    waited = capsys.readouterr()
+    assert "Progressing: " in waited.out and "timed out after 1 s while Progressing" in waited.err
+    migrate_deploy_and_smoke(helper, smoke_passes=False)
+    assert kubectl_ragcorp(["-n", "default", "status", "rag", "--timeout", "30s"]) == 1
+    assert "Degraded: SmokeTestFailed" in capsys.readouterr().out
+    assert helper.status("rag")["activeImage"] == SPEC["image"]

@@ -554,10 +554,12 @@ def test_11_kubectl_ragcorp_pause_holds_and_abort_keeps_traffic_where_it_was(clu
     assert status(cluster)["activeImage"] == serving and len(set(timeline.served())) == 1
     assert "Aborted" in shown
     apply_spec(cluster, spec_with(image=serving, strategy__blueGreen=held))  # back to what serves
+    waited = cluster.kubectl("ragcorp", "status", NAME, "--timeout", "100s")  # a pipeline's wait: exit 0
+    assert waited.splitlines()[-1].startswith("Healthy: ")
     eventually(idle_with(cluster, serving))
     print(
         "\ne2e: kubectl ragcorp pause while v2.0.2 awaited promotion: Progressing Unknown (RolloutPaused), "
         "a promote declined; resumed, then kubectl ragcorp abort: Aborted, "
         f"{serving.rsplit(':', 1)[1]} kept serving ({load.sent} requests, {len(load.failures)} failed); "
-        "kubectl ragcorp status shows both"
+        "kubectl ragcorp status shows both; status --timeout after re-applying v2 exited 0 (Healthy)"
     )
