@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, cast
@@ -24,6 +25,7 @@ import prometheus_client
 
 from ragcorp_operator import GROUP, PLURAL, VERSION
 from ragcorp_operator.cluster import Cluster, Fenced, kube_configuration, load_api_client
+from ragcorp_operator.notifier import Notifier
 from ragcorp_operator.operator_metrics import OperatorMetrics
 from ragcorp_operator.operator_settings import FINALIZER, OperatorSettings, start_priority
 from ragcorp_operator.reconciling import Memory, PassResult, reconcile
@@ -46,6 +48,7 @@ class Runtime:
     wakeups: Wakeups = field(default_factory=Wakeups)
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
     watchers: list[ChildWatcher] = field(default_factory=list)
+    notifier: Notifier | None = None
 
 
 def runtime_of(memo: kopf.Memo) -> Runtime:
@@ -86,6 +89,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     given = memo.get("settings")
     ours = given if isinstance(given, OperatorSettings) else OperatorSettings.from_env()
     runtime = Runtime(ours, Cluster(load_api_client()))
+    runtime.notifier = Notifier(runtime.cluster, runtime.metrics)
+    runtime.notifier.start()
     memo.runtime = runtime
     settings.posting.level = 20  # INFO and up become Kubernetes Events
     # The daemons need it: kopf stops a resource's reconciler before the resource goes.
@@ -112,10 +117,12 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 
 @kopf.on.cleanup()
 def stop_watching(memo: kopf.Memo, **_: Any) -> None:
-    watchers = runtime_of(memo).watchers
-    for watcher in watchers:
+    runtime = runtime_of(memo)
+    for watcher in runtime.watchers:
         watcher.stop()
-    watchers.clear()
+    runtime.watchers.clear()
+    if runtime.notifier is not None:
+        runtime.notifier.stop()
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -124,8 +131,15 @@ def on_resource_event(uid: str, memo: kopf.Memo, **_: Any) -> None:
     runtime_of(memo).wakeups.wake(uid)
 
 
-def _sink(body: dict[str, Any], event: Event) -> None:
-    kopf.event(kopf.Body(cast(kopf.RawBody, body)), type=event.type, reason=event.reason, message=event.message)
+def _sink(runtime: Runtime) -> Callable[[dict[str, Any], Event], None]:
+    """Every Event is a Kubernetes Event; one that is a trigger is also queued for the webhooks."""
+
+    def sink(body: dict[str, Any], event: Event) -> None:
+        kopf.event(kopf.Body(cast(kopf.RawBody, body)), type=event.type, reason=event.reason, message=event.message)
+        if runtime.notifier is not None:
+            runtime.notifier.notify(body, event)
+
+    return sink
 
 
 def _pass(
@@ -135,7 +149,8 @@ def _pass(
     try:
         # Fenced: kopf stops the daemon when this replica loses its peering priority (or the resource
         # goes), but cannot stop the thread a pass runs in; the pass's writes ask `stopped` first.
-        result = reconcile(runtime.cluster.fenced(lambda: bool(stopped)), namespace, name, memory, full, _sink)
+        cluster = runtime.cluster.fenced(lambda: bool(stopped))
+        result = reconcile(cluster, namespace, name, memory, full, _sink(runtime))
     except Fenced:
         raise  # told to stop: not an error, and not a pass that happened
     except Exception:

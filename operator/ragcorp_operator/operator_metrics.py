@@ -18,6 +18,12 @@ class OperatorMetrics:
             ["namespace", "name", "outcome"],
             registry=self.registry,
         )
+        self.notifications = Counter(
+            "ragcorp_operator_notifications_total",
+            "Webhook deliveries of spec.notifications, by trigger and outcome (delivered, retried, failed, dropped)",
+            ["trigger", "outcome"],
+            registry=self.registry,
+        )
         self.reconcile_seconds = Histogram(
             "ragcorp_operator_reconcile_duration_seconds",
             "Time spent in one reconcile pass",

@@ -104,11 +104,9 @@ def plan_pass(snapshot: Snapshot) -> PassPlan:
     if snapshot.spec is None:
         message = snapshot.spec_error or "invalid spec"
         distinct = resource.status.get("failureMessage") != message  # one Event per distinct problem
-        return PassPlan(
-            invalid_spec_status(resource.status, message, snapshot.now),
-            [Event("Warning", "InvalidSpec", message)] if distinct else [],
-            outcome="degraded",
-        )
+        status = invalid_spec_status(resource.status, message, snapshot.now)
+        events = [Event("Warning", "InvalidSpec", message)] if distinct else []
+        return PassPlan(status, events + degradation_events(resource.status, status), outcome="degraded")
     spec, problem, now = snapshot.spec, snapshot.problem, snapshot.now
     policy, state = rollout_policy(spec), snapshot.state
     decision = decide(
@@ -142,6 +140,7 @@ def plan_pass(snapshot: Snapshot) -> PassPlan:
     events = list(decision.events)
     if problem is not None and resource.status.get("failureMessage") != problem.message:
         events.append(Event("Warning", problem.reason, problem.message))
+    events += degradation_events(resource.status, status)
     owner = Owner(resource.name, resource.namespace, resource.uid)
     existing = frozenset(color for color, found in snapshot.deployments.items() if found.exists)
     plan = children(owner, spec, decision.intent, snapshot.monitoring, existing, pod_configs, retired)
@@ -161,6 +160,23 @@ def plan_pass(snapshot: Snapshot) -> PassPlan:
         wake_after=wake,
         outcome="degraded" if degraded else "ok",
     )
+
+
+def degradation_events(before: dict[str, Any], after: dict[str, Any]) -> list[Event]:
+    """The Degraded condition turning True (`degraded`) or back (`recovered`): what a team is told
+    besides the step that caused it."""
+
+    def degraded(status: dict[str, Any]) -> dict[str, Any]:
+        conditions = status.get("conditions") or []
+        return next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Degraded"), {})
+
+    was, now = degraded(before), degraded(after)
+    if now.get("status") == "True" and was.get("status") != "True":
+        message = f"{now.get('reason')}: {now.get('message') or ''}".rstrip(": ")
+        return [Event("Warning", "Degraded", message, ("degraded",))]
+    if was.get("status") == "True" and now.get("status") != "True":
+        return [Event("Normal", "Recovered", f"no longer degraded ({was.get('reason')})", ("recovered",))]
+    return []
 
 
 def _pod_configs(

@@ -8,7 +8,7 @@ problem becomes a `SpecError` whose message names the field.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -135,6 +135,22 @@ class EnvVar(Model):
         return self
 
 
+#: What `spec.notifications` can be told about (each is also a Kubernetes Event).
+Trigger = Literal["started", "promoted", "aborted", "rolledBack", "migrationFailed", "degraded", "recovered"]
+TRIGGERS: tuple[Trigger, ...] = get_args(Trigger)
+
+
+class Notification(Model):
+    """A webhook told about rollouts; its URL is a secret (a Slack webhook URL is a credential)."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    url: SecretKeyRef
+    #: `slack`: an incoming webhook's `{"text": ...}`; `json`: the event's fields, for any receiver.
+    format: Literal["slack", "json"] = "json"
+    #: The triggers this target hears (default: all of them).
+    on: list[Trigger] = Field(default_factory=lambda: list(TRIGGERS), min_length=1)
+
+
 class LocalObjectReference(Model):
     name: str = Field(min_length=1)
 
@@ -243,12 +259,16 @@ class RagSpec(Model):
     image_pull_secrets: list[LocalObjectReference] | None = Field(default=None, alias="imagePullSecrets")
     #: Annotations of the serving Pods (Deployments' templates; Jobs' Pods do not get them).
     pod_annotations: dict[str, str] | None = Field(default=None, alias="podAnnotations")
+    notifications: list[Notification] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _env_names_once(self) -> RagSpec:
-        names = [variable.name for variable in self.env or ()]
-        if repeated := sorted({name for name in names if names.count(name) > 1}):
-            raise ValueError(f"env: {', '.join(repeated)} given more than once")
+    def _names_once(self) -> RagSpec:
+        for field, names in (
+            ("env", [variable.name for variable in self.env or ()]),
+            ("notifications", [target.name for target in self.notifications]),
+        ):
+            if repeated := sorted({name for name in names if names.count(name) > 1}):
+                raise ValueError(f"{field}: {', '.join(repeated)} given more than once")
         return self
 
 

@@ -21,7 +21,7 @@ verdict), `rollback` (rollbacks and reverts), `intent` and `deadlines`.
 
 from ragcorp_operator.rollout.deadlines import GATE_POLL, SCHEMA_JOB_POLL, next_wakeup
 from ragcorp_operator.rollout.decide import decide
-from ragcorp_operator.rollout.decision import Decision, Event, Intent, JobIntent
+from ragcorp_operator.rollout.decision import TRIGGERS, Decision, Event, Intent, JobIntent, Trigger
 from ragcorp_operator.rollout.inputs import (
     DeploymentState,
     GateResult,
@@ -42,6 +42,7 @@ __all__ = [
     "IN_FLIGHT",
     "JOB_START_GRACE",
     "SCHEMA_JOB_POLL",
+    "TRIGGERS",
     "Decision",
     "DeploymentState",
     "Event",
@@ -59,6 +60,7 @@ __all__ = [
     "Requests",
     "RolloutPolicy",
     "RolloutState",
+    "Trigger",
     "decide",
     "next_wakeup",
     "waiting_for",

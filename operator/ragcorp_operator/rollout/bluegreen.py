@@ -67,7 +67,8 @@ def switch_when_ready(observed: Observed, state: RolloutState, wanted: int, even
     standby = observed.deployments.get(state.target_color, DeploymentState())
     if not standby.ready_at(state.target_image, wanted):
         return state
-    events.append(Event("Normal", "Promoted", f"traffic switched to {state.target_color} ({state.target_image})"))
+    message = f"traffic switched to {state.target_color} ({state.target_image})"
+    events.append(Event("Normal", "Promoted", message, ("promoted",)))
     entry = HistoryEntry(
         state.revision,
         state.target_image,

@@ -8,6 +8,9 @@ from typing import Literal
 from ragcorp_operator.naming import Color
 from ragcorp_operator.rollout.inputs import JobKind, Requests
 from ragcorp_operator.rollout.state import RolloutState
+from ragcorp_operator.spec import TRIGGERS, Trigger
+
+__all__ = ["TRIGGERS", "Decision", "Event", "Intent", "JobIntent", "Trigger"]
 
 
 @dataclass(frozen=True)
@@ -15,6 +18,8 @@ class Event:
     type: Literal["Normal", "Warning"]
     reason: str
     message: str
+    #: The notification triggers this Event is (most Events are none).
+    triggers: tuple[Trigger, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,8 @@ def rollback(observed: Observed, state: RolloutState, to: int, events: list[Even
         state = start(observed, state, entry.image, entry.config, events, rollback=True)
         return downgrade_first(state, wants_schema, "Deploying", state.active_image, events) or state
     assert previous is not None
-    events.append(Event("Normal", "RolledBack", f"traffic switched back to {previous} ({entry.image}) instantly"))
+    message = f"traffic switched back to {previous} ({entry.image}) instantly"
+    events.append(Event("Normal", "RolledBack", message, ("rolledBack",)))
     newer_image = state.active_image
     config = state.previous_config or entry.config
     restored = HistoryEntry(

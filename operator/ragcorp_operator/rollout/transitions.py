@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from ragcorp_operator.naming import Color, other
-from ragcorp_operator.rollout.decision import Event
+from ragcorp_operator.rollout.decision import Event, Trigger
 from ragcorp_operator.rollout.inputs import Observed
 from ragcorp_operator.rollout.state import IN_FLIGHT, Failure, HistoryEntry, Phase, RolloutState, remember
 
@@ -49,7 +49,8 @@ def start(
     else:
         first = "Deploying"
     kind = "RollbackStarted" if rollback else "RolloutStarted"
-    events.append(Event("Normal", kind, f"rolling out {image} to {target_color} (revision {state.revision + 1})"))
+    message = f"rolling out {image} to {target_color} (revision {state.revision + 1})"
+    events.append(Event("Normal", kind, message, ("rolledBack",) if rollback else ("started",)))
     return replace(
         state,
         phase=first,
@@ -78,7 +79,8 @@ def abort(
     """Traffic stays where it is; the schema goes back first when the rollout migrated it and
     `downgradeOnAbort` is set."""
     policy, now = observed.policy, observed.now
-    events.append(Event("Warning", reason, f"rollout of {state.target_image} aborted at {step}: {message}"))
+    triggers: tuple[Trigger, ...] = ("aborted", "migrationFailed") if reason == "MigrationFailed" else ("aborted",)
+    events.append(Event("Warning", reason, f"rollout of {state.target_image} aborted at {step}: {message}", triggers))
     entry = HistoryEntry(
         state.revision,
         state.target_image or "",

@@ -26,6 +26,7 @@ import yaml
 
 from tests.e2e.cluster.cluster import Cluster
 from tests.e2e.cluster.images import REPOSITORY
+from tests.support.webhook_receiver import receiving
 
 ROOT = Path(__file__).resolve().parents[3]
 MINIMAL = yaml.safe_load((ROOT / "crds" / "examples" / "minimal.yaml").read_text())
@@ -562,4 +563,41 @@ def test_11_kubectl_ragcorp_pause_holds_and_abort_keeps_traffic_where_it_was(clu
         "a promote declined; resumed, then kubectl ragcorp abort: Aborted, "
         f"{serving.rsplit(':', 1)[1]} kept serving ({load.sent} requests, {len(load.failures)} failed); "
         "kubectl ragcorp status shows both; status --timeout after re-applying v2 exited 0 (Healthy)"
+    )
+
+
+def test_12_notifications_reach_a_webhook_as_json_and_as_slack(cluster: Cluster) -> None:
+    """The operator's Pods post to a receiver on this machine; the URLs come from a Secret."""
+    serving = status(cluster)["activeImage"]
+    with receiving() as receiver:
+        cluster.kubectl(
+            "create",
+            "secret",
+            "generic",
+            "ragcorp-webhooks",
+            f"--from-literal=AUDIT={receiver.url}/audit",
+            f"--from-literal=SLACK={receiver.url}/slack",
+        )
+        targets = [
+            {"name": "audit", "url": {"name": "ragcorp-webhooks", "key": "AUDIT"}},
+            {
+                "name": "team",
+                "url": {"name": "ragcorp-webhooks", "key": "SLACK"},
+                "format": "slack",
+                "on": ["promoted"],
+            },
+        ]
+        fast = {"scaleDownDelaySeconds": 5}
+        apply_spec(cluster, spec_with(image=image("v2.0.1"), notifications=targets, strategy__blueGreen=fast))
+        eventually(idle_with(cluster, image("v2.0.1")))
+        eventually(
+            lambda: receiver.bodies("/slack") and "promoted" in [b["trigger"] for b in receiver.bodies("/audit")]
+        )
+    audit = [(b["trigger"], b["reason"]) for b in receiver.bodies("/audit")]
+    [slack] = receiver.bodies("/slack")
+    assert audit[:2] == [("started", "RolloutStarted"), ("promoted", "Promoted")], audit
+    assert slack["text"].startswith(f"✅ *default/{NAME}* promoted: traffic switched to")
+    print(
+        f"\ne2e: notifications from {serving.rsplit(':', 1)[1]} to v2.0.1: the JSON webhook got "
+        f"{', '.join(trigger for trigger, _ in audit)}; the Slack one (promoted only) got {slack['text']!r}"
     )

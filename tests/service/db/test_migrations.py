@@ -153,7 +153,11 @@ def test_the_operator_s_migration_job_runs_with_only_the_database_secret(empty_d
     env = {
         # The ConfigMap the Job's Pod reads, by the name its envFrom gives.
         **manifests["ConfigMap/" + job["envFrom"][0]["configMapRef"]["name"]]["data"],
-        **{e["name"]: secret_values[e["valueFrom"]["secretKeyRef"]["key"]] for e in job["env"]},
+        # Secrets resolved as the kubelet resolves them; plain values (spec.env) as they are.
+        **{
+            e["name"]: e["value"] if "value" in e else secret_values[e["valueFrom"]["secretKeyRef"]["key"]]
+            for e in job["env"]
+        },
     }
     assert set(env) >= {"HOST", "EMBEDDING_PROVIDER"} and "GOOGLE_API_KEY" not in env and "API_KEYS" not in env
     command = [sys.executable, "-m", "ragcorp_service.cli", *job["command"][1:]]
