@@ -25,6 +25,7 @@ import httpx
 import yaml
 
 from tests.e2e.cluster.cluster import Cluster
+from tests.e2e.cluster.control_plane import NODE_ADDRESS
 from tests.e2e.cluster.images import REPOSITORY
 from tests.support.webhook_receiver import receiving
 
@@ -567,9 +568,10 @@ def test_11_kubectl_ragcorp_pause_holds_and_abort_keeps_traffic_where_it_was(clu
 
 
 def test_12_notifications_reach_a_webhook_as_json_and_as_slack(cluster: Cluster) -> None:
-    """The operator's Pods post to a receiver on this machine; the URLs come from a Secret."""
+    """The operator's Pods post to a receiver on the node (their own loopback is their own); the
+    URLs come from a Secret."""
     serving = status(cluster)["activeImage"]
-    with receiving() as receiver:
+    with receiving(NODE_ADDRESS) as receiver:
         cluster.kubectl(
             "create",
             "secret",
