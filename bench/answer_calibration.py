@@ -18,7 +18,12 @@ import httpx
 import numpy as np
 
 from ragcorp_service.generation.citations import cited_numbers
-from ragcorp_service.generation.extractive import NO_ANSWER, WEAK_MATCH, ExtractiveGenerator, candidate_sentences
+from ragcorp_service.generation.extractive import (
+    NO_ANSWER,
+    WEAK_MATCH,
+    ExtractiveGenerator,
+    answer_pieces,
+)
 from ragcorp_service.generation.match_strength import STRONG_SIMILARITY, WEAK_SIMILARITY
 from ragcorp_service.providers.embedders import Embedder
 from ragcorp_service.retrieval.results import RetrievedChunk
@@ -50,15 +55,15 @@ async def scifact(
             ]
             asked = hits[:CONTEXTS]
             if any(_beir_id(c) in relevant for c in asked):
-                answer = "".join(await generator.answer_pieces(question, asked))
+                answer, similarity = await _answered(generator, question, asked)
                 with_evidence[outcome(answer)] += 1
                 cited = _first_cited(answer, asked)
                 with_evidence["quoted_evidence"] += outcome(answer) == "strong" and _beir_id(cited) in relevant
-                best["with"].append(await _best_similarity(generator, question, asked))
+                best["with"].append(similarity)
             others = [c for c in hits if _beir_id(c) not in relevant][:CONTEXTS]
-            answer = "".join(await generator.answer_pieces(question, others))
+            answer, similarity = await _answered(generator, question, others)
             without[outcome(answer)] += 1
-            best["without"].append(await _best_similarity(generator, question, others))
+            best["without"].append(similarity)
     return {
         "questions": len(queries),
         "with_evidence": with_evidence,
@@ -91,9 +96,11 @@ async def _ask(client: httpx.AsyncClient, question: str) -> str:
     return answer
 
 
-async def _best_similarity(generator: ExtractiveGenerator, question: str, contexts: list[RetrievedChunk]) -> float:
-    candidates = candidate_sentences(question, contexts)
-    return max(await generator.similarities(question, [c.text for c in candidates]), default=0.0)
+async def _answered(generator: ExtractiveGenerator, question: str, contexts: list[RetrievedChunk]) -> tuple[str, float]:
+    """The answer, as `ExtractiveGenerator.answer_pieces` makes it, and the best candidate's cosine
+    (from one judgement: the sentences are embedded once)."""
+    candidates, similarities = await generator.judged(question, contexts)
+    return "".join(answer_pieces(candidates, similarities)), max(similarities, default=0.0)
 
 
 def _chunk(hit: dict[str, Any]) -> RetrievedChunk:

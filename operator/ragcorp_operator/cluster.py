@@ -246,7 +246,7 @@ class Cluster:
         (or its namespace) would stay Terminating for ever. A JSON patch tests the list it replaces,
         so a finalizer someone else adds meanwhile is never dropped (a 422 means read and try again)."""
         released = []
-        for item in self._call("GET", f"/apis/{GROUP}/{VERSION}/{PLURAL}").get("items") or []:
+        for item in self.list_resources():
             meta = item["metadata"]
             for _ in range(5):
                 finalizers = meta.get("finalizers") or []
@@ -272,6 +272,13 @@ class Cluster:
                         raise
                     meta = (self.get_resource(meta["namespace"], meta["name"]) or {"metadata": {}})["metadata"]
         return released
+
+    def list_resources(self, namespace: str | None = None, limit: int | None = None) -> list[Manifest]:
+        """RagCorpDeployments in one namespace, or in all; at most `limit` of them when given."""
+        where = f"/namespaces/{namespace}" if namespace else ""
+        query = [("limit", str(limit))] if limit is not None else None
+        items: list[Manifest] = self._call("GET", f"/apis/{GROUP}/{VERSION}{where}/{PLURAL}", query=query).get("items")
+        return items or []
 
     def annotate(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
         """Set (or, with None, remove) annotations on the resource, as `kubectl annotate` does."""

@@ -14,7 +14,7 @@ from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError, MaxRetryError
 
 from ragcorp_operator import GROUP, PLURAL, VERSION
-from ragcorp_operator.cluster import load_api_client
+from ragcorp_operator.cluster import Cluster, load_api_client
 
 
 class ClusterUnreachable(Exception):
@@ -42,21 +42,10 @@ def unreachable(api: client.ApiClient, exc: HTTPError | OSError) -> ClusterUnrea
 def check_can_watch(api: client.ApiClient, namespaces: tuple[str, ...]) -> None:
     """List the resources the operator will watch, once: the cluster answers, the CRD is installed,
     and these credentials may list them."""
-    for namespace in namespaces or ("",):
-        where = f"/namespaces/{namespace}" if namespace else ""
-        path = f"/apis/{GROUP}/{VERSION}{where}/{PLURAL}"
-        method, url, headers, _, _ = api.param_serialize(
-            "GET",
-            path,
-            query_params=[("limit", "1")],
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-        )
+    cluster = Cluster(api)
+    for namespace in namespaces or (None,):
         try:
-            response = api.call_api(method, url, header_params=headers, _request_timeout=10)
-            response.read()  # type: ignore[no-untyped-call]
-            if not 200 <= response.status <= 299:
-                raise ApiException(http_resp=response)
+            cluster.list_resources(namespace, limit=1)
         except ApiException as exc:
             if exc.status == 404:
                 raise ClusterUnreachable(

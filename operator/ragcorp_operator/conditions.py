@@ -22,6 +22,12 @@ class Condition:
     message: str = ""
 
 
+def condition_of(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The condition of this type in a status as stored (`{}` when there is none)."""
+    conditions = status.get("conditions") or []
+    return next((c for c in conditions if isinstance(c, dict) and c.get("type") == kind), {})
+
+
 def merge_conditions(
     previous: list[dict[str, Any]], current: list[Condition], now: datetime, generation: int | None = None
 ) -> list[dict[str, Any]]:

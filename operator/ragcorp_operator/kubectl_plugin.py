@@ -21,9 +21,12 @@ import argparse
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragcorp_operator import INSTALL_OPERATOR_EXTRA
+
+if TYPE_CHECKING:  # the operator extra may be missing; the plugin says so when it runs
+    from ragcorp_operator.cluster import Cluster
 
 #: How often `status --timeout` reads the resource again.
 POLL_SECONDS = 2.0
@@ -135,7 +138,7 @@ def _act(args: argparse.Namespace) -> int:
         if resource is None:
             raise PluginError(f"{where} not found")
         if args.command == "status" and args.timeout is not None:
-            return _wait_healthy(cluster, namespace, args.name, args.timeout)
+            return _wait_healthy(cluster, resource, args.timeout)
         if args.command == "status":
             print(format_status(resource))
             return 0
@@ -163,14 +166,15 @@ def _act(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait_healthy(cluster: Any, namespace: str, name: str, timeout: float) -> int:
+def _wait_healthy(cluster: Cluster, first: dict[str, Any], timeout: float) -> int:
     """Each change of health on a line of its own, as `kubectl rollout status` prints; 0 once Healthy."""
     from ragcorp_operator.rollout_health import health
 
+    namespace, name = first["metadata"]["namespace"], first["metadata"]["name"]
     deadline = time.monotonic() + timeout
     said = None
+    resource: dict[str, Any] | None = first
     while True:
-        resource = cluster.get_resource(namespace, name)
         if resource is None:
             raise PluginError(f"ragcorpdeployment {namespace}/{name} is gone")
         now = health(resource)
@@ -183,6 +187,7 @@ def _wait_healthy(cluster: Any, namespace: str, name: str, timeout: float) -> in
             print(f"timed out after {timeout:g} s while {now.verdict}", file=sys.stderr)
             return 1
         time.sleep(min(POLL_SECONDS, max(deadline - time.monotonic(), 0)))
+        resource = cluster.get_resource(namespace, name)
 
 
 def _default_namespace() -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from ragcorp_operator.conditions import Condition
+from ragcorp_operator.conditions import Condition, condition_of
 from ragcorp_operator.naming import Color, active_service_name, preview_service_name
 from ragcorp_operator.plan import Plan, children, invalid_spec_status, rollout_policy, rollout_status
 from ragcorp_operator.pod_config import PodConfig, pod_config
@@ -165,12 +165,7 @@ def plan_pass(snapshot: Snapshot) -> PassPlan:
 def degradation_events(before: dict[str, Any], after: dict[str, Any]) -> list[Event]:
     """The Degraded condition turning True (`degraded`) or back (`recovered`): what a team is told
     besides the step that caused it."""
-
-    def degraded(status: dict[str, Any]) -> dict[str, Any]:
-        conditions = status.get("conditions") or []
-        return next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Degraded"), {})
-
-    was, now = degraded(before), degraded(after)
+    was, now = condition_of(before, "Degraded"), condition_of(after, "Degraded")
     if now.get("status") == "True" and was.get("status") != "True":
         message = f"{now.get('reason')}: {now.get('message') or ''}".rstrip(": ")
         return [Event("Warning", "Degraded", message, ("degraded",))]

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ragcorp_operator.conditions import condition_of
+
 Verdict = Literal["Healthy", "Progressing", "Paused", "Degraded"]
 
 
@@ -20,14 +22,10 @@ class Health:
     message: str
 
 
-def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
-    return next((c for c in status.get("conditions") or [] if isinstance(c, dict) and c.get("type") == kind), {})
-
-
 def health(resource: dict[str, Any]) -> Health:
     status = resource.get("status") or {}
     generation = (resource.get("metadata") or {}).get("generation")
-    degraded = _condition(status, "Degraded")
+    degraded = condition_of(status, "Degraded")
     says = f"{degraded.get('reason')}: {degraded.get('message') or ''}".rstrip(": ")
     if degraded.get("status") == "True" and degraded.get("reason") == "InvalidSpec":
         return Health("Degraded", says)  # an unusable spec is never observed: do not wait for it
@@ -37,11 +35,11 @@ def health(resource: dict[str, Any]) -> Health:
         return Health("Degraded", says)
     if status.get("pausedAt"):
         return Health("Paused", f"held during {status.get('phase')} since {status['pausedAt']}")
-    ready = _condition(status, "Ready")
+    ready = condition_of(status, "Ready")
     settled = status.get("phase") == "Idle" or (
         status.get("phase") == "ScalingDown" and status.get("verifiedAfterPromotion")
     )
     if settled and ready.get("status") == "True":
         return Health("Healthy", ready.get("message") or "serving")
-    progressing = _condition(status, "Progressing")
+    progressing = condition_of(status, "Progressing")
     return Health("Progressing", progressing.get("message") or str(status.get("phase") or "Pending"))

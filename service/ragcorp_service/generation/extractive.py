@@ -149,10 +149,11 @@ def answer_pieces(candidates: list[ScoredSentence], similarities: list[float]) -
     closest passage, saying it may not answer; below that the documents are taken not to hold it.
     """
     ranked = sorted(zip(similarities, candidates, strict=True), key=lambda pair: -pair[0])
-    if not ranked or match_strength(ranked[0][0]) is Strength.NONE:
+    best = ranked[0][0] if ranked else 0.0
+    strength = match_strength(best) if ranked else Strength.NONE
+    if strength is Strength.NONE:
         return [NO_ANSWER]
-    best = ranked[0][0]
-    if match_strength(best) is Strength.WEAK:
+    if strength is Strength.WEAK:
         [sentence] = _within_budget([ranked[0][1]], 1)
         return [WEAK_MATCH, f"{sentence.text} {_marker(sentence.context_numbers)}"]
     close = [s for similarity, s in ranked if similarity >= best - SIMILARITY_MARGIN]
@@ -196,10 +197,14 @@ class ExtractiveGenerator:
             yield piece
 
     async def answer_pieces(self, question: str, contexts: list[RetrievedChunk]) -> list[str]:
+        return answer_pieces(*await self.judged(question, contexts))
+
+    async def judged(self, question: str, contexts: list[RetrievedChunk]) -> tuple[list[ScoredSentence], list[float]]:
+        """The candidate sentences and each one's cosine to the question (none embedded when there are none)."""
         candidates = candidate_sentences(question, contexts)
         if not candidates:
-            return [NO_ANSWER]
-        return answer_pieces(candidates, await self.similarities(question, [c.text for c in candidates]))
+            return [], []
+        return candidates, await self.similarities(question, [c.text for c in candidates])
 
     async def similarities(self, question: str, sentences: list[str]) -> list[float]:
         """The cosine of the question to each sentence (the vectors are unit length)."""
