@@ -105,9 +105,11 @@ format: $(VENV)/.dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The chart installs the project's CRD; a test fails when the two differ.
+# The chart installs the project's CRD and `kubectl ragcorp lint` checks against it; a test fails when
+# a copy differs.
 crds:
 	cp crds/ragcorpdeployments.ragcorp.dev.yaml $(CHART)/crds/
+	cp crds/ragcorpdeployments.ragcorp.dev.yaml operator/ragcorp_operator/assets/crd.yaml
 
 # Real helm lint and helm template (Helm v4 built from source with the control plane, or a helm on
 # PATH), the renders validated against the real Kubernetes schemas; and the hermetic chart tests

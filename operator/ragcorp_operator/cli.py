@@ -43,11 +43,24 @@ def _resources(path: str) -> list[dict[str, Any]]:
     return documents
 
 
-def _render(path: str, monitoring: bool = True) -> int:
-    from ragcorp_operator.plan import render_resource
+def _render_one(document: dict[str, Any], monitoring: bool) -> list[dict[str, Any]]:
+    """A new resource renders as its first install; one with a status (`kubectl get -o yaml`) as
+    the state that status records: both colours mid-rollout, the Job of the phase, the preview."""
+    from ragcorp_operator.pass_plan import render_recorded
+    from ragcorp_operator.plan import PROMETHEUS_RULE, SERVICE_MONITOR, render_resource
+    from ragcorp_operator.spec import parse_spec
+    from ragcorp_operator.user_requests import Resource
 
+    if not (document.get("status") or {}).get("phase"):
+        return render_resource(document, monitoring)
+    body = {**document, "metadata": {"name": "ragcorp", "namespace": "default", **(document.get("metadata") or {})}}
+    kinds = frozenset({SERVICE_MONITOR, PROMETHEUS_RULE}) if monitoring else frozenset()
+    return render_recorded(Resource.from_body(body), parse_spec(document.get("spec") or {}), kinds)
+
+
+def _render(path: str, monitoring: bool = True) -> int:
     try:
-        manifests = [m for document in _resources(path) for m in render_resource(document, monitoring)]
+        manifests = [m for document in _resources(path) for m in _render_one(document, monitoring)]
     except RenderError as exc:
         print(f"ragcorp-operator: {exc}", file=sys.stderr)
         return 1

@@ -26,7 +26,7 @@ import prometheus_client
 from ragcorp_operator import GROUP, PLURAL, VERSION
 from ragcorp_operator.cluster import Cluster, Fenced, kube_configuration, load_api_client
 from ragcorp_operator.notifier import Notifier
-from ragcorp_operator.operator_metrics import OperatorMetrics
+from ragcorp_operator.operator_metrics import OperatorMetrics, PhaseClock
 from ragcorp_operator.operator_settings import FINALIZER, OperatorSettings, start_priority
 from ragcorp_operator.reconciling import Memory, PassResult, reconcile
 from ragcorp_operator.rollout import Event
@@ -136,6 +136,8 @@ def _sink(runtime: Runtime) -> Callable[[dict[str, Any], Event], None]:
 
     def sink(body: dict[str, Any], event: Event) -> None:
         kopf.event(kopf.Body(cast(kopf.RawBody, body)), type=event.type, reason=event.reason, message=event.message)
+        metadata = body.get("metadata") or {}
+        runtime.metrics.count_event(metadata.get("namespace", ""), metadata.get("name", ""), event)
         if runtime.notifier is not None:
             runtime.notifier.notify(body, event)
 
@@ -143,7 +145,13 @@ def _sink(runtime: Runtime) -> Callable[[dict[str, Any], Event], None]:
 
 
 def _pass(
-    runtime: Runtime, namespace: str, name: str, memory: Memory, full: bool, stopped: kopf.DaemonStopped
+    runtime: Runtime,
+    namespace: str,
+    name: str,
+    memory: Memory,
+    full: bool,
+    stopped: kopf.DaemonStopped,
+    clock: PhaseClock,
 ) -> PassResult:
     metrics, started = runtime.metrics, time.perf_counter()
     try:
@@ -158,8 +166,11 @@ def _pass(
         raise
     finally:
         metrics.reconcile_seconds.observe(time.perf_counter() - started)
-    if result.outcome != "gone":
+    if result.outcome == "gone":
+        metrics.forget(namespace, name)
+    else:
         metrics.reconciles.labels(namespace, name, result.outcome).inc()
+        metrics.see_phase(namespace, name, result.phase, clock)
     return result
 
 
@@ -177,14 +188,14 @@ async def reconciler(
     runtime = runtime_of(memo)
     wakeups = runtime.wakeups
     wakeup = wakeups.register(uid)
-    memory = Memory()
+    memory, clock = Memory(), PhaseClock()
     resync = runtime.settings.resync_seconds
     last_full = float("-inf")
     try:
         while not stopped:
             full = wakeup.take_full() or time.monotonic() - last_full >= resync
             try:
-                result = await asyncio.to_thread(_pass, runtime, namespace, name, memory, full, stopped)
+                result = await asyncio.to_thread(_pass, runtime, namespace, name, memory, full, stopped, clock)
             except Fenced:
                 return  # told to stop mid-pass: the replica that acts now reads everything afresh
             except Exception as exc:  # logged, and tried again: the next pass reads everything afresh

@@ -7,6 +7,8 @@
     kubectl ragcorp pause NAME | resume NAME [-n NS]
     kubectl ragcorp status NAME --timeout 10m        # wait: 0 Healthy, 1 Degraded or timed out
     kubectl ragcorp set image NAME IMAGE | undo NAME [--to-revision N]
+    kubectl ragcorp get NAME [--watch]                # the tree: colours, Pods, Jobs, analysis
+    kubectl ragcorp lint -f FILE                      # offline: the CRD's schema and the operator's checks
 
 Requests are annotations the operator acts on once and then removes, so the
 plugin needs only `patch` on ragcorpdeployments, like `kubectl annotate`. Pause
@@ -21,9 +23,12 @@ import argparse
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragcorp_operator import INSTALL_OPERATOR_EXTRA
+from ragcorp_operator.naming import COLOR_LABEL, COLORS, INSTANCE_LABEL, JOB_KIND_LABEL, deployment_name
+from ragcorp_operator.rollout_tree import format_analysis, format_tree
 
 if TYPE_CHECKING:  # the operator extra may be missing; the plugin says so when it runs
     from ragcorp_operator.cluster import Cluster
@@ -48,6 +53,7 @@ def format_status(resource: dict[str, Any]) -> str:
     failure = status.get("failure")
     if failure:
         lines.append(f"Failure:     {failure.get('step')}: {failure.get('reason')}: {failure.get('message')}")
+    lines += format_analysis(status)
     lines.append("Conditions:")
     for condition in status.get("conditions") or []:
         lines.append(
@@ -85,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
                 default=None,
                 help="wait until Healthy (exit 0), Degraded (1) or this long (1): 90s, 10m, 1h",
             )
+    getter = commands.add_parser("get", help="the resource as a tree: colours, Pods, Jobs, analysis")
+    getter.add_argument("name")
+    getter.add_argument("-w", "--watch", action="store_true", help="draw it again on every change (Ctrl-C stops)")
+    linter = commands.add_parser("lint", help="check RagCorpDeployments offline, before kubectl apply")
+    linter.add_argument("-f", "--filename", required=True, help="a YAML file (several documents allowed)")
     setter = commands.add_parser("set", help="set image NAME IMAGE: start a rollout of IMAGE")
     setter.add_argument("what", choices=["image"])
     setter.add_argument("name")
@@ -107,6 +118,8 @@ def _duration(text: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "lint":
+            return _lint(args.filename)
         return _act(args)
     except PluginError as exc:
         print(f"kubectl-ragcorp: {exc}", file=sys.stderr)
@@ -139,6 +152,8 @@ def _act(args: argparse.Namespace) -> int:
             raise PluginError(f"{where} not found")
         if args.command == "status" and args.timeout is not None:
             return _wait_healthy(cluster, resource, args.timeout)
+        if args.command == "get":
+            return _get(cluster, resource, args.watch)
         if args.command == "status":
             print(format_status(resource))
             return 0
@@ -188,6 +203,67 @@ def _wait_healthy(cluster: Cluster, first: dict[str, Any], timeout: float) -> in
             return 1
         time.sleep(min(POLL_SECONDS, max(deadline - time.monotonic(), 0)))
         resource = cluster.get_resource(namespace, name)
+
+
+def _lint(filename: str) -> int:
+    """Each document's verdict on a line (its problems below it); 1 when any has a problem."""
+    from ragcorp_operator.lint import lint_text
+
+    try:
+        text = Path(filename).read_text()
+    except OSError as exc:
+        raise PluginError(f"cannot read {filename}: {exc.strerror or exc}") from None
+    findings = lint_text(text)
+    for finding in findings:
+        what = f"{filename}: document {finding.document}" + (f" ({finding.name})" if finding.name else "")
+        if finding.skipped:
+            print(f"{filename}: document {finding.document} ({finding.skipped.split(':')[0]} {finding.name}): skipped")
+        elif finding.problems:
+            print(f"{what}: {len(finding.problems)} problem(s)")
+            print("\n".join(f"  {problem}" for problem in finding.problems))
+        else:
+            print(f"{what}: ok")
+    if not any(not finding.skipped for finding in findings):
+        print(f"{filename}: no RagCorpDeployment in it", file=sys.stderr)
+        return 1
+    return 1 if any(finding.problems for finding in findings) else 0
+
+
+def _tree(cluster: Cluster, resource: dict[str, Any]) -> str:
+    namespace, name = resource["metadata"]["namespace"], resource["metadata"]["name"]
+    deployments = {color: cluster.get("Deployment", namespace, deployment_name(name, color)) for color in COLORS}
+    pods = {
+        color: [
+            pod
+            for pod in cluster.list("Pod", namespace, {INSTANCE_LABEL: name, COLOR_LABEL: color})
+            if JOB_KIND_LABEL not in ((pod.get("metadata") or {}).get("labels") or {})
+        ]
+        for color in COLORS
+    }
+    jobs = cluster.list("Job", namespace, {INSTANCE_LABEL: name})
+    return format_tree(resource, deployments, pods, jobs)
+
+
+def _get(cluster: Cluster, first: dict[str, Any], watch: bool) -> int:
+    """The tree once, or with --watch again whenever it changes, as `kubectl get -w` prints."""
+    namespace, name = first["metadata"]["namespace"], first["metadata"]["name"]
+    shown = None
+    resource: dict[str, Any] | None = first
+    try:
+        while resource is not None:
+            tree = _tree(cluster, resource)
+            if tree != shown:
+                if shown is not None:
+                    print(f"\n--- {datetime.now(UTC).strftime('%H:%M:%S')} ---")
+                print(tree, flush=True)
+                shown = tree
+            if not watch:
+                return 0
+            time.sleep(POLL_SECONDS)
+            resource = cluster.get_resource(namespace, name)
+    except KeyboardInterrupt:
+        return 0
+    raise PluginError(f"ragcorpdeployment {namespace}/{name} is gone")
 
 
 def _default_namespace() -> str:

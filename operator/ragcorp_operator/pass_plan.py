@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from ragcorp_operator.conditions import Condition, condition_of
@@ -27,8 +27,11 @@ from ragcorp_operator.rollout import (
     RolloutState,
     decide,
     next_wakeup,
+    wanted_replicas,
 )
 from ragcorp_operator.rollout.decision import Event
+from ragcorp_operator.rollout.intent import intent
+from ragcorp_operator.rollout.metric_checks import Measurement
 from ragcorp_operator.spec import RagSpec
 from ragcorp_operator.user_requests import REQUEST_ANNOTATIONS, Resource, handled_ids, requests_from, rollback_request
 
@@ -62,6 +65,8 @@ class Snapshot:
     gate: GateResult | None = None
     #: The monitoring kinds whose CRDs exist.
     monitoring: frozenset[tuple[str, str]] = frozenset()
+    #: The team's analysis checks measured this pass.
+    measurements: tuple[Measurement, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,7 @@ def plan_pass(snapshot: Snapshot) -> PassPlan:
             requests_from(resource, spec),
             schema_job_elsewhere=snapshot.schema_job_elsewhere,
             serving_color=snapshot.serving_color,
+            measurements=snapshot.measurements,
         )
     )
     new_state = decision.state
@@ -160,6 +166,17 @@ def plan_pass(snapshot: Snapshot) -> PassPlan:
         wake_after=wake,
         outcome="degraded" if degraded else "ok",
     )
+
+
+def render_recorded(resource: Resource, spec: RagSpec, monitoring: frozenset[tuple[str, str]]) -> list[Manifest]:
+    """The children for the state the resource's status records, without moving it on: what the
+    operator applies right now (`ragcorp-operator render -f` of `kubectl get rcd NAME -o yaml`)."""
+    policy, state = rollout_policy(spec), RolloutState.from_status(resource.status)
+    observed = Observed(policy, state, {}, {}, datetime.now(UTC))
+    wanted = intent(state, wanted_replicas(observed), observed)
+    pod_configs, retired = _pod_configs(resource.status, spec, policy.config, state)
+    owner = Owner(resource.name, resource.namespace, resource.uid)
+    return children(owner, spec, wanted, monitoring, frozenset(wanted.deployments), pod_configs, retired).apply
 
 
 def degradation_events(before: dict[str, Any], after: dict[str, Any]) -> list[Event]:

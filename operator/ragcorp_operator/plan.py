@@ -28,6 +28,7 @@ from ragcorp_operator.render.monitoring import dashboards_config_map, prometheus
 from ragcorp_operator.render.networking import active_service, autoscaler, disruption_budget, preview_service
 from ragcorp_operator.render.workloads import backup_job, deployment, downgrade_job, migration_job, smoke_job
 from ragcorp_operator.rollout import IN_FLIGHT, Decision, DeploymentState, Intent, JobIntent, RolloutPolicy
+from ragcorp_operator.rollout.metric_checks import MetricCheck
 from ragcorp_operator.spec import RagSpec, parse_spec
 
 #: (apiVersion, kind) of the monitoring kinds, rendered only where their CRDs exist.
@@ -80,6 +81,21 @@ def rollout_policy(spec: RagSpec) -> RolloutPolicy:
         job_timeout=timedelta(seconds=spec.migrations.timeout_seconds),
         smoke_timeout=timedelta(seconds=blue_green.smoke_test.timeout_seconds),
         paused=spec.paused,
+        checks=tuple(
+            MetricCheck(
+                name=metric.name,
+                query=metric.query,
+                success_condition=metric.success_condition,
+                stages=frozenset(metric.stages),
+                interval=timedelta(seconds=metric.interval_seconds),
+                initial_delay=timedelta(seconds=metric.initial_delay_seconds),
+                count=metric.count,
+                failure_limit=metric.failure_limit,
+                inconclusive_limit=metric.inconclusive_limit,
+                dry_run=metric.dry_run,
+            )
+            for metric in blue_green.analysis.metrics
+        ),
     )
 
 

@@ -1,4 +1,5 @@
-"""The metric gate's one question to Prometheus: is the preview healthy enough to promote?
+"""The metric gate's one question to Prometheus (is the preview healthy enough to promote?) and
+the team's analysis checks (`measure`).
 
 Three answers besides pass and fail, as a real Prometheus gives them: a healthy version
 has no 5xx series at all, so the error count is `... or vector(0)` (zero, not an empty
@@ -12,6 +13,7 @@ from __future__ import annotations
 import httpx
 
 from ragcorp_operator.rollout import GateResult
+from ragcorp_operator.rollout.metric_checks import Measurement, MetricCheck, Stage
 
 
 class _NoAnswer(Exception):
@@ -66,3 +68,24 @@ def evaluate_gate(
     if error_rate is None or latency is None:
         return "nodata"
     return "pass" if error_rate <= max_error_rate and latency <= max_p95_seconds else "fail"
+
+
+def check_query(check: MetricCheck, namespace: str, service: str, name: str) -> str:
+    """The check's PromQL with `{{namespace}}`, `{{service}}` and `{{name}}` filled in."""
+    return check.query.replace("{{namespace}}", namespace).replace("{{service}}", service).replace("{{name}}", name)
+
+
+def measure(url: str, query: str, name: str, stage: Stage, timeout: float = 5.0) -> Measurement:
+    """One measurement of a check: its value, or None with what went wrong (inconclusive)."""
+    try:
+        with httpx.Client(timeout=timeout) as client:
+            value = _scalar(client, url, query)
+    except httpx.HTTPStatusError as exc:
+        return Measurement(
+            name, stage, None, f"Prometheus answered {exc.response.status_code}: {exc.response.text[:160]}"
+        )
+    except httpx.HTTPError as exc:
+        return Measurement(name, stage, None, f"Prometheus unreachable: {exc}"[:200])
+    except (_NoAnswer, ValueError, KeyError, IndexError, TypeError) as exc:
+        return Measurement(name, stage, None, f"not a number: {exc}"[:200])
+    return Measurement(name, stage, value, "" if value is not None else "no data (an empty result or NaN)")

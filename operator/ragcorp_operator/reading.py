@@ -24,12 +24,15 @@ from ragcorp_operator.naming import (
     deployment_name,
     job_name,
     name_problem,
+    preview_service_name,
 )
 from ragcorp_operator.pass_plan import Snapshot, gate_service
-from ragcorp_operator.plan import PROMETHEUS_RULE, SERVICE_MONITOR
-from ragcorp_operator.prometheus import evaluate_gate
+from ragcorp_operator.plan import PROMETHEUS_RULE, SERVICE_MONITOR, rollout_policy
+from ragcorp_operator.prometheus import check_query, evaluate_gate, measure
 from ragcorp_operator.render.config import referenced_secrets
 from ragcorp_operator.rollout import DeploymentState, JobKind, JobState, RolloutState
+from ragcorp_operator.rollout.analysis import due_checks, stage_window
+from ragcorp_operator.rollout.metric_checks import Measurement
 from ragcorp_operator.spec import RagSpec, SpecError, parse_spec
 from ragcorp_operator.user_requests import Resource
 
@@ -103,7 +106,21 @@ def read_snapshot(cluster: Cluster, resource: Resource, memory: Memory, full: bo
         monitoring=frozenset(
             kind for kind in (SERVICE_MONITOR, PROMETHEUS_RULE) if cluster.kind_available(kind[1], resource.namespace)
         ),
+        measurements=_measurements(resource, spec, state, now),
     )
+
+
+def _measurements(resource: Resource, spec: RagSpec, state: RolloutState, now: datetime) -> tuple[Measurement, ...]:
+    """The team's analysis checks due now, measured on the Service the stage judges."""
+    due = due_checks(state, rollout_policy(spec), now)
+    window = stage_window(state)
+    if not due or window is None:
+        return ()
+    analysis = spec.strategy.blue_green.analysis
+    url = analysis.prometheus_url or spec.strategy.blue_green.metric_gate.prometheus_url
+    name = resource.name
+    service = preview_service_name(name) if window[0] == "prePromotion" else active_service_name(name)
+    return tuple(measure(url, check_query(c, resource.namespace, service, name), c.name, window[0]) for c in due)
 
 
 def _deployment(cluster: Cluster, resource: Resource, color: Color) -> DeploymentState:

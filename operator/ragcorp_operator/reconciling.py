@@ -23,7 +23,7 @@ from ragcorp_operator.naming import INSTANCE_LABEL, REVISION_LABEL
 from ragcorp_operator.pass_plan import PassOutcome, PassPlan, plan_pass
 from ragcorp_operator.plan import Plan
 from ragcorp_operator.reading import Memory, read_snapshot
-from ragcorp_operator.rollout import Event
+from ragcorp_operator.rollout import Event, Phase
 from ragcorp_operator.user_requests import Resource
 
 __all__ = ["Memory", "PassResult", "reconcile"]
@@ -42,6 +42,8 @@ class PassResult:
     #: How long until time alone could change the decision (None: only an event can).
     wake_after: timedelta | None = None
     requests: int = 0
+    #: The rollout's phase after the pass (None when the status has none: an unusable spec).
+    phase: Phase | None = None
 
 
 def reconcile(cluster: Cluster, namespace: str, name: str, memory: Memory, full: bool, sink: EventSink) -> PassResult:
@@ -78,7 +80,7 @@ class _Writer:
         for event in plan.events:
             self.emit(event)
         if plan.children is None:
-            return PassResult(plan.outcome, plan.wake_after)
+            return PassResult(plan.outcome, plan.wake_after, phase=plan.status.get("phase"))
         settled = True
         digest = plan.digest
         if self.full or digest != memory.applied_plan:
@@ -92,7 +94,7 @@ class _Writer:
         wake = plan.wake_after
         if not settled:  # a replaced Job is created again once the old one is gone
             wake = min(wake, REPLACE_POLL) if wake is not None else REPLACE_POLL
-        return PassResult(plan.outcome, wake)
+        return PassResult(plan.outcome, wake, phase=plan.status.get("phase"))
 
     def write_children(self, plan: Plan) -> bool:
         """Apply the plan; False while a replaced Job still has to be created again."""

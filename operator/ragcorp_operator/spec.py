@@ -192,6 +192,35 @@ class MetricGate(Model):
     after_promotion: bool = Field(default=True, alias="afterPromotion")
 
 
+AnalysisStage = Literal["prePromotion", "postPromotion"]
+ANALYSIS_STAGES: tuple[AnalysisStage, ...] = get_args(AnalysisStage)
+#: `result <op> number`: what an analysis check's `successCondition` may say (the CRD's pattern too).
+CONDITION_PATTERN = r"^\s*result\s*(<=|>=|==|!=|<|>)\s*(-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?)\s*$"
+
+
+class AnalysisMetric(Model):
+    """A check a team defines (Argo Rollouts' AnalysisTemplate metric, Prometheus provider)."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    #: PromQL returning one number; `{{namespace}}`, `{{service}}` and `{{name}}` are filled in.
+    query: str = Field(min_length=1, max_length=4096)
+    success_condition: str = Field(alias="successCondition", pattern=CONDITION_PATTERN)
+    interval_seconds: int = Field(default=60, ge=1, le=86_400, alias="intervalSeconds")
+    initial_delay_seconds: int = Field(default=0, ge=0, le=86_400, alias="initialDelaySeconds")
+    count: int = Field(default=3, ge=1, le=1000)
+    failure_limit: int = Field(default=0, ge=0, le=1000, alias="failureLimit")
+    inconclusive_limit: int = Field(default=0, ge=0, le=1000, alias="inconclusiveLimit")
+    stages: list[AnalysisStage] = Field(default_factory=lambda: list(ANALYSIS_STAGES), min_length=1)
+    #: Measured and reported, never acted on: try a check before it can stop a rollout.
+    dry_run: bool = Field(default=False, alias="dryRun")
+
+
+class Analysis(Model):
+    #: Where the checks' queries go; the metric gate's Prometheus when unset.
+    prometheus_url: str | None = Field(default=None, alias="prometheusUrl")
+    metrics: list[AnalysisMetric] = Field(default_factory=list, max_length=20)
+
+
 class BlueGreen(Model):
     auto_promote: bool = Field(default=True, alias="autoPromote")
     scale_down_delay_seconds: int = Field(default=300, ge=0, alias="scaleDownDelaySeconds")
@@ -199,6 +228,7 @@ class BlueGreen(Model):
     ready_timeout_seconds: int = Field(default=600, ge=1, alias="readyTimeoutSeconds")
     smoke_test: SmokeTest = Field(default_factory=SmokeTest, alias="smokeTest")
     metric_gate: MetricGate = Field(default_factory=MetricGate, alias="metricGate")
+    analysis: Analysis = Field(default_factory=Analysis)
     history_limit: int = Field(default=10, ge=1, le=100, alias="historyLimit")
     auto_promotion_seconds: int | None = Field(default=None, ge=0, le=86_400, alias="autoPromotionSeconds")
     preview_replica_count: int | None = Field(default=None, ge=1, le=1000, alias="previewReplicaCount")
@@ -266,6 +296,7 @@ class RagSpec(Model):
         for field, names in (
             ("env", [variable.name for variable in self.env or ()]),
             ("notifications", [target.name for target in self.notifications]),
+            ("strategy.blueGreen.analysis.metrics", [m.name for m in self.strategy.blue_green.analysis.metrics]),
         ):
             if repeated := sorted({name for name in names if names.count(name) > 1}):
                 raise ValueError(f"{field}: {', '.join(repeated)} given more than once")

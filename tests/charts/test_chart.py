@@ -67,6 +67,8 @@ def test_the_schema_rejects_bad_values_naming_them(override: dict[str, Any], pro
 def test_the_chart_installs_the_projects_own_crd() -> None:
     name = "ragcorpdeployments.ragcorp.dev.yaml"
     assert (CHART / "crds" / name).read_bytes() == (ROOT / "crds" / name).read_bytes(), "run `make crds`"
+    shipped = ROOT / "operator" / "ragcorp_operator" / "assets" / "crd.yaml"  # what `kubectl ragcorp lint` reads
+    assert shipped.read_bytes() == (ROOT / "crds" / name).read_bytes(), "run `make crds`"
 
 
 def test_the_chart_installs_kopfs_peering_crds() -> None:

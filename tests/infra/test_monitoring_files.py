@@ -46,8 +46,9 @@ def test_dashboards_are_grafana_json_with_unique_uids_and_a_datasource_choice() 
         "RagCorp / API performance",
         "RagCorp / Operations and SLOs",
         "RagCorp / PostgreSQL",
+        "RagCorp / Rollouts",
     ]
-    assert len({d["uid"] for d in dashboards}) == 3
+    assert len({d["uid"] for d in dashboards}) == 4
     for dashboard in dashboards:
         assert dashboard["templating"]["list"][0]["type"] == "datasource"
         ids = [panel["id"] for panel in dashboard["panels"]]

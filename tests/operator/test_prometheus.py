@@ -24,7 +24,8 @@ from prometheus_client import make_asgi_app
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from ragcorp_operator.prometheus import evaluate_gate
+from ragcorp_operator.prometheus import check_query, evaluate_gate, measure
+from ragcorp_operator.rollout.metric_checks import MetricCheck, meets
 from ragcorp_service.api.service_metrics import ServiceMetrics
 from tests.support.servers import free_port, serving
 
@@ -158,3 +159,31 @@ def test_a_prometheus_that_cannot_answer_is_unmeasured(prometheus: str, versions
     assert gate("http://127.0.0.1:9", "rag-healthy") == "unmeasured"
     with serving(make_asgi_app(versions["healthy"].registry)) as not_prometheus:
         assert gate(not_prometheus, "rag-healthy") == "unmeasured"
+
+
+REQUEST_RATE = MetricCheck(
+    "request-rate",
+    'sum(rate(ragcorp_http_requests_total{namespace="{{namespace}}",service="{{service}}"}[60s]))',
+    "result > 0",
+)
+
+
+def test_an_analysis_check_measures_the_service_it_judges(prometheus: str) -> None:
+    """A team's check is filled in for the Service judged, and its value is Prometheus's."""
+    query = check_query(REQUEST_RATE, "prod", "rag-healthy", "rag")
+    assert 'service="rag-healthy"' in query and 'namespace="prod"' in query
+    measured = measure(prometheus, query, REQUEST_RATE.name, "prePromotion")
+    assert measured.value is not None and measured.value > 0 and meets(REQUEST_RATE.success_condition, measured.value)
+    idle = measure(
+        prometheus, check_query(REQUEST_RATE, "prod", "rag-unknown", "rag"), REQUEST_RATE.name, "prePromotion"
+    )
+    assert idle.value is None and "no data" in idle.error
+
+
+def test_a_check_prometheus_cannot_answer_says_why(prometheus: str) -> None:
+    """A query Prometheus refuses, or no Prometheus at all, is inconclusive with the reason kept
+    (it lands in status.analysis, where a person fixes the query)."""
+    refused = measure(prometheus, "sum(rate(ragcorp_http_requests_total[60s]", "broken", "prePromotion")
+    assert refused.value is None and "Prometheus answered 400" in refused.error and "parse error" in refused.error
+    unreachable = measure("http://127.0.0.1:9", "vector(1)", "anything", "postPromotion")
+    assert unreachable.value is None and "unreachable" in unreachable.error

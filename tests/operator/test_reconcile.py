@@ -9,7 +9,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ragcorp_operator.operator_settings import FINALIZER
-from tests.support.operator_cluster import NAMESPACE, SPEC, ClusterHelper, deploy, running_operator, secrets
+from tests.support.operator_cluster import (
+    NAMESPACE,
+    SPEC,
+    ClusterHelper,
+    deploy,
+    migrate_deploy_and_smoke,
+    roll_to_v2,
+    running_operator,
+    secrets,
+)
 from tests.support.servers import free_port
 from tests.support.waiting import eventually
 
@@ -268,6 +277,16 @@ def test_image_change_rolls_out_blue_to_green_after_migrating(helper: ClusterHel
     eventually(lambda: helper.get("Deployment", "rag-blue")["spec"]["replicas"] == 0)
 
 
+def scraped(port: int, name: str, labels: dict[str, str] | None = None) -> float:
+    """One sample of what Prometheus would scrape from the operator's metrics port (0 when absent)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and all(found.labels.get(k) == v for k, v in (labels or {}).items()):
+                return found.value
+    return 0.0
+
+
 def test_reconciles_are_counted_on_the_operators_metrics_port(
     helper: ClusterHelper, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -275,24 +294,42 @@ def test_reconciles_are_counted_on_the_operators_metrics_port(
     port = free_port()
     monkeypatch.setenv("RAGCORP_OPERATOR_METRICS_PORT", str(port))
 
-    def sample(name: str, labels: dict[str, str] | None = None) -> float:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-        for family in text_string_to_metric_families(text):
-            for found in family.samples:
-                if found.name == name and all(found.labels.get(k) == v for k, v in (labels or {}).items()):
-                    return found.value
-        return 0.0
-
     def count(outcome: str) -> float:
-        return sample("ragcorp_operator_reconciles_total", {"name": "counted", "outcome": outcome})
+        return scraped(port, "ragcorp_operator_reconciles_total", {"name": "counted", "outcome": outcome})
 
     with running_operator():
         helper.apply_resource("counted", SPEC)  # no Secrets yet: degraded passes
         eventually(lambda: count("degraded") >= 2)
         secrets(helper)
         eventually(lambda: count("ok") >= 1)
-        assert sample("ragcorp_operator_reconcile_duration_seconds_count") >= 3
+        assert scraped(port, "ragcorp_operator_reconcile_duration_seconds_count") >= 3
         assert count("error") == 0
+
+
+def test_a_rollouts_phase_its_time_per_phase_and_its_abort_reason_are_on_the_metrics_port(
+    helper: ClusterHelper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rollout dashboard's figures: the phase gauge follows the rollout, leaving a phase times
+    it, and an abort is counted by its reason."""
+    port = free_port()
+    monkeypatch.setenv("RAGCORP_OPERATOR_METRICS_PORT", str(port))
+
+    def phase(name: str) -> float:
+        return scraped(port, "ragcorp_operator_rollout_phase", {"name": "rag", "phase": name})
+
+    with running_operator():
+        secrets(helper)
+        deploy(helper)
+        eventually(lambda: phase("Idle") == 1)
+        assert phase("Migrating") == 0
+        roll_to_v2(helper)
+        migrate_deploy_and_smoke(helper, smoke_passes=False)
+        eventually(lambda: phase("Aborted") == 1)
+        assert phase("Idle") == 0
+        aborted = {"name": "rag", "reason": "SmokeTestFailed"}
+        assert scraped(port, "ragcorp_operator_aborts_total", aborted) == 1
+        assert scraped(port, "ragcorp_operator_phase_duration_seconds_count", {"phase": "Migrating"}) >= 1
+        assert scraped(port, "ragcorp_operator_rollbacks_total", {"name": "rag"}) == 0
 
 
 def test_a_child_name_held_by_someone_else_s_object_is_left_alone_and_reported(

@@ -298,3 +298,37 @@ def test_an_autoscaled_active_deployment_created_again_starts_at_its_size_not_at
 
     assert blue_replicas(frozenset({"blue"})) is None  # the HPA's to set
     assert blue_replicas(frozenset()) == 3
+
+
+def test_render_of_a_resource_with_a_status_shows_the_state_it_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`kubectl get rcd ragcorp -o yaml | ragcorp-operator render -f -` mid-rollout: both colours,
+    the phase's Job and the preview on the new colour, as the operator applies them now."""
+    from ragcorp_operator.rollout import RolloutState
+
+    resource = example(ROOT / "crds/examples/minimal.yaml")
+    old, new = resource["spec"]["image"], resource["spec"]["image"] + "-2"
+    resource["spec"]["image"] = new
+    resource["status"] = RolloutState(
+        phase="Verifying",
+        revision=2,
+        active_color="blue",
+        active_image=old,
+        target_color="green",
+        target_image=new,
+        schema_revision="0005",
+    ).to_status()
+    path = tmp_path / "live.yaml"
+    path.write_text(yaml.safe_dump(resource))
+    assert operator_cli(["render", "-f", str(path)]) == 0
+    manifests = {(m["kind"], m["metadata"]["name"]): m for m in yaml.safe_load_all(capsys.readouterr().out)}
+    images = {
+        name: m["spec"]["template"]["spec"]["containers"][0]["image"]
+        for (kind, name), m in manifests.items()
+        if kind == "Deployment"
+    }
+    assert images == {"ragcorp-blue": old, "ragcorp-green": new}
+    assert ("Job", "ragcorp-smoke-2") in manifests and ("Job", "ragcorp-migrate-1") not in manifests
+    assert manifests["Service", "ragcorp-preview"]["spec"]["selector"]["ragcorp.dev/color"] == "green"
+    assert manifests["Service", "ragcorp"]["spec"]["selector"]["ragcorp.dev/color"] == "blue"

@@ -196,6 +196,12 @@ def test_kubectl_plugin_shows_status_and_history_and_requests_a_rollback(
     assert kubectl_ragcorp(["-n", "default", "history", "rag"]) == 0
     history = capsys.readouterr().out.splitlines()
     assert history[1].split()[:2] == ["1", "promoted"] and history[2].split()[:2] == ["2", "promoted"]
+    assert kubectl_ragcorp(["-n", "default", "get", "rag"]) == 0
+    tree = capsys.readouterr().out.splitlines()
+    rows = [line.lstrip("│├└─ ").split() for line in tree[tree.index(next(r for r in tree if r.startswith("NAME"))) :]]
+    assert rows[2][:4] == ["rag-blue", "(blue)", "Deployment", "previous"] and "2/2" in rows[2]
+    assert rows[3][:4] == ["rag-green", "(green)", "Deployment", "active"]
+    assert rows[5][:3] == ["rag-migrate-2", "Job", "Succeeded"], "newest revision's Jobs first"
     assert kubectl_ragcorp(["-n", "default", "undo", "rag", "--to-revision", "1"]) == 0  # rollback, as kubectl says it
     eventually(lambda: helper.selector_color("rag") == "blue")
     assert kubectl_ragcorp(["-n", "default", "status", "missing"]) == 1

@@ -28,22 +28,19 @@ def deploy(observed: Observed, state: RolloutState, wanted: int, events: list[Ev
 
 
 def verify(observed: Observed, state: RolloutState, jobs: dict[JobKind, JobState], events: list[Event]) -> RolloutState:
-    """Verifying -> Promoting once the smoke test passed and the metric gate (if any) judged the preview."""
+    """Verifying -> Promoting once the smoke test passed and the analysis (the metric gate, the
+    team's checks) judged the preview. Checks are measured while the smoke test runs; a failed one
+    aborts at once."""
     policy, now = observed.policy, observed.now
-    if policy.smoke_test_enabled:
-        smoke = jobs.get("smoke", JobState())
-        if smoke.phase == "failed":
-            message = smoke.message or "the smoke test failed"
-            return abort(observed, state, "Verifying", "SmokeTestFailed", message, events)
-        if smoke.phase != "succeeded":
-            return state
-    if policy.gate_enabled:
-        elapsed = now - state.step_started_at if state.step_started_at else timedelta(0)
-        verdict = analysis.judge(observed.gate, elapsed, policy, "the preview")
-        if verdict.outcome == "fail":
-            return abort(observed, state, "Verifying", verdict.reason, verdict.message, events)
-        if verdict.outcome == "wait":
-            return state
+    verdict, state = analysis.judge_stage(observed, state, policy.gate_enabled, "the preview", events)
+    smoke = jobs.get("smoke", JobState())
+    if policy.smoke_test_enabled and smoke.phase == "failed":
+        message = smoke.message or "the smoke test failed"
+        return abort(observed, state, "Verifying", "SmokeTestFailed", message, events)
+    if verdict.outcome == "fail":
+        return abort(observed, state, "Verifying", verdict.reason, verdict.message, events)
+    if (policy.smoke_test_enabled and smoke.phase != "succeeded") or verdict.outcome == "wait":
+        return state
     events.append(Event("Normal", "Verified", f"{state.target_image} passed verification"))
     return replace(state, phase="Promoting", step_started_at=now)
 
@@ -87,8 +84,8 @@ def switch_when_ready(observed: Observed, state: RolloutState, wanted: int, even
         target_config=None,
         promotion_approved=False,
         history=remember(state, entry, policy.history_limit),
-        # Only a rollout with a previous colour to return to can be rolled back by the gate.
-        verified_after_promotion=not (policy.gate_enabled and policy.gate_after_promotion and had_traffic),
+        # Only a rollout with a previous colour to return to can be rolled back by its analysis.
+        verified_after_promotion=not (analysis.judged_after_promotion(policy) and had_traffic),
     )
 
 
@@ -98,13 +95,14 @@ def after_promotion(observed: Observed, state: RolloutState, events: list[Event]
     must have moved before the old Pods stop)."""
     policy, now = observed.policy, observed.now
     if not state.verified_after_promotion:
-        elapsed = now - state.promoted_at if state.promoted_at else timedelta(0)
-        verdict = analysis.judge(observed.gate, elapsed, policy, "the active Service")
+        gate_judged = policy.gate_enabled and policy.gate_after_promotion
+        verdict, state = analysis.judge_stage(observed, state, gate_judged, "the active Service", events)
         if verdict.outcome == "fail":
-            return _roll_back_after_promotion(observed, state, events)
+            return _roll_back_after_promotion(observed, state, verdict.message, events)
         if verdict.outcome == "wait":
             return state
-        events.append(Event("Normal", "VerifiedAfterPromotion", f"{state.active_image} passed its post-promotion gate"))
+        message = f"{state.active_image} passed its post-promotion analysis"
+        events.append(Event("Normal", "VerifiedAfterPromotion", message))
         state = replace(state, verified_after_promotion=True)
     delay_over = state.promoted_at is not None and now - state.promoted_at >= policy.scale_down_delay
     switched = observed.serving_color == state.active_color
@@ -114,14 +112,14 @@ def after_promotion(observed: Observed, state: RolloutState, events: list[Event]
     return state
 
 
-def _roll_back_after_promotion(observed: Observed, state: RolloutState, events: list[Event]) -> RolloutState:
+def _roll_back_after_promotion(observed: Observed, state: RolloutState, why: str, events: list[Event]) -> RolloutState:
     """The gate failed on real traffic: traffic back to the previous colour (still running), and
     the schema back to what it served on, with the newer image that knows both revisions."""
     policy, now = observed.policy, observed.now
     assert state.previous_color is not None and state.previous_image is not None
     bad_color, bad_image, bad_config = state.active_color, state.active_image, state.active_config
-    message = f"{bad_image} failed its post-promotion gate; traffic back on {state.previous_color}"
-    events.append(Event("Warning", "PostPromotionGateFailed", message))
+    message = f"{bad_image} failed its post-promotion analysis ({why}); traffic back on {state.previous_color}"
+    events.append(Event("Warning", "PostPromotionGateFailed", message, ("aborted",)))
     entry = HistoryEntry(
         state.revision,
         bad_image or "",

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from ragcorp_operator.rollout.analysis import running_checks
 from ragcorp_operator.rollout.inputs import RolloutPolicy
 from ragcorp_operator.rollout.intent import aborted_colour_lingers
+from ragcorp_operator.rollout.metric_checks import next_due
 from ragcorp_operator.rollout.state import RolloutState
 
 #: How often a running metric gate asks Prometheus again.
@@ -27,14 +29,17 @@ def next_wakeup(
         return None
     due: list[datetime] = []
     started = state.step_started_at
-    gate_polls = policy.gate_enabled and (
-        state.phase == "Verifying" or (state.phase == "ScalingDown" and not state.verified_after_promotion)
-    )
+    after_switch = state.phase == "ScalingDown" and not state.verified_after_promotion
+    gate_polls = policy.gate_enabled and (state.phase == "Verifying" or (after_switch and policy.gate_after_promotion))
     if state.phase == "Deploying" and started:
         due.append(started + policy.ready_timeout)
     if gate_polls and started:
         window_end = ((state.promoted_at if state.phase == "ScalingDown" else started) or started) + policy.gate_window
         due.append(window_end if window_end > now else now + GATE_POLL)
+    if running := running_checks(state, policy):
+        measurement = next_due(*running)
+        if measurement is not None:
+            due.append(measurement if measurement > now else now + GATE_POLL)
     if state.phase == "ScalingDown" and state.promoted_at:
         due.append(state.promoted_at + policy.scale_down_delay)
     if state.phase == "Promoting" and policy.auto_promotion_after is not None and started:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from ragcorp_operator.naming import Color
+from ragcorp_operator.rollout.metric_checks import Measurement, MetricCheck
 from ragcorp_operator.rollout.state import RolloutState
 
 JobPhase = Literal["missing", "running", "succeeded", "failed"]
@@ -87,6 +88,8 @@ class RolloutPolicy:
     config: str | None = None
     #: `spec.paused`: the machine holds where it is (Argo Rollouts' meaning), requests included.
     paused: bool = False
+    #: The analysis a team defined (`strategy.blueGreen.analysis.metrics`), beside the built-in gate.
+    checks: tuple[MetricCheck, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ class Observed:
     schema_job_elsewhere: bool = False
     #: The colour the active Service selects, as read (None when not read).
     serving_color: Color | None = None
+    #: The analysis checks measured this pass (those due, while a stage's analysis runs).
+    measurements: tuple[Measurement, ...] = ()
 
 
 def wanted_replicas(observed: Observed) -> int:

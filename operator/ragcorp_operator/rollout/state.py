@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from ragcorp_operator.naming import COLORS, Color
+from ragcorp_operator.rollout.metric_checks import AnalysisRun, runs_from_status
 
 Phase = Literal[
     "Pending",
@@ -23,6 +24,7 @@ Phase = Literal[
     "Downgrading",
     "Aborted",
 ]
+PHASES: tuple[Phase, ...] = get_args(Phase)
 IN_FLIGHT: frozenset[str] = frozenset(
     {"BackingUp", "Migrating", "Deploying", "Verifying", "Promoting", "ScalingDown", "Downgrading"}
 )
@@ -90,6 +92,8 @@ class RolloutState:
     promotion_approved: bool = False
     #: When `spec.paused` took hold; on resume the step's timers move on by the time paused.
     paused_at: datetime | None = None
+    #: The latest revision's analysis runs (`metric_checks`), one per stage, kept until the next revision's.
+    analysis: tuple[AnalysisRun, ...] = ()
 
     def to_status(self) -> dict[str, Any]:
         def iso(moment: datetime | None) -> str | None:
@@ -125,6 +129,7 @@ class RolloutState:
             "verifiedAfterPromotion": self.verified_after_promotion,
             "promotionApproved": self.promotion_approved,
             "pausedAt": iso(self.paused_at),
+            "analysis": [run.to_status() for run in self.analysis] or None,
         }
 
     @classmethod
@@ -179,6 +184,7 @@ class RolloutState:
             verified_after_promotion=bool(status.get("verifiedAfterPromotion", True)),
             promotion_approved=bool(status.get("promotionApproved")),
             paused_at=moment(status.get("pausedAt")),
+            analysis=runs_from_status(status.get("analysis")),
         )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -378,14 +379,62 @@ def test_5_the_leading_operator_killed_during_the_migration_runs_it_once(cluster
     )
 
 
+SERVICE_SELECTOR = 'namespace="{{namespace}}",service="{{service}}"'
+#: A team's checks beside the built-in gate: the preview must see keyword searches (measured three
+#: times), and two dry-run checks a team is trying out: a p50 no real service meets, and no 5xx.
+TEAM_CHECKS = [
+    {
+        "name": "preview-takes-searches",
+        "query": f"sum(rate(ragcorp_http_requests_total{{{SERVICE_SELECTOR}}}[1m]))",
+        "successCondition": "result > 0",
+        "intervalSeconds": 10,
+        "initialDelaySeconds": 15,
+        "count": 3,
+        "inconclusiveLimit": 3,
+        "stages": ["prePromotion"],
+    },
+    {
+        "name": "p50-under-a-microsecond",
+        "query": (
+            "histogram_quantile(0.5, sum by (le) "
+            f"(rate(ragcorp_http_request_duration_seconds_bucket{{{SERVICE_SELECTOR}}}[1m])))"
+        ),
+        "successCondition": "result < 0.000001",
+        "intervalSeconds": 10,
+        "initialDelaySeconds": 15,
+        "count": 1,
+        "inconclusiveLimit": 3,
+        "stages": ["prePromotion"],
+        "dryRun": True,
+    },
+    {
+        "name": "no-5xx",
+        "query": f'sum(rate(ragcorp_http_requests_total{{{SERVICE_SELECTOR},status=~"5.."}}[1m])) or vector(0)',
+        "successCondition": "result == 0",
+        "intervalSeconds": 10,
+        "initialDelaySeconds": 30,
+        "count": 2,
+        "stages": ["prePromotion"],
+        "dryRun": True,
+    },
+]
+
+
 def gate_spec(tag: str) -> dict[str, Any]:
     return spec_with(
         image=image(tag),
         strategy__blueGreen={
             "scaleDownDelaySeconds": 5,
             "metricGate": {"enabled": True, "windowSeconds": 60, "deadlineSeconds": 120, "maxErrorRate": 0.05},
+            "analysis": {"metrics": TEAM_CHECKS},
         },
     )
+
+
+def analysis_results(cluster: Cluster) -> dict[str, dict[str, Any]]:
+    """status.analysis's checks before the switch, by name."""
+    [before_switch] = [run for run in status(cluster).get("analysis") or [] if run["stage"] == "prePromotion"]
+    return {check["name"]: check for check in before_switch["metrics"]}
 
 
 def preview_shows_the_new_colour(cluster: Cluster) -> bool:
@@ -403,6 +452,11 @@ def test_6_the_metric_gate_reads_real_prometheus(cluster: Cluster) -> None:
     with traffic(cluster, f"{NAME}-preview", mode="keyword") as healthy_load:
         follow(cluster, done=idle_with(cluster, image("v2.0.2")))
     assert healthy_load.sent > 0
+    passed = analysis_results(cluster)
+    searched, p50, no_5xx = (passed[check["name"]] for check in TEAM_CHECKS)
+    assert (searched["phase"], searched["successful"], searched["dryRun"]) == ("Successful", 3, False), passed
+    assert (p50["phase"], p50["dryRun"]) == ("Failed", True), "a dry-run failure is reported, not acted on"
+    assert no_5xx["phase"] == "Successful", passed
     apply_spec(cluster, gate_spec("v4"))
     eventually(lambda: preview_shows_the_new_colour(cluster))
     with traffic(cluster, f"{NAME}-preview", mode="keyword") as bad_load:
@@ -412,13 +466,17 @@ def test_6_the_metric_gate_reads_real_prometheus(cluster: Cluster) -> None:
     assert status(cluster)["activeImage"] == image("v2.0.2")
     assert len(set(timeline.served())) == 1, "traffic never left v2.0.2"
     assert bad_load.failures, "v4 answered every keyword search: the regression is not in the image"
+    errors_seen = analysis_results(cluster)["no-5xx"]
+    assert (errors_seen["phase"], errors_seen["dryRun"]) == ("Failed", True), errors_seen
     apply_spec(cluster, spec_with(image=image("v2.0.2"), strategy__blueGreen={"scaleDownDelaySeconds": 5}))
     eventually(idle_with(cluster, image("v2.0.2")))
     print(
         f"\ne2e: metric gate on real Prometheus: v2.0.2 promoted ({healthy_load.sent} keyword searches on the "
-        f"preview, {len(healthy_load.failures)} failed, no 5xx series); v4 aborted as {degraded['reason']} "
-        f"({bad_load.sent} keyword searches on the preview, {len(bad_load.failures)} answered 5xx); "
-        "traffic never left v2.0.2"
+        f"preview, {len(healthy_load.failures)} failed, no 5xx series; team checks: preview-takes-searches "
+        f"{searched['successful']}/{searched['measured']} at {searched['lastValue']:.1f} req/s, dry-run p50 "
+        f"{p50['lastValue'] * 1000:.1f} ms reported Failed, not acted on); v4 aborted as {degraded['reason']} "
+        f"({bad_load.sent} keyword searches on the preview, {len(bad_load.failures)} answered 5xx; the dry-run "
+        f"no-5xx check measured {errors_seen['lastValue']:.2f} 5xx/s); traffic never left v2.0.2"
     )
 
 
@@ -546,12 +604,22 @@ def test_11_kubectl_ragcorp_pause_holds_and_abort_keeps_traffic_where_it_was(clu
         )
         declined = status(cluster)["phase"] == "Promoting" and status(cluster)["activeImage"] == serving
         paused_shown = "Paused:      yes" in cluster.kubectl("ragcorp", "status", NAME)
+        tree = cluster.kubectl("ragcorp", "get", NAME)
         cluster.kubectl("ragcorp", "resume", NAME)
         eventually(lambda: condition(cluster, "Progressing").get("reason") == "Promoting")
         cluster.kubectl("ragcorp", "abort", NAME)
         timeline = follow(cluster, done=lambda: status(cluster).get("phase") == "Aborted")
     shown = cluster.kubectl("ragcorp", "status", NAME)
     assert declined and paused_shown
+    rows = tree_rows(tree)
+    assert rows[NAME][:2] == ["RagCorpDeployment", "Paused"], tree
+    colors = {row[0]: row for name, row in rows.items() if name.endswith(("(blue)", "(green)"))}
+    assert sorted(row[1] for row in colors.values()) == ["active", "preview"], tree
+    preview = next(name for name, row in rows.items() if row[1] == "preview")
+    assert "v2.0.2" in rows[preview][2] and "2/2 ready" in rows[preview][2], tree
+    pods = [row for row in rows.values() if row[:2] == ["Pod", "Running"] and row[2].startswith("ready")]
+    assert len(pods) >= 4, tree
+    assert any(row[:2] == ["Job", "Succeeded"] and row[2].startswith("smoke") for row in rows.values()), tree
     assert load.failures == [], load.failures[:5]
     assert status(cluster)["activeImage"] == serving and len(set(timeline.served())) == 1
     assert "Aborted" in shown
@@ -563,8 +631,22 @@ def test_11_kubectl_ragcorp_pause_holds_and_abort_keeps_traffic_where_it_was(clu
         "\ne2e: kubectl ragcorp pause while v2.0.2 awaited promotion: Progressing Unknown (RolloutPaused), "
         "a promote declined; resumed, then kubectl ragcorp abort: Aborted, "
         f"{serving.rsplit(':', 1)[1]} kept serving ({load.sent} requests, {len(load.failures)} failed); "
-        "kubectl ragcorp status shows both; status --timeout after re-applying v2 exited 0 (Healthy)"
+        f"kubectl ragcorp status shows both, kubectl ragcorp get the tree ({len(pods)} ready Pods under two colours, "
+        "the smoke Job Succeeded); status --timeout after re-applying v2 exited 0 (Healthy)"
     )
+
+
+def tree_rows(tree: str) -> dict[str, list[str]]:
+    """`kubectl ragcorp get`'s table, by name (the tree's drawing stripped): [kind, status, info]."""
+    table = tree[tree.index("NAME ") :].splitlines()[1:]
+    rows = {}
+    for line in table:
+        name, *rest = re.split(r"\s{2,}", line.lstrip("│├└─ "), maxsplit=1)
+        if not rest:  # the Jobs heading
+            continue
+        kind, state, *info = re.split(r"\s{2,}", rest[0], maxsplit=2)
+        rows[name] = [kind, state, " ".join(info)]
+    return rows
 
 
 def test_12_notifications_reach_a_webhook_as_json_and_as_slack(cluster: Cluster) -> None:

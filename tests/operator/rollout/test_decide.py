@@ -23,6 +23,8 @@ from ragcorp_operator.rollout import (
     decide,
     next_wakeup,
 )
+from ragcorp_operator.rollout.analysis import due_checks
+from ragcorp_operator.rollout.metric_checks import Measurement, MetricCheck
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 POLICY = RolloutPolicy(
@@ -64,6 +66,7 @@ def observe(
     blue: DeploymentState = READY_BLUE,
     schema_job_elsewhere: bool = False,
     serving_color: Color | None = None,
+    measurements: tuple[Measurement, ...] = (),
 ) -> Observed:
     """What the reconciler would see; the active Service selects what the last pass made active."""
     serving_color = serving_color or state.active_color
@@ -77,6 +80,7 @@ def observe(
         requests,
         schema_job_elsewhere,
         serving_color,
+        measurements,
     )
 
 
@@ -611,6 +615,8 @@ def test_a_failed_post_promotion_gate_moves_traffic_and_the_schema_back() -> Non
     [job] = failed.intent.jobs
     assert (job.kind, job.image, job.schema_revision) == ("downgrade", "app:2", "0001")
     assert failed.state.history[-1].reason == "PostPromotionGateFailed"
+    [told] = [event for event in failed.events if event.reason == "PostPromotionGateFailed"]
+    assert told.triggers == ("aborted",), "a team hears of an automatic rollback as an abort"
     done = decide(
         observe(failed.state, policy=GATED, green=READY_GREEN, jobs={"downgrade": JobState("succeeded", "0001")})
     )
@@ -805,3 +811,97 @@ def test_resuming_moves_the_step_timers_on_by_the_time_paused() -> None:
     assert resumed.state.step_started_at == NOW + timedelta(hours=1)
     late = decide(observe(resumed.state, green=not_ready, now=NOW + timedelta(hours=1, minutes=11)))
     assert late.state.phase == "Aborted" and late.state.failure and late.state.failure.reason == "NotReady"
+
+
+# A team's analysis checks (strategy.blueGreen.analysis): measured every 30 s, three times.
+P99_CHECK = MetricCheck("p99", "histogram_quantile(...)", "result <= 0.5", interval=timedelta(seconds=30), count=3)
+CHECKED = replace(POLICY, checks=(P99_CHECK,))
+
+
+def verify_with(state: RolloutState, policy: RolloutPolicy, values: list[float | None], **seen: object) -> list:
+    """Verifying passes, one per value, 30 s apart from the stage's start: the decisions made."""
+    decisions = []
+    for step, value in enumerate(values):
+        now = NOW + step * P99_CHECK.interval
+        assert [c.name for c in due_checks(state, policy, now)] == [c.name for c in policy.checks if c.stages]
+        measurements = tuple(Measurement(c.name, "prePromotion", value) for c in policy.checks)
+        decision = decide(observe(state, policy=policy, now=now, measurements=measurements, **seen))  # type: ignore[arg-type]
+        decisions.append(decision)
+        state = decision.state
+        if state.phase != "Verifying":
+            break
+    return decisions
+
+
+def test_a_teams_check_holds_promotion_until_it_has_been_measured_count_times() -> None:
+    verifying = at("Verifying", schema_revision="0002", migrated=True)
+    first, second, third = verify_with(
+        verifying, CHECKED, [0.2, 0.3, 0.1], jobs={"smoke": SUCCEEDED}, green=READY_GREEN
+    )
+    assert first.state.phase == second.state.phase == "Verifying", "the smoke test passed; the check still runs"
+    assert next_wakeup(second.state, CHECKED, NOW + timedelta(seconds=30)) == timedelta(seconds=30)
+    assert third.state.phase in ("Promoting", "ScalingDown")
+    before_switch, after_switch = third.state.analysis
+    assert (before_switch.stage, before_switch.results[0].phase) == ("prePromotion", "Successful")
+    assert (after_switch.stage, after_switch.results[0].phase) == ("postPromotion", "Running")
+    assert "AnalysisCheckSuccessful" in [event.reason for event in third.events]
+    assert third.state.to_status()["analysis"][0]["metrics"][0]["successful"] == 3
+    assert RolloutState.from_status(third.state.to_status()) == third.state, "a restarted operator resumes the run"
+
+
+def test_a_failed_check_aborts_the_preview_and_keeps_traffic_where_it_was() -> None:
+    verifying = at("Verifying", schema_revision="0002", migrated=True)
+    [failed] = verify_with(verifying, CHECKED, [0.9], jobs={}, green=READY_GREEN)
+    assert failed.state.phase == "Aborted" and failed.state.failure is not None
+    assert failed.state.failure.reason == "AnalysisFailed" and "p99" in failed.state.failure.message
+    assert failed.intent.active_service_color == "blue"
+    assert [event.reason for event in failed.events][:2] == ["AnalysisCheckFailed", "AnalysisFailed"]
+
+
+def test_a_dry_run_check_reports_its_failure_and_lets_the_rollout_go_on() -> None:
+    policy = replace(POLICY, checks=(replace(P99_CHECK, dry_run=True, count=1),))
+    verifying = at("Verifying", schema_revision="0002", migrated=True)
+    [decision] = verify_with(verifying, policy, [0.9], jobs={"smoke": SUCCEEDED}, green=READY_GREEN)
+    assert decision.state.phase != "Aborted"
+    [event] = [event for event in decision.events if event.reason == "AnalysisCheckFailed"]
+    assert event.type == "Warning" and "dry run: not acted on" in event.message
+    assert decision.state.analysis[0].results[0].dry_run
+
+
+def test_a_check_failing_after_the_switch_moves_traffic_back() -> None:
+    """Post-promotion only, no built-in gate: the previous colour waits for the check, and its
+    failure is the gate's: traffic back, the schema downgraded."""
+    after_only = replace(POLICY, checks=(replace(P99_CHECK, stages=frozenset({"postPromotion"}), count=2),))
+    verifying = at("Verifying", schema_revision="0002", migrated=True)
+    promoted = decide(observe(verifying, policy=after_only, jobs={"smoke": SUCCEEDED}, green=READY_GREEN)).state
+    assert promoted.phase == "ScalingDown" and not promoted.verified_after_promotion
+    moment = promoted.promoted_at
+    assert moment is not None and due_checks(promoted, after_only, moment) == after_only.checks
+    good = decide(
+        observe(
+            promoted,
+            policy=after_only,
+            green=READY_GREEN,
+            now=moment,
+            measurements=(Measurement("p99", "postPromotion", 0.1),),
+        )
+    )
+    assert good.state.phase == "ScalingDown" and "blue" in good.intent.deployments
+    later = moment + timedelta(seconds=30)
+    bad = decide(
+        observe(
+            good.state,
+            policy=after_only,
+            green=READY_GREEN,
+            now=later,
+            measurements=(Measurement("p99", "postPromotion", 2.0),),
+        )
+    )
+    assert bad.intent.active_service_color == "blue" and bad.state.active_image == "app:1"
+    assert bad.state.history[-1].reason == "PostPromotionGateFailed"
+    assert bad.state.failure is not None and "p99" in bad.state.failure.message
+
+
+def test_a_paused_rollout_measures_nothing() -> None:
+    verifying = at("Verifying", schema_revision="0002", migrated=True)
+    assert due_checks(verifying, replace(CHECKED, paused=True), NOW) == ()
