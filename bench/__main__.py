@@ -42,6 +42,7 @@ from bench import (
     recipes,
     search_latency,
     synthetic,
+    tantivy_peer,
 )
 from bench.service import (
     database_name,
@@ -213,6 +214,7 @@ async def _large_sections(
             "database_only": await search_latency.in_database(million, queries, vectors, seconds),
             "keyword_against_full": await search_latency.keyword_against_full(million, queries[:100], limits=(10,)),
             "store": await synthetic.store_rate(million),
+            "tantivy_peer": await tantivy_peer.compare(million, queries[:300]),
         }
 
 
@@ -244,6 +246,7 @@ async def _search(
         "keyword_against_full": await search_latency.keyword_against_full(url, queries[:200]),
         "query_embedding": search_latency.query_embedding(embedder, queries),
         "plans": await search_latency.plans(url, queries[0], vectors[0]),
+        "tantivy_peer": await tantivy_peer.compare(url, queries),
     }
 
 

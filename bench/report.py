@@ -6,6 +6,7 @@ from typing import Any
 
 from bench.answer_calibration import lines as calibration_lines
 from bench.answers import line as answers_line
+from bench.tantivy_peer import row as tantivy_row
 
 
 def _latency(row: dict[str, Any]) -> str:
@@ -26,6 +27,8 @@ def _search_rows(label: str, search: dict[str, Any]) -> list[tuple[str, str]]:
     rows.append((f"{label}: query embedding alone", _latency(search["query_embedding"])))
     for query, used in search["plans"].items():
         rows.append((f"{label}: plan, {query}", ", ".join(used)))
+    if "tantivy_peer" in search:
+        rows.append(tantivy_row(label, search["tantivy_peer"]))
     return rows
 
 
@@ -147,6 +150,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         for mode, row in million["database_only"].items():
             found.append((f"million: {mode} in the database only (query pre-embedded), {size}", _latency(row)))
         found.extend(_keyword_rows("million", size, million["keyword_against_full"]))
+        if "tantivy_peer" in million:
+            found.append(tantivy_row("million", million["tantivy_peer"]))
         store = million["store"]
         found.append((f"million: store path at {store['at_chunks']:,} chunks", f"{store['chunks_per_s']} chunks/s"))
     if ask := results.get("ask"):

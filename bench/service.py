@@ -43,7 +43,7 @@ def database_url() -> str:
     """BENCH_DATABASE_URL when given (an external server), else the embedded one, tuned."""
     if url := os.environ.get("BENCH_DATABASE_URL"):
         return url
-    url = start_embedded_postgres(DATA / "postgres")
+    url = start_embedded_postgres(DATA / "postgres", SERVER_SETTINGS["shared_buffers"])
     _tune(url)
     return with_database(url, DATABASE)
 

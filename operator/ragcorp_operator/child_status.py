@@ -30,7 +30,8 @@ def deployment_state(manifest: dict[str, Any] | None) -> DeploymentState:
         return DeploymentState()
     spec = manifest.get("spec", {})
     status = manifest.get("status") or {}
-    containers = spec.get("template", {}).get("spec", {}).get("containers", [])
+    pod = spec.get("template", {}).get("spec", {})
+    containers = pod.get("containers", [])
     return DeploymentState(
         exists=True,
         image=containers[0].get("image") if containers else None,
@@ -41,6 +42,7 @@ def deployment_state(manifest: dict[str, Any] | None) -> DeploymentState:
         total_replicas=int(status.get("replicas") or 0),
         generation=int(manifest.get("metadata", {}).get("generation") or 0),
         observed_generation=int(status.get("observedGeneration") or 0),
+        mounts_token=pod.get("automountServiceAccountToken") is not False,
     )
 
 

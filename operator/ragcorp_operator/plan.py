@@ -136,8 +136,9 @@ def children(
             hpa_owns_replicas = (
                 spec.autoscaling.enabled and color == intent.active_service_color and color in existing_colors
             )
-            colour_spec = colour_specs[color]
-            apply.append(deployment(owner, colour_spec, color, image, None if hpa_owns_replicas else replicas))
+            replicas_set = None if hpa_owns_replicas else replicas
+            mounts = color in intent.token_mounted
+            apply.append(deployment(owner, colour_specs[color], color, image, replicas_set, mounts_token=mounts))
         else:
             delete.append(ObjectRef("apps/v1", "Deployment", deployment_name(owner.name, color)))
     apply.append(disruption_budget(owner))

@@ -75,17 +75,30 @@ def check_query(check: MetricCheck, namespace: str, service: str, name: str) -> 
     return check.query.replace("{{namespace}}", namespace).replace("{{service}}", service).replace("{{name}}", name)
 
 
-def measure(url: str, query: str, name: str, stage: Stage, timeout: float = 5.0) -> Measurement:
-    """One measurement of a check: its value, or None with what went wrong (inconclusive)."""
-    try:
-        with httpx.Client(timeout=timeout) as client:
-            value = _scalar(client, url, query)
-    except httpx.HTTPStatusError as exc:
-        return Measurement(
-            name, stage, None, f"Prometheus answered {exc.response.status_code}: {exc.response.text[:160]}"
-        )
-    except httpx.HTTPError as exc:
-        return Measurement(name, stage, None, f"Prometheus unreachable: {exc}"[:200])
-    except (_NoAnswer, ValueError, KeyError, IndexError, TypeError) as exc:
-        return Measurement(name, stage, None, f"not a number: {exc}"[:200])
-    return Measurement(name, stage, value, "" if value is not None else "no data (an empty result or NaN)")
+def measure(url: str, queries: dict[str, str], stage: Stage, timeout: float = 5.0) -> tuple[Measurement, ...]:
+    """One measurement of each check (name -> query): its value, or None with what went wrong
+    (inconclusive). A Prometheus that cannot be reached is asked once, not once per check: a pass
+    never waits more than one timeout for it."""
+    measured: list[Measurement] = []
+    unreachable = ""
+    with httpx.Client(timeout=timeout) as client:
+        for name, query in queries.items():
+            if unreachable:
+                measured.append(Measurement(name, stage, None, unreachable))
+                continue
+            try:
+                value = _scalar(client, url, query)
+            except httpx.HTTPStatusError as exc:
+                answer = f"Prometheus answered {exc.response.status_code}: {exc.response.text[:160]}"
+                measured.append(Measurement(name, stage, None, answer))
+                continue
+            except httpx.HTTPError as exc:
+                unreachable = f"Prometheus unreachable: {exc}"[:200]
+                measured.append(Measurement(name, stage, None, unreachable))
+                continue
+            except (_NoAnswer, ValueError, KeyError, IndexError, TypeError) as exc:
+                measured.append(Measurement(name, stage, None, f"not a number: {exc}"[:200]))
+                continue
+            missing = "" if value is not None else "no data (an empty result or NaN)"
+            measured.append(Measurement(name, stage, value, missing))
+    return tuple(measured)

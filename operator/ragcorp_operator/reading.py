@@ -120,7 +120,7 @@ def _measurements(resource: Resource, spec: RagSpec, state: RolloutState, now: d
     url = analysis.prometheus_url or spec.strategy.blue_green.metric_gate.prometheus_url
     name = resource.name
     service = preview_service_name(name) if window[0] == "prePromotion" else active_service_name(name)
-    return tuple(measure(url, check_query(c, resource.namespace, service, name), c.name, window[0]) for c in due)
+    return measure(url, {c.name: check_query(c, resource.namespace, service, name) for c in due}, window[0])
 
 
 def _deployment(cluster: Cluster, resource: Resource, color: Color) -> DeploymentState:

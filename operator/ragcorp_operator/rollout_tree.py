@@ -25,15 +25,18 @@ def _tag(image: str | None) -> str:
     return last.split("@", 1)[1][:19] if "@" in last else (last.split(":", 1)[1] if ":" in last else last)
 
 
-def _roles(status: dict[str, Any], color: str) -> str:
-    roles = [
-        role
-        for role, field in (("active", "activeColor"), ("preview", "previewColor"), ("previous", "previousColor"))
-        if status.get(field) == color
-    ]
-    if status.get("targetColor") == color and "preview" not in roles:
-        roles.append("target")
-    return ",".join(roles)
+def _role(status: dict[str, Any], color: str) -> str:
+    """What the colour is to the rollout now (one word): the previous colour is one only while it
+    still serves after the switch."""
+    if status.get("activeColor") == color:
+        return "active"
+    if status.get("previewColor") == color:
+        return "preview"
+    if status.get("targetColor") == color:
+        return "target"
+    if status.get("phase") == "ScalingDown" and status.get("previousColor") == color:
+        return "previous"
+    return ""
 
 
 def _deployment_row(deployment: Object | None, role: str, name: str) -> tuple[str, str, str]:
@@ -87,7 +90,7 @@ def format_tree(
     for color in COLORS:
         deployment = deployments.get(color)
         name = _name(deployment) if deployment else f"{_name(resource)}-{color}"
-        kind, state, info = _deployment_row(deployment, _roles(status, color), name)
+        kind, state, info = _deployment_row(deployment, _role(status, color), name)
         children = [(_name(pod), *_pod_row(pod)) for pod in sorted(pods.get(color, []), key=_name)]
         branches.append(((f"{name} ({color})", kind, state, info), children))
     if jobs:
@@ -101,9 +104,12 @@ def format_tree(
         for child_index, child in enumerate(children):
             joint = "└── " if child_index == len(children) - 1 else "├── "
             rows.append((("    " if last else "│   ") + joint + child[0], *child[1:]))
-    width = max(len(row[0]) for row in rows) + 2
-    table = [f"{'NAME':<{width}}{'KIND':<19}{'STATUS':<13}INFO"]
-    table += [f"{name:<{width}}{kind:<19}{state:<13}{info}".rstrip() for name, kind, state, info in rows]
+    widths = [max(len(row[column]) for row in [("NAME", "KIND", "STATUS", ""), *rows]) + 2 for column in range(3)]
+
+    def line(name: str, kind: str, state: str, info: str) -> str:
+        return f"{name:<{widths[0]}}{kind:<{widths[1]}}{state:<{widths[2]}}{info}".rstrip()
+
+    table = [line("NAME", "KIND", "STATUS", "INFO"), *(line(*row) for row in rows)]
     header = [
         f"Name:        {_name(resource)}",
         f"Namespace:   {(resource.get('metadata') or {}).get('namespace', '')}",

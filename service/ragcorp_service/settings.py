@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     #: the installed package's otherwise. /version, traces and the OpenAPI document report it.
     ragcorp_version: str = __version__
     ragcorp_data_dir: Path = Field(default_factory=lambda: platformdirs.user_data_path("ragcorp"))
+    #: The embedded server's buffer pool: `auto` (a quarter of the machine's memory, 128 MB to 4 GB,
+    #: as PostgreSQL's docs advise) or a size such as 512MB; applied when it starts.
+    embedded_pg_shared_buffers: str = Field(default="auto", pattern=r"^(auto|[0-9]+(kB|MB|GB))$")
     db_pool_min_size: int = Field(default=2, ge=1, le=100)
     db_pool_max_size: int = Field(default=10, ge=1, le=200)
     db_statement_timeout_ms: int = Field(default=30_000, ge=100)

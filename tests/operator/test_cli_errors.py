@@ -129,3 +129,28 @@ def test_the_entry_points_without_the_operator_extra_say_which_extra_to_install(
     assert lines[0].startswith("kubectl-ragcorp: needs the operator extra")
     assert lines[1].startswith("ragcorp-operator: run needs the operator extra")
     assert "kind: Deployment" in run.stdout  # render is pure: it needs no cluster libraries
+
+
+@pytest.mark.parametrize(
+    ("timeout", "expected"),
+    [("soon", "'soon' is not a duration such as 90s, 10m or 1h"), ("0s", "'0s': the timeout must be positive")],
+)
+def test_a_malformed_status_timeout_is_refused_before_anything_is_asked(
+    timeout: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pipeline's typo fails at once (argparse's exit 2), not after waiting for nothing."""
+    with pytest.raises(SystemExit) as exited:
+        kubectl_ragcorp(["status", "ragcorp", "--timeout", timeout])
+    assert exited.value.code == 2 and expected in capsys.readouterr().err
+
+
+def test_a_notification_target_named_twice_is_refused_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = {"name": "hooks", "key": "url"}
+    twice = f"  notifications:\n    - {{name: team, url: {url}}}\n    - {{name: team, url: {url}, format: slack}}\n"
+    resource = tmp_path / "twice.yaml"
+    resource.write_text(MINIMAL.read_text() + twice)
+    assert operator_cli(["render", "-f", str(resource)]) == 1
+    assert "spec: notifications: team given more than once" in capsys.readouterr().err
+    assert kubectl_ragcorp(["lint", "-f", str(resource)]) == 1

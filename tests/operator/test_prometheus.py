@@ -172,18 +172,16 @@ def test_an_analysis_check_measures_the_service_it_judges(prometheus: str) -> No
     """A team's check is filled in for the Service judged, and its value is Prometheus's."""
     query = check_query(REQUEST_RATE, "prod", "rag-healthy", "rag")
     assert 'service="rag-healthy"' in query and 'namespace="prod"' in query
-    measured = measure(prometheus, query, REQUEST_RATE.name, "prePromotion")
+    idle_query = check_query(REQUEST_RATE, "prod", "rag-unknown", "rag")
+    measured, idle = measure(prometheus, {"busy": query, "idle": idle_query}, "prePromotion")
     assert measured.value is not None and measured.value > 0 and meets(REQUEST_RATE.success_condition, measured.value)
-    idle = measure(
-        prometheus, check_query(REQUEST_RATE, "prod", "rag-unknown", "rag"), REQUEST_RATE.name, "prePromotion"
-    )
     assert idle.value is None and "no data" in idle.error
 
 
 def test_a_check_prometheus_cannot_answer_says_why(prometheus: str) -> None:
     """A query Prometheus refuses, or no Prometheus at all, is inconclusive with the reason kept
-    (it lands in status.analysis, where a person fixes the query)."""
-    refused = measure(prometheus, "sum(rate(ragcorp_http_requests_total[60s]", "broken", "prePromotion")
+    (it lands in status.analysis, where a person fixes the query); an unreachable one is asked once."""
+    [refused] = measure(prometheus, {"broken": "sum(rate(ragcorp_http_requests_total[60s]"}, "prePromotion")
     assert refused.value is None and "Prometheus answered 400" in refused.error and "parse error" in refused.error
-    unreachable = measure("http://127.0.0.1:9", "vector(1)", "anything", "postPromotion")
-    assert unreachable.value is None and "unreachable" in unreachable.error
+    first, second = measure("http://127.0.0.1:9", {"a": "vector(1)", "b": "vector(2)"}, "postPromotion")
+    assert first.value is None and "unreachable" in first.error and second.error == first.error

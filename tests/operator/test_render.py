@@ -332,3 +332,23 @@ def test_render_of_a_resource_with_a_status_shows_the_state_it_records(
     assert ("Job", "ragcorp-smoke-2") in manifests and ("Job", "ragcorp-migrate-1") not in manifests
     assert manifests["Service", "ragcorp-preview"]["spec"]["selector"]["ragcorp.dev/color"] == "green"
     assert manifests["Service", "ragcorp"]["spec"]["selector"]["ragcorp.dev/color"] == "blue"
+
+
+def test_no_pod_mounts_a_service_account_token_and_jobs_name_their_container_after_their_kind() -> None:
+    """Nothing the operator runs calls the Kubernetes API. A colour still running a template with
+    the token (`mounts_token`) renders as it runs, so an operator upgrade restarts none of it."""
+    resource = example(ROOT / "crds/examples/production.yaml")
+    manifests = render_resource(resource)
+    pods = {
+        (m["kind"], m["metadata"]["name"]): m["spec"]["template"]["spec"]
+        for m in manifests
+        if m["kind"] in ("Deployment", "Job")
+    }
+    assert pods and all(pod["automountServiceAccountToken"] is False for pod in pods.values())
+    assert pods["Job", "ragcorp-migrate-1"]["containers"][0]["name"] == "migrate"
+    assert pods["Deployment", "ragcorp-blue"]["containers"][0]["name"] == "api"
+    spec = parse_spec(resource["spec"])
+    owner = Owner("ragcorp", "default", "")
+    intent = Intent({"blue": ("app:1", 2)}, "blue", "blue", token_mounted=frozenset({"blue"}))
+    [legacy] = [m for m in children(owner, spec, intent, frozenset()).apply if m["kind"] == "Deployment"]
+    assert "automountServiceAccountToken" not in legacy["spec"]["template"]["spec"]

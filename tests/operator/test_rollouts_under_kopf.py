@@ -285,3 +285,28 @@ def test_a_pipeline_sets_the_image_and_waits_with_kubectl_ragcorp_status_timeout
     assert kubectl_ragcorp(["-n", "default", "status", "rag", "--timeout", "30s"]) == 1
     assert "Degraded: SmokeTestFailed" in capsys.readouterr().out
     assert helper.status("rag")["activeImage"] == SPEC["image"]
+
+
+def test_kubectl_ragcorp_get_watch_draws_the_tree_again_on_each_change(
+    helper: ClusterHelper, operator: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`get --watch` redraws when the rollout moves (here: v2's migration Job appears) and stops,
+    saying so, when the resource is deleted."""
+    import threading
+
+    from ragcorp_operator.kubectl_plugin import main as kubectl_ragcorp
+
+    secrets(helper)
+    deploy(helper)
+    exits: list[int] = []
+    watcher = threading.Thread(target=lambda: exits.append(kubectl_ragcorp(["-n", "default", "get", "rag", "-w"])))
+    watcher.start()
+    eventually(lambda: "rag-smoke-1" in capsys.readouterr().out)
+    roll_to_v2(helper)
+    eventually(lambda: helper.get("Job", "rag-migrate-2"))
+    time.sleep(2.5)  # one poll of the watch
+    helper.delete_resource("rag")
+    watcher.join(timeout=30)
+    out = capsys.readouterr()
+    assert exits == [1] and "ragcorpdeployment default/rag is gone" in out.err
+    assert "rag-migrate-2" in out.out and "\n--- " in out.out, "redrawn after the change"

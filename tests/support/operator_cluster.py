@@ -129,22 +129,14 @@ class ClusterHelper:
         }
         if message:
             terminated["message"] = message
+        container = job["spec"]["template"]["spec"]["containers"][0]
         self.cluster.apply(
             {
                 "apiVersion": "v1",
                 "kind": "Pod",
                 "metadata": {"name": f"{name}-pod", "namespace": NAMESPACE, "labels": {"job-name": name}},
-                "spec": {
-                    "containers": [{"name": "api", "image": job["spec"]["template"]["spec"]["containers"][0]["image"]}]
-                },
-                "status": {
-                    "containerStatuses": [
-                        {
-                            "name": "api",
-                            "state": {"terminated": terminated},
-                        }
-                    ]
-                },
+                "spec": {"containers": [{"name": container["name"], "image": container["image"]}]},
+                "status": {"containerStatuses": [{"name": container["name"], "state": {"terminated": terminated}}]},
             }
         )
         # The Job controller's conditions (Kubernetes 1.31+), as the real one writes them (tests/e2e/cluster).

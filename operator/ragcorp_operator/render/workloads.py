@@ -38,10 +38,13 @@ def _probe(path: str, probe: Probe) -> dict[str, Any]:
     }
 
 
-def _container(spec: RagSpec, image: str, command: list[str], env: list[dict[str, Any]]) -> dict[str, Any]:
-    """`env` holds the secrets this container needs, and no others."""
+def _container(
+    spec: RagSpec, image: str, command: list[str], env: list[dict[str, Any]], name: str = "api"
+) -> dict[str, Any]:
+    """`env` holds the secrets this container needs, and no others. A Job's container is named
+    after its Job's kind (`kubectl logs job/... -c migrate`)."""
     return {
-        "name": "api",
+        "name": name,
         "image": image,
         "imagePullPolicy": spec.image_pull_policy,
         "command": command,
@@ -57,9 +60,14 @@ def _container(spec: RagSpec, image: str, command: list[str], env: list[dict[str
     }
 
 
-def _pod_spec(owner: Owner, spec: RagSpec, container: dict[str, Any], restart_policy: str) -> dict[str, Any]:
+def _pod_spec(
+    owner: Owner, spec: RagSpec, container: dict[str, Any], restart_policy: str, mounts_token: bool = False
+) -> dict[str, Any]:
+    """Nothing the operator runs talks to the Kubernetes API: no ServiceAccount token is mounted
+    (`mounts_token` renders a colour that still runs with one as it runs, until its next rollout)."""
     container["envFrom"] = [{"configMapRef": {"name": config_map_name(owner.name, spec_hash(spec))}}]
     pod: dict[str, Any] = {
+        **({} if mounts_token else {"automountServiceAccountToken": False}),
         "containers": [container],
         "restartPolicy": restart_policy,
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -87,7 +95,9 @@ def _env(variable: EnvVar) -> dict[str, Any]:
     return variable.model_dump(by_alias=True, exclude_none=True)
 
 
-def deployment(owner: Owner, spec: RagSpec, color: Color, image: str, replicas: int | None) -> Manifest:
+def deployment(
+    owner: Owner, spec: RagSpec, color: Color, image: str, replicas: int | None, mounts_token: bool = False
+) -> Manifest:
     """One colour's Deployment. `replicas=None` leaves the count to the HPA."""
     container = _container(spec, image, ["ragcorp-service", "serve"], serving_env(spec))
     container["ports"] = [{"name": "http", "containerPort": SERVICE_PORT, "protocol": "TCP"}]
@@ -104,7 +114,7 @@ def deployment(owner: Owner, spec: RagSpec, color: Color, image: str, replicas: 
                 "labels": {**metadata(owner, "")["labels"], **pod_labels},
                 **({"annotations": dict(spec.pod_annotations)} if spec.pod_annotations else {}),
             },
-            "spec": _pod_spec(owner, spec, container, "Always"),
+            "spec": _pod_spec(owner, spec, container, "Always", mounts_token),
         },
     }
     if replicas is not None:
@@ -132,6 +142,7 @@ def _job(
     volumes: list[dict[str, Any]] | None = None,
 ) -> Manifest:
     container["terminationMessagePolicy"] = "File"
+    container["name"] = kind
     pod = _pod_spec(owner, spec, container, "Never")
     pod["volumes"] = [*pod["volumes"], *(volumes or [])]
     extra = {REVISION_LABEL: str(revision), JOB_KIND_LABEL: kind}

@@ -102,10 +102,11 @@ def judge_stage(
 ) -> tuple[Verdict, RolloutState]:
     """The built-in gate's verdict (when `gate_judged`) and the stage's checks', as one: a failure
     of either fails, either waiting waits. The checks' measurements are counted into the state."""
-    window = stage_window(state)
-    assert window is not None
     policy, now = observed.policy, observed.now
-    verdict = judge(observed.gate, now - window[1], policy, subject) if gate_judged else PASS
+    window = stage_window(state)  # None only for a status missing its times: the window opens now
+    verdict = (
+        judge(observed.gate, now - window[1] if window else timedelta(0), policy, subject) if gate_judged else PASS
+    )
     running = running_checks(state, policy)
     if running is None:
         return verdict, state

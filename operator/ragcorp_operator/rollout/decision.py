@@ -44,6 +44,9 @@ class Intent:
     jobs: tuple[JobIntent, ...] = ()
     #: colour -> the pod config it runs with; a colour absent here runs the spec's.
     configs: dict[Color, str | None] = field(default_factory=dict)
+    #: Colours whose running template mounts a ServiceAccount token: rendered as they run until
+    #: their next rollout (an operator upgrade restarts no serving Pod).
+    token_mounted: frozenset[Color] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ class DeploymentState:
     total_replicas: int = 0
     generation: int = 0
     observed_generation: int = 0
+    #: Its Pods mount a ServiceAccount token (a template from before the operator stopped mounting
+    #: one, which it never used): kept until the colour is next rolled out, never restarted for it.
+    mounts_token: bool = False
 
     def ready_at(self, image: str, replicas: int) -> bool:
         """`kubectl rollout status`'s test, at `replicas`: the controller has seen the latest spec,

@@ -20,6 +20,22 @@ def intent(state: RolloutState, wanted: int, observed: Observed) -> Intent:
         preview_service_color=preview or state.active_color,
         jobs=_jobs(state, observed.policy, observed.schema_job_elsewhere),
         configs={color: _config_of_color(state, color) for color in deployments},
+        token_mounted=_token_mounted(state, observed, deployments),
+    )
+
+
+def _token_mounted(
+    state: RolloutState, observed: Observed, deployments: dict[Color, tuple[str, int]]
+) -> frozenset[Color]:
+    """Colours rendered as they run, token and all: any but the one being rolled out now, whose
+    Pods restart anyway (with the new template)."""
+    rolling = state.target_color if state.phase in ("Deploying", "Verifying", "Promoting") else None
+    return frozenset(
+        color
+        for color in deployments
+        if color != rolling
+        and observed.deployments.get(color, DeploymentState()).mounts_token
+        and observed.deployments.get(color, DeploymentState()).exists
     )
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Literal, cast, get_args
 
 from ragcorp_operator.spec import ANALYSIS_STAGES, CONDITION_PATTERN, AnalysisStage
@@ -24,14 +25,9 @@ Stage = AnalysisStage
 STAGES = ANALYSIS_STAGES
 CheckPhase = Literal["Running", "Successful", "Failed", "Inconclusive"]
 
-_COMPARISONS: dict[str, Callable[[float, float], bool]] = {
-    "<=": operator.le,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    ">": operator.gt,
-}
+_COMPARISONS: Mapping[str, Callable[[float, float], bool]] = MappingProxyType(
+    {"<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt}
+)
 
 
 def meets(condition: str, value: float) -> bool:

@@ -65,6 +65,7 @@ def start(
         held_config=None if not rollback else state.held_config,
         step_started_at=now,
         failure=None,
+        analysis=(),  # the last revision's results go: status shows this revision's analysis only
         downgrade_to=None,
         after_downgrade=None,
         downgrade_image=None,

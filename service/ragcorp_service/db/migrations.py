@@ -57,7 +57,7 @@ def resolve_database_url(settings: Settings) -> str:
         return settings.database_url
     from ragcorp_service.embedded_db import start_embedded_postgres
 
-    return start_embedded_postgres(settings.ragcorp_data_dir)
+    return start_embedded_postgres(settings.ragcorp_data_dir, settings.embedded_pg_shared_buffers)
 
 
 def alembic_config(target: MigrationTarget) -> Config:

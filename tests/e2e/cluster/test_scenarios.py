@@ -211,6 +211,15 @@ def test_1_a_platform_team_installs_the_operator_and_the_minimal_example_becomes
     assert now["schemaRevision"] == "0004" and now["activeImage"] == MINIMAL["spec"]["image"]
     operators = cluster.items("pods", "-l", "app.kubernetes.io/name=ragcorp-operator")
     assert len(operators) == 2 and all(p["spec"]["serviceAccountName"].startswith("ragcorp") for p in operators)
+    served = cluster.items("pods", "-l", f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=api")
+    jobs = cluster.items("pods", "-l", f"app.kubernetes.io/instance={NAME},ragcorp.dev/job")
+
+    def token_volumes(pod: dict[str, Any]) -> list[str]:  # what the ServiceAccount admission plugin adds
+        return [v["name"] for v in pod["spec"].get("volumes") or [] if v["name"].startswith("kube-api-access-")]
+
+    assert all(token_volumes(p) for p in operators), "the operator talks to the API server with its token"
+    assert served and jobs and not any(token_volumes(p) for p in [*served, *jobs]), "the service's Pods have none"
+    assert {c["name"] for p in jobs for c in p["spec"]["containers"]} <= {"migrate", "smoke"}
 
     active = cluster.service_url(NAME)
     stored = httpx.post(f"{active}/v1/documents", json=DOCUMENT, timeout=60)
@@ -220,7 +229,8 @@ def test_1_a_platform_team_installs_the_operator_and_the_minimal_example_becomes
     print(
         f"\ne2e: install: CRD (kubectl), chart (helm install, 2 operator Pods on the chart's ServiceAccount), "
         f"minimal example Ready in {ready_after:.1f} s; schema {now['schemaRevision']}; "
-        "cited answer through the Service"
+        f"cited answer through the Service; no ServiceAccount token in its {len(served)} serving and "
+        f"{len(jobs)} Job Pods (the operator's have theirs)"
     )
 
 
@@ -382,7 +392,7 @@ def test_5_the_leading_operator_killed_during_the_migration_runs_it_once(cluster
 SERVICE_SELECTOR = 'namespace="{{namespace}}",service="{{service}}"'
 #: A team's checks beside the built-in gate: the preview must see keyword searches (measured three
 #: times), and two dry-run checks a team is trying out: a p50 no real service meets, and no 5xx.
-TEAM_CHECKS = [
+TEAM_CHECKS: list[dict[str, Any]] = [
     {
         "name": "preview-takes-searches",
         "query": f"sum(rate(ragcorp_http_requests_total{{{SERVICE_SELECTOR}}}[1m]))",
@@ -569,9 +579,32 @@ def test_10_a_pod_config_change_rolls_out_and_a_removed_field_leaves_the_childre
     first = active_color(cluster)
     assert first is not None
     other = "green" if first == "blue" else "blue"
-    apply_spec(cluster, spec_with(image=image_now, scheduling__nodeSelector=pinned, strategy__blueGreen=quick))
+    cluster.kubectl(
+        "create", "secret", "docker-registry", "registry-credentials",
+        "--docker-server=registry.example", "--docker-username=ci", "--docker-password=x",
+    )  # fmt: skip
+    spread = {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway"}
+    pod_fields = {
+        "env": [{"name": "FORWARDED_ALLOW_IPS", "value": "10.0.0.0/8"}],
+        "podAnnotations": {"ragcorp.example/team": "search"},
+        "imagePullSecrets": [{"name": "registry-credentials"}],
+        "scheduling__topologySpreadConstraints": [spread],
+    }
+    apply_spec(
+        cluster,
+        spec_with(image=image_now, scheduling__nodeSelector=pinned, strategy__blueGreen=quick, **pod_fields),
+    )
     eventually(rolled_out_to(other))
     assert node_selector(other) == pinned and node_selector(first) == {}, "the colour it left kept its own"
+    [pod, *_] = serving_pods(cluster, other)
+    container = pod["spec"]["containers"][0]
+    assert {"name": "FORWARDED_ALLOW_IPS", "value": "10.0.0.0/8"} in container["env"], container["env"]
+    assert pod["metadata"]["annotations"]["ragcorp.example/team"] == "search"
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "registry-credentials"}]
+    assert pod["spec"]["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+    assert not any(
+        "ragcorp.example/team" in (p["metadata"].get("annotations") or {}) for p in serving_pods(cluster, first)
+    )
     apply_spec(cluster, spec_with(image=image_now, strategy__blueGreen=quick))
     eventually(rolled_out_to(first))
     assert node_selector(other) == pinned, "the previous colour keeps the config it ran with"
@@ -584,10 +617,17 @@ def test_10_a_pod_config_change_rolls_out_and_a_removed_field_leaves_the_childre
     managers = {entry["manager"] for entry in shown["metadata"]["managedFields"]}
     assert "ragcorp-operator" in managers
     print(
-        f"\ne2e: pod config as revisions: nodeSelector added (rolled out to {other}, {first} kept its template), "
+        f"\ne2e: pod config as revisions: nodeSelector, env, podAnnotations, imagePullSecrets and a topology "
+        f"spread added (rolled out to {other}: its running Pods carry each; {first} kept its template), "
         f"removed (rolled out to {first}), then a new tag on {other}: the nodeSelector gone from its Pod "
         f"template (field managers: {', '.join(sorted(managers))})"
     )
+
+
+def serving_pods(cluster: Cluster, color: str) -> list[dict[str, Any]]:
+    """The colour's serving Pods that are not on their way out."""
+    selector = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=api,{COLOR_LABEL}={color}"
+    return [p for p in cluster.items("pods", "-l", selector) if not p["metadata"].get("deletionTimestamp")]
 
 
 def test_11_kubectl_ragcorp_pause_holds_and_abort_keeps_traffic_where_it_was(cluster: Cluster) -> None:
@@ -613,7 +653,7 @@ def test_11_kubectl_ragcorp_pause_holds_and_abort_keeps_traffic_where_it_was(clu
     assert declined and paused_shown
     rows = tree_rows(tree)
     assert rows[NAME][:2] == ["RagCorpDeployment", "Paused"], tree
-    colors = {row[0]: row for name, row in rows.items() if name.endswith(("(blue)", "(green)"))}
+    colors = {name: row for name, row in rows.items() if name.endswith(("(blue)", "(green)"))}
     assert sorted(row[1] for row in colors.values()) == ["active", "preview"], tree
     preview = next(name for name, row in rows.items() if row[1] == "preview")
     assert "v2.0.2" in rows[preview][2] and "2/2 ready" in rows[preview][2], tree
@@ -684,4 +724,48 @@ def test_12_notifications_reach_a_webhook_as_json_and_as_slack(cluster: Cluster)
     print(
         f"\ne2e: notifications from {serving.rsplit(':', 1)[1]} to v2.0.1: the JSON webhook got "
         f"{', '.join(trigger for trigger, _ in audit)}; the Slack one (promoted only) got {slack['text']!r}"
+    )
+
+
+def test_13_a_namespace_scoped_install_may_touch_only_the_namespaces_it_watches(cluster: Cluster) -> None:
+    """The chart's RoleBindings as the real RBAC authorizer reads them: a second release watching
+    team-a starts (its start-up check lists what it watches) and may read Secrets and write
+    workloads there, and nowhere else; cluster-wide it may only discover CRDs and namespaces."""
+    for namespace in ("team-a", "team-b"):
+        cluster.kubectl("create", "namespace", namespace)
+    cluster.helm(
+        "install", "scoped", str(ROOT / "charts" / "ragcorp-operator"), "--namespace", "ops", "--create-namespace",
+        "--set", "watchNamespaces={team-a}", "--set", "replicaCount=1", "--set", "podDisruptionBudget.enabled=false",
+        "--wait", "--timeout=3m",
+    )  # fmt: skip
+    try:
+        [account] = cluster.items("serviceaccounts", "-l", "app.kubernetes.io/instance=scoped", namespace="ops")
+        who = f"system:serviceaccount:ops:{account['metadata']['name']}"
+
+        def may(*question: str) -> bool:
+            answer = cluster.kubectl("auth", "can-i", *question, "--as", who, check=False).strip()
+            assert answer in ("yes", "no"), answer
+            return answer == "yes"
+
+        asked = {
+            "read Secrets in team-a": may("get", "secrets", "-n", "team-a"),
+            "write Deployments in team-a": may("patch", "deployments.apps", "-n", "team-a"),
+            "create Jobs in team-a": may("create", "jobs.batch", "-n", "team-a"),
+            "patch RagCorpDeployments in team-a": may("patch", "ragcorpdeployments.ragcorp.dev", "-n", "team-a"),
+            "list CRDs": may("list", "customresourcedefinitions.apiextensions.k8s.io"),
+        }
+        refused = {
+            "read Secrets in team-b": may("get", "secrets", "-n", "team-b"),
+            "read Secrets in default": may("get", "secrets", "-n", "default"),
+            "write Deployments in team-b": may("patch", "deployments.apps", "-n", "team-b"),
+            "list Secrets everywhere": may("list", "secrets", "--all-namespaces"),
+        }
+    finally:
+        cluster.helm("uninstall", "scoped", "--namespace", "ops", "--no-hooks")
+    assert all(asked.values()), asked
+    assert not any(refused.values()), refused
+    print(
+        f"\ne2e: namespace-scoped chart (watchNamespaces=team-a) on the real RBAC authorizer: its operator Pod "
+        f"started and turned ready; its ServiceAccount may "
+        f"{', '.join(asked)}; may not {', '.join(refused)}"
     )

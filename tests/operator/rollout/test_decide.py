@@ -905,3 +905,30 @@ def test_a_check_failing_after_the_switch_moves_traffic_back() -> None:
 def test_a_paused_rollout_measures_nothing() -> None:
     verifying = at("Verifying", schema_revision="0002", migrated=True)
     assert due_checks(verifying, replace(CHECKED, paused=True), NOW) == ()
+
+
+def test_a_colour_still_mounting_a_token_keeps_its_template_until_its_next_rollout() -> None:
+    """Pods from before the operator stopped mounting the ServiceAccount token are not restarted
+    by an operator upgrade: the serving colour renders as it runs, and the token goes with the
+    next rollout of each colour."""
+    legacy_blue = replace(READY_BLUE, mounts_token=True)
+    idle = decide(observe(IDLE_ON_BLUE, policy=replace(POLICY, image="app:1"), blue=legacy_blue))
+    assert idle.intent.token_mounted == {"blue"}
+    scaled_down_green = replace(ready("app:0", 0), mounts_token=True)
+    deploying = decide(observe(at("Deploying"), blue=legacy_blue, green=scaled_down_green))
+    assert deploying.intent.token_mounted == {"blue"}, "green rolls out with the new template"
+    promoted = replace(at("ScalingDown"), active_color="green", active_image="app:2", previous_color="blue")
+    promoted = replace(promoted, previous_image="app:1", target_color=None, target_image=None)
+    after = decide(observe(promoted, blue=legacy_blue, green=READY_GREEN))
+    assert after.intent.token_mounted == {"blue"} and "green" in after.intent.deployments
+
+
+def test_a_new_revision_starts_without_the_last_ones_analysis() -> None:
+    """status.analysis is the current revision's: a rollout without checks shows none, not the
+    results of an older revision that had some."""
+    verifying = at("Verifying", schema_revision="0002", migrated=True)
+    [measured] = verify_with(verifying, CHECKED, [0.2], jobs={"smoke": SUCCEEDED}, green=READY_GREEN)
+    assert measured.state.analysis
+    idle = replace(measured.state, phase="Idle", active_color="green", active_image="app:2", target_color=None)
+    started = decide(observe(idle, policy=replace(POLICY, image="app:3"), green=READY_GREEN))
+    assert started.state.phase == "Migrating" and started.state.analysis == ()
