@@ -769,3 +769,37 @@ def test_13_a_namespace_scoped_install_may_touch_only_the_namespaces_it_watches(
         f"started and turned ready; its ServiceAccount may "
         f"{', '.join(asked)}; may not {', '.join(refused)}"
     )
+
+
+def test_14_the_operators_own_metrics_count_what_the_rollouts_did(cluster: Cluster) -> None:
+    """Each operator Pod's /metrics through the API server's Pod proxy (as Prometheus would scrape
+    them): the leader's gauge shows the resource Idle, the aborts of the earlier scenarios are
+    counted by reason (counters start again in a Pod that took over, so these are the ones since
+    scenario 5's kill: the metric gate's and the manual abort), and phases were timed."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples: list[tuple[str, dict[str, str], float]] = []
+    operators = cluster.items(
+        "pods", "-l", "app.kubernetes.io/name=ragcorp-operator,app.kubernetes.io/instance=ragcorp"
+    )
+    for pod in operators:
+        path = f"/api/v1/namespaces/default/pods/{pod['metadata']['name']}:9090/proxy/metrics"
+        text = cluster.kubectl("get", "--raw", path)
+        samples += [(s.name, s.labels, s.value) for f in text_string_to_metric_families(text) for s in f.samples]
+
+    def total(metric: str, **labels: str) -> float:
+        return sum(v for n, found, v in samples if n == metric and all(found.get(k) == w for k, w in labels.items()))
+
+    assert total("ragcorp_operator_rollout_phase", name=NAME, phase="Idle") == 1, "one leader, and it says Idle"
+    assert total("ragcorp_operator_rollout_phase", name=NAME) == 1
+    gate, manual = (
+        total("ragcorp_operator_aborts_total", name=NAME, reason=r) for r in ("MetricGateFailed", "ManualAbort")
+    )
+    assert gate >= 1 and manual >= 1, (gate, manual)
+    timed = total("ragcorp_operator_phase_duration_seconds_count", phase="Verifying")
+    assert timed >= 1 and total("ragcorp_operator_reconciles_total", name=NAME, outcome="error") == 0
+    print(
+        f"\ne2e: the operator's metrics through the API server's Pod proxy ({len(operators)} Pods): {NAME} Idle on "
+        f"the leader's gauge; aborts since the takeover MetricGateFailed {gate:.0f}, ManualAbort {manual:.0f}; "
+        f"{timed:.0f} Verifying phases timed; no reconcile errors"
+    )
