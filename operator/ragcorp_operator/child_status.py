@@ -53,7 +53,8 @@ def _condition(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return None
 
 
-def _succeeded(job: dict[str, Any]) -> bool:
+def job_succeeded(job: dict[str, Any]) -> bool:
+    """`succeeded >= 1` or the Complete condition: the Job controller's word for done well."""
     return int((job.get("status") or {}).get("succeeded") or 0) >= 1 or _condition(job, "Complete") is not None
 
 
@@ -69,7 +70,7 @@ def job_is_as_asked(desired: dict[str, Any], existing: dict[str, Any]) -> bool:
 
 def job_finished(job: dict[str, Any]) -> bool:
     """Complete or Failed: its Pods are done with it."""
-    return _succeeded(job) or _condition(job, "Failed") is not None
+    return job_succeeded(job) or _condition(job, "Failed") is not None
 
 
 def termination_reports(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -117,7 +118,7 @@ def job_state(kind: JobKind, job: dict[str, Any] | None, pods: list[dict[str, An
         message = f"{reason}: {failed.get('message') or 'the Job failed'}"
         detail = smoke_detail_from_pods(pods) if kind == "smoke" else None
         return JobState("failed", message=f"{message}; {detail}" if detail else message)
-    if _succeeded(job):
+    if job_succeeded(job):
         if kind not in REPORTS_SCHEMA:
             return JobState("succeeded")
         revision = schema_revision_from_pods(pods)
@@ -132,7 +133,7 @@ def needs_pods(kind: JobKind, job: dict[str, Any] | None) -> bool:
     if job is None:
         return False
     if kind in REPORTS_SCHEMA:
-        return _succeeded(job)
+        return job_succeeded(job)
     return kind == "smoke" and _condition(job, "Failed") is not None
 
 
@@ -169,7 +170,7 @@ def owner_uid(manifest: dict[str, Any]) -> str | None:
 def _finish(job: dict[str, Any]) -> str:
     if _condition(job, "Failed") is not None:
         return "failed"
-    return "succeeded" if _succeeded(job) else "running"
+    return "succeeded" if job_succeeded(job) else "running"
 
 
 def child_signature(kind: str, manifest: dict[str, Any]) -> tuple[str, str]:

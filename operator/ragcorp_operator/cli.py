@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ def _render_one(document: dict[str, Any], monitoring: bool) -> list[dict[str, An
         return render_resource(document, monitoring)
     body = {**document, "metadata": {"name": "ragcorp", "namespace": "default", **(document.get("metadata") or {})}}
     kinds = frozenset({SERVICE_MONITOR, PROMETHEUS_RULE}) if monitoring else frozenset()
-    return render_recorded(Resource.from_body(body), parse_spec(document.get("spec") or {}), kinds)
+    return render_recorded(Resource.from_body(body), parse_spec(document.get("spec") or {}), kinds, datetime.now(UTC))
 
 
 def _render(path: str, monitoring: bool = True) -> int:

@@ -217,7 +217,7 @@ def _lint(filename: str) -> int:
     for finding in findings:
         what = f"{filename}: document {finding.document}" + (f" ({finding.name})" if finding.name else "")
         if finding.skipped:
-            print(f"{filename}: document {finding.document} ({finding.skipped.split(':')[0]} {finding.name}): skipped")
+            print(f"{filename}: document {finding.document} ({finding.skipped} {finding.name}): skipped")
         elif finding.problems:
             print(f"{what}: {len(finding.problems)} problem(s)")
             print("\n".join(f"  {problem}" for problem in finding.problems))

@@ -32,7 +32,7 @@ class Finding:
     document: int
     name: str
     problems: tuple[str, ...] = ()
-    #: Not a RagCorpDeployment: left alone (a Secret beside it, say).
+    #: The kind of a document that is not a RagCorpDeployment, left alone (a Secret beside it, say).
     skipped: str = ""
 
 
@@ -67,7 +67,7 @@ def lint_resource(resource: Any, document: int = 1) -> Finding:
     metadata: dict[str, Any] = resource["metadata"] if isinstance(resource.get("metadata"), dict) else {}
     name = str(metadata.get("name") or "")
     if resource.get("kind") != KIND:
-        return Finding(document, name, skipped=f"{resource.get('kind') or 'no kind'}: not a {KIND}")
+        return Finding(document, name, skipped=str(resource.get("kind") or "no kind"))
     problems: list[str] = []
     if resource.get("apiVersion") != API_VERSION:
         problems.append(f"apiVersion: {resource.get('apiVersion')!r}, the CRD serves {API_VERSION}")

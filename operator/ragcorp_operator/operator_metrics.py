@@ -23,7 +23,7 @@ class PhaseClock:
     """Where one resource's rollout was last seen, and since when (a reconciler's, in memory: after
     a restart or takeover the phase in progress is not timed, never timed wrong)."""
 
-    phase: str | None = None
+    phase: Phase | None = None
     since: float | None = None
 
 

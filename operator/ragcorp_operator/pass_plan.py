@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from ragcorp_operator.conditions import Condition, condition_of
@@ -95,11 +95,13 @@ class PassPlan:
 def gate_service(spec: RagSpec, name: str, state: RolloutState) -> str | None:
     """The Service the metric gate judges: the preview while verifying, the active one after the
     switch (the post-promotion gate); None when no gate is asked."""
-    if not spec.strategy.blue_green.metric_gate.enabled:
+    gate = spec.strategy.blue_green.metric_gate
+    if not gate.enabled:
         return None
     if state.phase == "Verifying":
         return preview_service_name(name)
-    if state.phase == "ScalingDown" and not state.verified_after_promotion:
+    # The team's post-promotion checks hold the previous colour too; the gate asks only if it runs then.
+    if state.phase == "ScalingDown" and not state.verified_after_promotion and gate.after_promotion:
         return active_service_name(name)
     return None
 
@@ -168,11 +170,13 @@ def plan_pass(snapshot: Snapshot) -> PassPlan:
     )
 
 
-def render_recorded(resource: Resource, spec: RagSpec, monitoring: frozenset[tuple[str, str]]) -> list[Manifest]:
+def render_recorded(
+    resource: Resource, spec: RagSpec, monitoring: frozenset[tuple[str, str]], now: datetime
+) -> list[Manifest]:
     """The children for the state the resource's status records, without moving it on: what the
     operator applies right now (`ragcorp-operator render -f` of `kubectl get rcd NAME -o yaml`)."""
     policy, state = rollout_policy(spec), RolloutState.from_status(resource.status)
-    observed = Observed(policy, state, {}, {}, datetime.now(UTC))
+    observed = Observed(policy, state, {}, {}, now)
     wanted = intent(state, wanted_replicas(observed), observed)
     pod_configs, retired = _pod_configs(resource.status, spec, policy.config, state)
     owner = Owner(resource.name, resource.namespace, resource.uid)

@@ -83,22 +83,16 @@ def measure(url: str, queries: dict[str, str], stage: Stage, timeout: float = 5.
     unreachable = ""
     with httpx.Client(timeout=timeout) as client:
         for name, query in queries.items():
-            if unreachable:
-                measured.append(Measurement(name, stage, None, unreachable))
-                continue
-            try:
-                value = _scalar(client, url, query)
-            except httpx.HTTPStatusError as exc:
-                answer = f"Prometheus answered {exc.response.status_code}: {exc.response.text[:160]}"
-                measured.append(Measurement(name, stage, None, answer))
-                continue
-            except httpx.HTTPError as exc:
-                unreachable = f"Prometheus unreachable: {exc}"[:200]
-                measured.append(Measurement(name, stage, None, unreachable))
-                continue
-            except (_NoAnswer, ValueError, KeyError, IndexError, TypeError) as exc:
-                measured.append(Measurement(name, stage, None, f"not a number: {exc}"[:200]))
-                continue
-            missing = "" if value is not None else "no data (an empty result or NaN)"
-            measured.append(Measurement(name, stage, value, missing))
+            value, error = None, unreachable
+            if not unreachable:
+                try:
+                    value = _scalar(client, url, query)
+                    error = "" if value is not None else "no data (an empty result or NaN)"
+                except httpx.HTTPStatusError as exc:
+                    error = f"Prometheus answered {exc.response.status_code}: {exc.response.text[:160]}"
+                except httpx.HTTPError as exc:
+                    unreachable = error = f"Prometheus unreachable: {exc}"[:200]
+                except (_NoAnswer, ValueError, KeyError, IndexError, TypeError) as exc:
+                    error = f"not a number: {exc}"[:200]
+            measured.append(Measurement(name, stage, value, error))
     return tuple(measured)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ragcorp_operator.child_status import job_finished, job_succeeded
 from ragcorp_operator.naming import COLORS, JOB_KIND_LABEL, REVISION_LABEL, Color
 from ragcorp_operator.rollout_health import health
 
@@ -39,7 +40,7 @@ def _role(status: dict[str, Any], color: str) -> str:
     return ""
 
 
-def _deployment_row(deployment: Object | None, role: str, name: str) -> tuple[str, str, str]:
+def _deployment_row(deployment: Object | None, role: str) -> tuple[str, str, str]:
     if deployment is None:
         return "Deployment", "absent", ""
     spec, observed = deployment.get("spec") or {}, deployment.get("status") or {}
@@ -61,14 +62,13 @@ def _pod_row(pod: Object) -> tuple[str, str, str]:
 
 
 def _job_row(job: Object) -> tuple[str, str, str]:
-    observed = job.get("status") or {}
-    conditions = {c.get("type"): c.get("status") for c in observed.get("conditions") or []}
-    if conditions.get("Complete") == "True" or conditions.get("SuccessCriteriaMet") == "True":
+    """Done as the operator judges Jobs (`child_status`), else running or waiting for a Pod."""
+    if job_succeeded(job):
         state = "Succeeded"
-    elif conditions.get("Failed") == "True":
+    elif job_finished(job):
         state = "Failed"
     else:
-        state = "Running" if observed.get("active") else "Pending"
+        state = "Running" if (job.get("status") or {}).get("active") else "Pending"
     labels = (job.get("metadata") or {}).get("labels") or {}
     return "Job", state, f"{labels.get(JOB_KIND_LABEL, '')} of revision {labels.get(REVISION_LABEL, '?')}"
 
@@ -90,7 +90,7 @@ def format_tree(
     for color in COLORS:
         deployment = deployments.get(color)
         name = _name(deployment) if deployment else f"{_name(resource)}-{color}"
-        kind, state, info = _deployment_row(deployment, _role(status, color), name)
+        kind, state, info = _deployment_row(deployment, _role(status, color))
         children = [(_name(pod), *_pod_row(pod)) for pod in sorted(pods.get(color, []), key=_name)]
         branches.append(((f"{name} ({color})", kind, state, info), children))
     if jobs:

@@ -185,3 +185,27 @@ def test_a_check_prometheus_cannot_answer_says_why(prometheus: str) -> None:
     assert refused.value is None and "Prometheus answered 400" in refused.error and "parse error" in refused.error
     first, second = measure("http://127.0.0.1:9", {"a": "vector(1)", "b": "vector(2)"}, "postPromotion")
     assert first.value is None and "unreachable" in first.error and second.error == first.error
+
+
+def test_the_gate_asks_prometheus_after_the_switch_only_when_it_runs_then() -> None:
+    """The team's post-promotion checks hold the previous colour as the gate does; a gate with
+    `afterPromotion: false` is not asked a question whose answer nothing reads."""
+    from ragcorp_operator.pass_plan import gate_service
+    from ragcorp_operator.rollout import RolloutState
+    from ragcorp_operator.spec import parse_spec
+
+    def spec(after_promotion: bool) -> object:
+        gate = {"enabled": True, "afterPromotion": after_promotion}
+        check = {"name": "p99", "query": "vector(1)", "successCondition": "result < 2", "stages": ["postPromotion"]}
+        return parse_spec(
+            {
+                "image": "i",
+                "secrets": {"databaseUrl": {"name": "db", "key": "url"}},
+                "strategy": {"blueGreen": {"metricGate": gate, "analysis": {"metrics": [check]}}},
+            }
+        )
+
+    after_switch = RolloutState(phase="ScalingDown", verified_after_promotion=False)
+    assert gate_service(spec(True), "rag", after_switch) == "rag"  # type: ignore[arg-type]
+    assert gate_service(spec(False), "rag", after_switch) is None  # type: ignore[arg-type]
+    assert gate_service(spec(False), "rag", RolloutState(phase="Verifying")) == "rag-preview"  # type: ignore[arg-type]

@@ -30,13 +30,8 @@ def _token_mounted(
     """Colours rendered as they run, token and all: any but the one being rolled out now, whose
     Pods restart anyway (with the new template)."""
     rolling = state.target_color if state.phase in ("Deploying", "Verifying", "Promoting") else None
-    return frozenset(
-        color
-        for color in deployments
-        if color != rolling
-        and observed.deployments.get(color, DeploymentState()).mounts_token
-        and observed.deployments.get(color, DeploymentState()).exists
-    )
+    running = observed.deployments
+    return frozenset(c for c in deployments if c != rolling and running.get(c, DeploymentState()).mounts_token)
 
 
 def _config_of_color(state: RolloutState, color: Color) -> str | None:

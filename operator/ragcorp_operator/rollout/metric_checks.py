@@ -160,15 +160,17 @@ def checks_for(checks: Iterable[MetricCheck], stage: Stage) -> tuple[MetricCheck
     return tuple(check for check in checks if stage in check.stages)
 
 
+def _run_of(runs: tuple[AnalysisRun, ...], stage: Stage, revision: int) -> AnalysisRun | None:
+    return next((run for run in runs if run.stage == stage and run.revision == revision), None)
+
+
 def current_run(
     runs: tuple[AnalysisRun, ...], checks: tuple[MetricCheck, ...], stage: Stage, revision: int, started_at: datetime
 ) -> AnalysisRun:
     """The stage's run: the recorded one of this stage of this revision, else a new one. A check
     added to the spec mid-run joins it; one removed no longer counts."""
     wanted = checks_for(checks, stage)
-    run = next((r for r in runs if r.stage == stage and r.revision == revision), None)
-    if run is None:
-        run = AnalysisRun(stage, revision, started_at)
+    run = _run_of(runs, stage, revision) or AnalysisRun(stage, revision, started_at)
     recorded = {result.name: result for result in run.results}
     results = tuple(replace(recorded.get(c.name, CheckResult(c.name)), dry_run=c.dry_run) for c in wanted)
     return replace(run, results=results)
@@ -198,16 +200,12 @@ def record(
 ) -> AnalysisRun:
     """The run with this pass's measurements counted (only a running check's, and only when due:
     a measurement read for a stage that has since moved on is not counted twice)."""
-    by_name = {check.name: check for check in checks}
-    names = {check.name for check in due(run, checks, now)}
-    wanted = {m.name: m for m in measurements if m.name in names and m.stage == run.stage}
-    results = []
-    for result in run.results:
-        measurement, check = wanted.get(result.name), by_name.get(result.name)
-        if measurement is not None and check is not None:
-            result = _counted(result, check, measurement, now)
-        results.append(result)
-    return replace(run, results=tuple(results))
+    due_now = {check.name: check for check in due(run, checks, now)}
+    taken = {m.name: m for m in measurements if m.name in due_now and m.stage == run.stage}
+    return replace(
+        run,
+        results=tuple(_counted(r, due_now[r.name], taken[r.name], now) if r.name in taken else r for r in run.results),
+    )
 
 
 def _counted(result: CheckResult, check: MetricCheck, measurement: Measurement, now: datetime) -> CheckResult:
@@ -235,7 +233,7 @@ def _counted(result: CheckResult, check: MetricCheck, measurement: Measurement, 
 
 def finished(before: tuple[AnalysisRun, ...], after: AnalysisRun) -> tuple[CheckResult, ...]:
     """The checks this pass finished (for their Events)."""
-    previous = next((r for r in before if r.stage == after.stage and r.revision == after.revision), None)
+    previous = _run_of(before, after.stage, after.revision)
     was = {r.name: r.phase for r in previous.results} if previous else {}
     return tuple(r for r in after.results if r.phase != "Running" and was.get(r.name, "Running") == "Running")
 
