@@ -18,11 +18,13 @@ import numpy as np
 
 from ragcorp_service.ingestion.chunking import Chunk
 from ragcorp_service.ingestion.pipeline import content_hash
+from ragcorp_service.ingestion.postings import merge
 from ragcorp_service.ingestion.store import ChunkedDocument, NewDocument, insert_documents
 
 COLLECTION = "synthetic"
 CHUNKS_PER_DOCUMENT = 8
 DOCUMENTS_PER_WRITE = 64  # one insert_documents call, as one ingest request of 64 documents makes
+MERGE_EVERY_CHUNKS = 4096  # the tail moved into posting blocks this often (its time counts as writing)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -113,16 +115,19 @@ class _Source:
 
 
 async def _write(connection: asyncpg.Connection, source: _Source, chunks: int, ordinal: int) -> tuple[int, float]:
-    """(chunks added, seconds in insert_documents): the store path alone, generating them aside."""
-    added, storing = 0, 0.0
+    """(chunks added, seconds in insert_documents and merges): the store path alone, generating them aside."""
+    added, storing, unmerged = 0, 0.0, 0
     while added < chunks:
         batch: list[ChunkedDocument] = []
         while added < chunks and len(batch) < DOCUMENTS_PER_WRITE:
             n = min(CHUNKS_PER_DOCUMENT, chunks - added)
             batch.append(_document(source, n, ordinal=ordinal + added))
-            added += n
+            added, unmerged = added + n, unmerged + n
         started = time.perf_counter()
         await insert_documents(connection, batch)
+        if unmerged >= MERGE_EVERY_CHUNKS or added >= chunks:
+            await merge(connection)
+            unmerged = 0
         storing += time.perf_counter() - started
     return added, storing
 

@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     #: more wait up to INGEST_SLOT_WAIT_SECONDS for a turn, then get a 503 with Retry-After.
     max_concurrent_ingests: int = Field(default=4, ge=1, le=256)
     ingest_slot_wait_seconds: float = Field(default=30.0, ge=0)
+    #: Recent postings wait in a tail that every query reads whole; a write that leaves this many
+    #: there merges them into posting blocks (see ingestion/postings.py).
+    postings_merge_at: int = Field(default=20_000, ge=1)
     #: A connection whose request line and headers take longer is closed (slowloris).
     request_header_timeout_seconds: float = Field(default=10.0, gt=0)
     #: A request body that stalls this long between pieces gets a 408.

@@ -41,6 +41,17 @@ def documents(
     return batch
 
 
+def documents_of(texts: Sequence[str], collection: str = "default") -> list[ChunkedDocument]:
+    """A document of one chunk per text, in order (so chunk ids follow it)."""
+    rng = np.random.default_rng(0)
+    batch = []
+    for text in texts:
+        vector = rng.normal(size=DIMENSIONS).astype(np.float32)
+        document = NewDocument(collection, "", text, None, {}, content_hash(text))
+        batch.append(ChunkedDocument(document, [Chunk(text, 0)], [vector / np.linalg.norm(vector)]))
+    return batch
+
+
 async def store(database_url: str, batch: Sequence[ChunkedDocument]) -> list[tuple[DocumentRecord, bool]]:
     """`insert_documents` on a connection of its own: what it returns."""
     connection = await asyncpg.connect(database_url)
@@ -65,7 +76,7 @@ def queries(rng: np.random.Generator, count: int) -> list[str]:
 
 
 STATISTICS_CHECK = """
-    SELECT (SELECT count(*) FROM (SELECT term, count(*) AS n FROM chunk_terms GROUP BY term) p
+    SELECT (SELECT count(*) FROM (SELECT term, count(*) AS n FROM live_postings GROUP BY term) p
               FULL JOIN term_stats ts USING (term) WHERE p.n IS DISTINCT FROM ts.chunk_freq) AS disagreeing,
            (SELECT chunk_count FROM corpus_stats) = (SELECT count(*) FROM chunks) AS chunks_counted,
            (SELECT term_total FROM corpus_stats) = (SELECT coalesce(sum(term_count), 0) FROM chunks) AS terms_counted

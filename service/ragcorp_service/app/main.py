@@ -79,7 +79,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.warning("API_KEYS is unset: serving without authentication", extra={"host": settings.host})
     reader = ReadPool(read_pool)
     ingestor = Ingestor(
-        pool, providers.embedder, chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens
+        pool,
+        providers.embedder,
+        chunk_tokens=settings.chunk_tokens,
+        overlap_tokens=settings.chunk_overlap_tokens,
+        merge_at=settings.postings_merge_at,
     )
     retrieval = RetrievalService(reader, providers.embedder, tracer, settings.max_top_k, SearchTuning())
     app.state.ragcorp = AppState(

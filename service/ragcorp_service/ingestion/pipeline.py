@@ -18,6 +18,7 @@ import anyio
 import asyncpg
 
 from ragcorp_service.ingestion.chunking import Chunk, chunk_text, normalize_text
+from ragcorp_service.ingestion.postings import DEFAULT_MERGE_AT, merge_if_due
 from ragcorp_service.ingestion.store import (
     ChunkedDocument,
     DocumentRecord,
@@ -69,11 +70,24 @@ def content_hash(text: str) -> str:
 
 
 class Ingestor:
-    def __init__(self, pool: asyncpg.Pool, embedder: Embedder, *, chunk_tokens: int, overlap_tokens: int) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        embedder: Embedder,
+        *,
+        chunk_tokens: int,
+        overlap_tokens: int,
+        merge_at: int = DEFAULT_MERGE_AT,
+    ) -> None:
         self._pool = pool
         self._embedder = embedder
         self._chunk_tokens = chunk_tokens
         self._overlap_tokens = overlap_tokens
+        self._merge_at = merge_at
+
+    async def merge_if_due(self) -> None:
+        """Move recent postings into blocks once there are enough (`postings.merge_if_due`)."""
+        await merge_if_due(self._pool, self._merge_at)
 
     def chunk(self, text: str) -> list[Chunk]:
         return chunk_text(
@@ -117,6 +131,7 @@ class Ingestor:
         ]
         async with self._pool.acquire() as connection:
             written = await insert_documents(connection, batch)
+        await self.merge_if_due()
         stored = {key: IngestResult(record, created) for key, (record, created) in zip(pending, written, strict=True)}
 
         results = []
@@ -151,4 +166,7 @@ class Ingestor:
             )
             retitled = ChunkedDocument(document, chunks, list(vectors))
         async with self._pool.acquire() as connection:
-            return await update_document(connection, document_id, metadata=metadata, retitled=retitled)
+            updated = await update_document(connection, document_id, metadata=metadata, retitled=retitled)
+        if retitled is not None:
+            await self.merge_if_due()
+        return updated

@@ -267,6 +267,28 @@ async def _remove_statistics(
     return int(removed["chunks"]), int(removed["terms"])
 
 
+async def _retire_postings(connection: asyncpg.Connection, document_id: UUID) -> None:
+    """Take a document's chunks' postings out of search: the tail's are deleted, and a chunk with
+    none there has its postings in blocks, which a tombstone masks until the next merge drops them.
+
+    One statement, tail first: a merge locks the tail against writers, so a writer never holds a
+    tombstone a merge is waiting for (see `merge_postings` in migration 0005).
+    """
+    await connection.execute(
+        """
+        WITH tail AS (
+            DELETE FROM chunk_terms WHERE chunk_id IN (SELECT id FROM chunks WHERE document_id = $1)
+            RETURNING chunk_id
+        )
+        INSERT INTO posting_tombstones (chunk_id, terms)
+        SELECT c.id, tsvector_to_array(c.tsv) FROM chunks c
+        WHERE c.document_id = $1 AND c.id NOT IN (SELECT chunk_id FROM tail)
+        ON CONFLICT (chunk_id) DO NOTHING
+        """,
+        document_id,
+    )
+
+
 async def update_document(
     connection: asyncpg.Connection,
     document_id: UUID,
@@ -305,10 +327,7 @@ async def _update_document_once(
             # The corpus row last, once, for the net change: taken before the new terms, it
             # waited in the opposite order to an ingest's (terms, then corpus) and deadlocked.
             removed = await _remove_statistics(connection, document_id, update_corpus=False)
-            await connection.execute(
-                "DELETE FROM chunk_terms WHERE chunk_id IN (SELECT id FROM chunks WHERE document_id = $1)",
-                document_id,
-            )
+            await _retire_postings(connection, document_id)
             await connection.execute(
                 "UPDATE documents SET title = $2 WHERE id = $1", document_id, retitled.document.title
             )
@@ -354,6 +373,7 @@ async def _delete_document_once(connection: asyncpg.Connection, document_id: UUI
         if locked is None:
             return False
         await _remove_statistics(connection, document_id)
+        await _retire_postings(connection, document_id)
         await connection.execute("DELETE FROM documents WHERE id = $1", document_id)
         return True
 

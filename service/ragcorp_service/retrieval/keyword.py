@@ -1,193 +1,284 @@
-"""BM25 keyword ranking that skips the postings which cannot change the top k, exactly.
+"""BM25 keyword ranking that reads only the posting blocks which could hold a top-k chunk, exactly.
 
-Summing every posting of the query's terms is exact but costs in proportion to
-how common its words are (a query with "cell" reads 50k postings at 100k
-chunks). This is MaxScore (Turtle & Flood, 1995) over impact-ordered postings
-(`chunk_terms_impact_idx`: a term's postings best weight first, with tf and
-length included, so every read below is index-only):
+Postings live in blocks of up to 128 per term in chunk id order (migration 0005),
+plus a small tail of recent ones (`chunk_terms`) and tombstones for chunks deleted
+or retitled since the last merge. A query, in one repeatable-read snapshot:
 
-1. Read the head (`depth` best postings) of each term's list. The k-th best sum
-   of the parts found there is a floor under the final k-th score.
-2. Sort terms by their ceiling (idf x their best weight). The cheapest terms
-   whose ceilings together stay under the floor cannot put a chunk in the top k
-   on their own, so only chunks holding one of the other ("essential") terms are
-   candidates; those terms' lists are read whole, the rest only at the head.
-3. A candidate's score lies between its known parts and that plus, for each
-   other term whose head it was not in, the last weight read (the threshold
-   algorithm's bound, Fagin et al.). Candidates whose upper bound is below the
-   k-th known score are dropped; the rest are scored exactly, each by one
-   primary-key descent, or, when there are too many for that, by one pass over
-   the query terms' lists (the full query, which is always correct too).
+1. Reads each query term's idf, its blocks' directory (first and last chunk id,
+   the most a posting there weighs today; only blocks holding an allowed
+   collection), its tail postings and the tombstones touching it (one statement).
+2. When the terms have few postings in all (`ONE_PASS_POSTINGS`) reads every
+   block at once. Otherwise reads blocks in rounds, best bound first: after each
+   round, the k-th best score over what was read is a floor under the final k-th
+   score, and each unread block's bound (`blocks.upper_bounds`: every term's
+   known parts and unread bounds summed over its span) says whether any chunk in
+   it could reach that floor. Blocks that cannot are never read; the rounds end
+   when no unread block can.
+3. Looks up the top k's text.
 
-A query whose terms have few postings in all (`ONE_PASS_POSTINGS`) runs the full
-query directly: skipping has a fixed cost that only long lists repay.
-
-Every step only discards chunks proven unable to reach the top k, so the ranking
-is the full query's, with its scores. Weights are stored against a reference mean
-chunk length (migration 0004); when the corpus's mean has grown past it, today's
-weight of a posting is at most `drift` = current / reference times the stored
-one, so ceilings and bounds are scaled by that (and capped at k1 + 1, BM25's
-limit as tf grows).
+Every chunk that reaches the floor has all its postings read (one left unread
+would bound it below the floor), so the top k and their scores are the full
+query's (`full_keyword_ranking`, over every live posting in SQL, which tests and
+the bench compare against). Filters are decided from what the blocks carry (their
+collection codes) and, for metadata, from the set of chunks it permits.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
+import numpy as np
 
+from ragcorp_service.retrieval.blocks import (
+    BOUND_SLACK,
+    Directory,
+    PackedBlocks,
+    Postings,
+    bm25_parts,
+    decode,
+    kth_score,
+    top,
+    totals,
+    upper_bounds,
+)
 from ragcorp_service.retrieval.request import SearchRequest, filter_sql
 from ragcorp_service.retrieval.results import RetrievedChunk, row_to_chunk
 
 BM25_MAX_WEIGHT = 2.2  # k1 + 1 (k1 = 1.2 in bm25_weight): a term weight's limit as tf grows
 _WORD = re.compile(r"\w+")
-HEAD = 64  # postings per term read first, at least
-ONE_PASS_POSTINGS = 10_000  # at most this many postings in all: the full query is the cheaper one
-LOOKUPS = 1500  # contenders looked up one by one at most; past that one pass over the lists is cheaper
-SLACK = 1e-9  # relative: sums of the same parts in another order differ in the last bits; bounds allow for it
+ONE_PASS_POSTINGS = 20_000  # at most this many block postings in all: reading them all beats rounds
+FIRST_ROUND = 16  # blocks read in the first round; each round reads four times as many as the last
 
 
 @dataclass(frozen=True)
 class KeywordRanking:
     chunks: list[RetrievedChunk]
-    depth: int  # postings per term read for the bounds; 0: the full query
-
-
-def head_depth(limit: int) -> int:
-    """Deep enough that the head of the lists holds a good k-th score, so the bounds prune well."""
-    return max(HEAD, 2 * limit)
+    blocks_read: int = 0
+    blocks: int = 0  # in the query terms' directories
+    rounds: int = 0
 
 
 _STATS_AND_TERMS = """
     stats AS (
-        SELECT chunk_count, term_total::float8 / greatest(chunk_count, 1) AS avgdl,
-               greatest(1, term_total::float8 / greatest(chunk_count, 1) / coalesce(reference_avgdl, 1)) AS drift
-        FROM corpus_stats
+        SELECT chunk_count, term_total::float8 / greatest(chunk_count, 1) AS avgdl FROM corpus_stats
     ), terms AS (
         SELECT t.term, ln(1 + (s.chunk_count - ts.chunk_freq + 0.5)::float8 / (ts.chunk_freq + 0.5)) AS idf
         FROM unnest(tsvector_to_array(to_tsvector('english', $1))) AS t(term)
         JOIN term_stats ts ON ts.term = t.term CROSS JOIN stats s
     )"""
 
-_POSTINGS_SQL = """
-    SELECT sum(chunk_freq) FROM term_stats WHERE term = ANY(tsvector_to_array(to_tsvector('english', $1)))
+_BLOCKS_SQL = """
+    SELECT k.n, b.first_chunk, b.postings, b.offsets, b.tfs, b.lengths, b.collections
+    FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY AS k(term, first_chunk, n)
+    JOIN posting_blocks b USING (term, first_chunk)
 """
 
-_WITH_TEXT = """
-    SELECT c.id, c.document_id, d.title, c.text, c.collection, d.metadata::text AS metadata, ranked.score
-    FROM ranked JOIN chunks c ON c.id = ranked.chunk_id JOIN documents d ON d.id = c.document_id"""
+_ROWS_SQL = """
+    SELECT c.id, c.document_id, d.title, c.text, c.collection, d.metadata::text AS metadata, r.score
+    FROM unnest($1::int8[], $2::float8[]) AS r(chunk_id, score)
+    JOIN chunks c ON c.id = r.chunk_id JOIN documents d ON d.id = c.document_id
+    ORDER BY r.score DESC, c.id
+"""
 
 
-def _max_score_sql(where: str) -> str:
-    """The top $2 by MaxScore, with impact-ordered lists of $3 postings per term for the bounds."""
-    in_filter = f"JOIN chunks c ON c.id = parts.chunk_id WHERE {where}" if where else ""
-    head_filter = f"JOIN chunks c ON c.id = top.chunk_id WHERE {where}" if where else ""
-    return f"""
-    WITH {_STATS_AND_TERMS}, top AS MATERIALIZED (
-        SELECT terms.term, p.chunk_id, p.weight, terms.idf * bm25_weight(p.tf, p.chunk_len, s.avgdl) AS part
-        FROM terms CROSS JOIN stats s CROSS JOIN LATERAL (
-            SELECT ct.chunk_id, ct.tf, ct.chunk_len, ct.weight FROM chunk_terms ct
-            WHERE ct.term = terms.term ORDER BY ct.weight DESC LIMIT $3
-        ) p
-    ), floor AS (
-        -- the k-th best partial score among chunks at the head of some list: the k-th score is at least this
-        SELECT CASE WHEN count(*) < $2 THEN 0 ELSE min(lower) END AS score
-        FROM (SELECT sum(part) AS lower FROM top {head_filter} GROUP BY top.chunk_id ORDER BY lower DESC LIMIT $2) head
-    ), bounds AS (
-        -- per term: its ceiling, the most it adds to any chunk (its first weight), and the most it adds to a
-        -- chunk past its head (its last weight read, or nothing when the head is the whole list)
-        SELECT terms.term, terms.idf,
-               terms.idf * least({BM25_MAX_WEIGHT}, s.drift * head.first_weight) AS ceiling,
-               CASE WHEN head.postings < $3 THEN 0
-                    ELSE terms.idf * least({BM25_MAX_WEIGHT}, s.drift * head.last_weight) END AS unread_bound
-        FROM terms CROSS JOIN stats s JOIN (
-            SELECT term, count(*) AS postings, max(weight) AS first_weight, min(weight) AS last_weight
-            FROM top GROUP BY term
-        ) head USING (term)
-    ), split AS MATERIALIZED (
-        -- terms in ascending ceiling order; those whose running sum stays below the floor cannot
-        -- by themselves put a chunk in the top k: a top-k chunk contains an essential term
-        SELECT bounds.term, bounds.idf, bounds.unread_bound,
-               sum(bounds.ceiling) OVER (ORDER BY bounds.ceiling, bounds.term) >= (SELECT score FROM floor) AS essential
-        FROM bounds
-    ), parts AS (
-        -- exact parts: every posting of an essential term, the head of the others' lists
-        SELECT ct.chunk_id, true AS essential, split.idf * bm25_weight(ct.tf, ct.chunk_len, s.avgdl) AS part,
-               0::float8 AS unread_bound
-        FROM split JOIN chunk_terms ct ON ct.term = split.term CROSS JOIN stats s WHERE split.essential
-        UNION ALL
-        SELECT top.chunk_id, false, top.part, split.unread_bound
-        FROM top JOIN split USING (term) WHERE NOT split.essential
-    ), candidates AS MATERIALIZED (
-        SELECT parts.chunk_id, sum(parts.part) AS lower,
-               sum(parts.part) + greatest(0, (SELECT coalesce(sum(unread_bound), 0) FROM split WHERE NOT essential)
-                                             - sum(parts.unread_bound)) AS upper
-        FROM parts {in_filter}
-        GROUP BY parts.chunk_id HAVING bool_or(parts.essential)
-    ), contenders AS MATERIALIZED (
-        SELECT candidates.* FROM candidates
-        WHERE candidates.upper >= (1 - {SLACK}) * greatest(
-            (SELECT score FROM floor),
-            (SELECT coalesce(min(lower), 0) FROM (SELECT lower FROM candidates ORDER BY lower DESC LIMIT $2) k))
-    ), ranked AS (
-        -- few contenders: look each up (one primary-key descent finds all its query terms)
-        (SELECT contenders.chunk_id, exact.score
-        FROM contenders CROSS JOIN LATERAL (
-            SELECT CASE WHEN contenders.upper - contenders.lower <= {SLACK} * contenders.lower
-                        THEN contenders.lower ELSE sum(terms.idf * bm25_weight(ct.tf, ct.chunk_len, s.avgdl)) END
-                   AS score
-            FROM chunk_terms ct JOIN terms ON terms.term = ct.term CROSS JOIN stats s
-            WHERE contenders.upper - contenders.lower > {SLACK} * contenders.lower
-              AND ct.chunk_id = contenders.chunk_id AND ct.term = ANY(ARRAY(SELECT term FROM terms))
-        ) exact
-        WHERE (SELECT count(*) FROM contenders) <= $4
-        ORDER BY exact.score DESC, contenders.chunk_id LIMIT $2)
-        UNION ALL
-        -- many: one pass over every posting of the query's terms costs less than that many lookups
-        ({_every_posting(where, "(SELECT count(*) FROM contenders) > $4")})
+def _plan_sql(request: SearchRequest) -> tuple[str, list[Any]]:
+    """Step 1's statement and its parameters after $1 (the query text)."""
+    where, params = filter_sql(request, 2)
+    tail_filter = f"JOIN chunks c ON c.id = ct.chunk_id AND {where}" if where else ""
+    allowed, block_filter = "NULL::int[]", ""
+    if request.collection is not None or request.allowed_collections is not None:
+        first = 2 + len(params)
+        allowed_names = request.allowed_collections
+        params += [request.collection, None if allowed_names is None else sorted(allowed_names)]
+        allowed = f"""(SELECT coalesce(array_agg(code), '{{}}') FROM collection_codes
+                      WHERE (${first}::text IS NULL OR collection = ${first})
+                        AND (${first + 1}::text[] IS NULL OR collection = ANY(${first + 1})))"""
+        block_filter = "AND b.codes && (SELECT codes FROM allowed)"
+    permitted = f"(SELECT coalesce(array_agg(c.id), '{{}}') FROM chunks c WHERE {where})" if request.filters else "NULL"
+    return (
+        f"""
+    WITH {_STATS_AND_TERMS}, allowed AS (SELECT {allowed} AS codes)
+    SELECT terms.term, terms.idf, stats.avgdl, d.firsts, d.lasts, d.bounds, d.postings,
+           tail.ids, tail.tfs, tail.lens, (SELECT codes FROM allowed) AS allowed,
+           (SELECT array_agg(chunk_id) FROM posting_tombstones WHERE terms && ARRAY(SELECT term FROM terms)) AS dead,
+           {permitted} AS permitted
+    FROM terms CROSS JOIN stats
+    CROSS JOIN LATERAL (
+        SELECT array_agg(b.first_chunk ORDER BY b.first_chunk) AS firsts,
+               array_agg(b.last_chunk ORDER BY b.first_chunk) AS lasts,
+               array_agg(terms.idf * least({BM25_MAX_WEIGHT}, greatest(1, stats.avgdl / b.reference_avgdl) * b.max_weight)
+                         ORDER BY b.first_chunk) AS bounds,
+               array_agg(b.postings ORDER BY b.first_chunk) AS postings
+        FROM posting_blocks b WHERE b.term = terms.term {block_filter}
+    ) d
+    CROSS JOIN LATERAL (
+        SELECT array_agg(ct.chunk_id) AS ids, array_agg(ct.tf) AS tfs, array_agg(ct.chunk_len) AS lens
+        FROM chunk_terms ct {tail_filter} WHERE ct.term = terms.term
+    ) tail
+    """,
+        params,
     )
-    {_WITH_TEXT}
-    ORDER BY ranked.score DESC, c.id
-    """
 
 
-def _every_posting(where: str, condition: str = "true") -> str:
-    """The top $2 by summing every posting of every query term (when `condition` holds)."""
-    chunk_filter = f"JOIN chunks c ON c.id = ct.chunk_id AND {where}" if where else ""
-    return f"""
-        SELECT ct.chunk_id, sum(terms.idf * bm25_weight(ct.tf, ct.chunk_len, s.avgdl)) AS score
-        FROM terms JOIN chunk_terms ct ON ct.term = terms.term CROSS JOIN stats s {chunk_filter}
-        WHERE {condition}
-        GROUP BY ct.chunk_id ORDER BY score DESC, ct.chunk_id LIMIT $2"""
+def _array(values: list[Any] | None, dtype: type) -> np.ndarray:
+    return np.asarray(values if values is not None else [], dtype)
 
 
-def _full_sql(where: str) -> str:
-    """Every posting of every query term: the exact ranking at its full cost."""
-    return f"""
-    WITH {_STATS_AND_TERMS}, ranked AS ({_every_posting(where)})
-    {_WITH_TEXT}
-    ORDER BY ranked.score DESC, c.id
-    """
+@dataclass
+class _Query:
+    """What one query knows so far: each term's directory, which blocks are read, what they held."""
+
+    terms: list[str]
+    directories: list[Directory]
+    avgdl: float
+    dead: np.ndarray  # tombstoned chunk ids, sorted
+    allowed: np.ndarray | None  # collection codes; None: any
+    permitted: np.ndarray | None  # chunk ids the metadata filter permits; None: any
+    read: list[Postings]
+    unread: list[np.ndarray] = field(default_factory=list)  # bool per block
+
+    def __post_init__(self) -> None:
+        self.unread = [np.ones(d.firsts.size, bool) for d in self.directories]
+
+    def keep(self, chunk_ids: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Which decoded postings count: not tombstoned, in an allowed collection, permitted."""
+        mask = ~np.isin(chunk_ids, self.dead, assume_unique=False)
+        if self.allowed is not None:
+            mask &= np.isin(codes, self.allowed)
+        if self.permitted is not None:
+            mask &= np.isin(chunk_ids, self.permitted)
+        return mask
+
+    def to_read(self, floor: float, budget: int | None) -> list[tuple[int, int]]:
+        """(term, block) of the unread blocks that could hold a chunk scoring `floor`, best bound first."""
+        indices = [np.flatnonzero(u) for u in self.unread]
+        if budget is None:
+            return [(t, int(i)) for t, found in enumerate(indices) for i in found]
+        bounds = upper_bounds(self.directories, indices, self.read)
+        terms = np.concatenate([np.full(i.size, t) for t, i in enumerate(indices)])
+        blocks, ceilings = np.concatenate(indices), np.concatenate(bounds)
+        own = np.concatenate([d.bounds[i] for d, i in zip(self.directories, indices, strict=True)])
+        worth = np.flatnonzero(ceilings >= floor * (1 - BOUND_SLACK))
+        # best bound first; among equals, the block whose own postings weigh most raises the floor most
+        best = worth[np.lexsort((-own[worth], -ceilings[worth]))[:budget]]
+        return [(int(terms[i]), int(blocks[i])) for i in best]
+
+    def add(self, term: int, block_rows: list[asyncpg.Record]) -> None:
+        packed = PackedBlocks(
+            firsts=[r["first_chunk"] for r in block_rows],
+            counts=[r["postings"] for r in block_rows],
+            offsets=[r["offsets"] for r in block_rows],
+            tfs=[r["tfs"] for r in block_rows],
+            lengths=[r["lengths"] for r in block_rows],
+            codes=[r["collections"] for r in block_rows],
+        )
+        chunk_ids, tf, chunk_len, codes = decode(packed)
+        keep = self.keep(chunk_ids, codes)
+        parts = bm25_parts(self.directories[term].idf, tf[keep], chunk_len[keep], self.avgdl)
+        known = self.read[term]
+        self.read[term] = Postings(
+            np.concatenate([known.chunk_ids, chunk_ids[keep]]), np.concatenate([known.parts, parts])
+        )
+
+
+def _query(rows: list[asyncpg.Record]) -> _Query:
+    first = rows[0]
+    avgdl = float(first["avgdl"])
+    directories, read = [], []
+    for row in rows:
+        idf = float(row["idf"])
+        directories.append(
+            Directory(
+                idf=idf,
+                firsts=_array(row["firsts"], np.int64),
+                lasts=_array(row["lasts"], np.int64),
+                bounds=_array(row["bounds"], np.float64),
+                postings=_array(row["postings"], np.int64),
+            )
+        )
+        tail_ids = _array(row["ids"], np.int64)
+        read.append(
+            Postings(tail_ids, bm25_parts(idf, _array(row["tfs"], np.int64), _array(row["lens"], np.int64), avgdl))
+        )
+    return _Query(
+        terms=[row["term"] for row in rows],
+        directories=directories,
+        avgdl=avgdl,
+        dead=np.sort(_array(first["dead"], np.int64)),
+        allowed=None if first["allowed"] is None else _array(first["allowed"], np.int64),
+        permitted=None if first["permitted"] is None else np.sort(_array(first["permitted"], np.int64)),
+        read=read,
+    )
+
+
+async def _read_blocks(connection: asyncpg.Connection, query: _Query, wanted: list[tuple[int, int]]) -> None:
+    rows = await connection.fetch(
+        _BLOCKS_SQL,
+        [query.terms[t] for t, _ in wanted],
+        [int(query.directories[t].firsts[b]) for t, b in wanted],
+    )
+    by_term: dict[int, list[asyncpg.Record]] = {}
+    for row in rows:
+        by_term.setdefault(wanted[row["n"] - 1][0], []).append(row)
+    for term, block_rows in by_term.items():
+        query.add(term, block_rows)
+    for t, b in wanted:
+        query.unread[t][b] = False
 
 
 async def keyword_ranking(
-    connection: asyncpg.Connection, request: SearchRequest, limit: int, depth: int | None = None
+    connection: asyncpg.Connection, request: SearchRequest, limit: int, *, one_pass_postings: int | None = None
 ) -> KeywordRanking:
-    """BM25 (k1=1.2, b=0.75) top `limit`, exact.
+    """BM25 (k1=1.2, b=0.75) top `limit`, exact, reading only the blocks that could hold one of them.
 
-    `depth` is the postings per term read for the bounds; 0 runs the full query. By default the
-    full query runs when the query's terms have few postings in all (skipping has a fixed cost
-    that only pays off on long lists), else `head_depth(limit)`.
+    `one_pass_postings` (default `ONE_PASS_POSTINGS`): terms with at most this many block postings
+    in all have every block read at once.
     """
     if not _WORD.search(request.query):  # only punctuation: nothing to match
-        return KeywordRanking([], 0)
-    if depth is None:
-        postings = await connection.fetchval(_POSTINGS_SQL, request.query)
-        depth = 0 if (postings or 0) <= ONE_PASS_POSTINGS else head_depth(limit)
-    where, params = filter_sql(request, 5 if depth else 3)
-    if depth:
-        rows = await connection.fetch(_max_score_sql(where), request.query, limit, depth, LOOKUPS, *params)
-    else:
-        rows = await connection.fetch(_full_sql(where), request.query, limit, *params)
-    return KeywordRanking([row_to_chunk(row) for row in rows], depth)
+        return KeywordRanking([])
+    sql, params = _plan_sql(request)
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        plan = await connection.fetch(sql, request.query, *params)
+        if not plan:
+            return KeywordRanking([])
+        query = _query(plan)
+        blocks = sum(d.firsts.size for d in query.directories)
+        postings = sum(int(d.postings.sum()) for d in query.directories)
+        one_pass = postings <= (ONE_PASS_POSTINGS if one_pass_postings is None else one_pass_postings)
+        budget, rounds, blocks_read = FIRST_ROUND, 0, 0
+        while True:
+            chunk_ids, scores = totals(query.read)
+            wanted = query.to_read(kth_score(scores, limit), None if one_pass else budget)
+            if not wanted:
+                break
+            await _read_blocks(connection, query, wanted)
+            rounds, blocks_read, budget = rounds + 1, blocks_read + len(wanted), budget * 4
+        best, best_scores = top(chunk_ids, scores, limit)
+        rows = await connection.fetch(_ROWS_SQL, best.tolist(), best_scores.tolist())
+    return KeywordRanking([row_to_chunk(row) for row in rows], blocks_read, blocks, rounds)
+
+
+def _full_sql(where: str) -> str:
+    chunk_filter = f"JOIN chunks c ON c.id = p.chunk_id AND {where}" if where else ""
+    return f"""
+    WITH {_STATS_AND_TERMS}, ranked AS (
+        SELECT p.chunk_id, sum(terms.idf * bm25_weight(p.tf, p.chunk_len, s.avgdl)) AS score
+        FROM terms JOIN live_postings p ON p.term = terms.term CROSS JOIN stats s {chunk_filter}
+        GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT $2
+    )
+    SELECT c.id, c.document_id, d.title, c.text, c.collection, d.metadata::text AS metadata, ranked.score
+    FROM ranked JOIN chunks c ON c.id = ranked.chunk_id JOIN documents d ON d.id = c.document_id
+    ORDER BY ranked.score DESC, c.id
+    """
+
+
+async def full_keyword_ranking(connection: asyncpg.Connection, request: SearchRequest, limit: int) -> KeywordRanking:
+    """The same ranking by summing every live posting of every query term in SQL: the reference."""
+    if not _WORD.search(request.query):
+        return KeywordRanking([])
+    where, params = filter_sql(request, 3)
+    rows = await connection.fetch(_full_sql(where), request.query, limit, *params)
+    return KeywordRanking([row_to_chunk(row) for row in rows])

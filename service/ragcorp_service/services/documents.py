@@ -82,4 +82,7 @@ class DocumentService:
         if await self._hidden(document_id, allowed):
             return False
         async with self.pool.acquire() as connection:
-            return await store.delete_document(connection, document_id)
+            deleted = await store.delete_document(connection, document_id)
+        if deleted:
+            await self.ingestor.merge_if_due()
+        return deleted

@@ -135,7 +135,7 @@ async def test_a_database_built_on_pytorch_is_not_searched_with_onnx_vectors(emp
 
 def test_template_database_is_reused_not_remigrated(postgres: PostgresForTests, template_database: str) -> None:
     revision = asyncio.run(migrations.read_current_revision(postgres.url(template_database)))
-    assert revision == migrations.head_revision() == "0004"
+    assert revision == migrations.head_revision() == "0005"
 
 
 def test_the_operator_s_migration_job_runs_with_only_the_database_secret(empty_database_url: str) -> None:

@@ -34,7 +34,7 @@ async def test_a_batch_stores_repeated_content_once_and_counts_it_once(database_
             """
             SELECT (SELECT count(*) FROM documents) AS documents, (SELECT count(*) FROM chunks) AS chunks,
                    (SELECT chunk_count FROM corpus_stats) AS counted,
-                   (SELECT count(*) FROM chunk_terms) AS postings,
+                   (SELECT count(*) FROM live_postings) AS postings,
                    (SELECT sum(chunk_freq) FROM term_stats) AS frequencies
             """
         )
@@ -62,9 +62,9 @@ async def test_a_new_title_keeps_every_chunk_id_and_the_statistics_equal_to_what
         assert ids_after == ids_before
         consistency = await connection.fetchrow(
             """
-            SELECT (SELECT count(*) FROM chunk_terms) AS postings,
+            SELECT (SELECT count(*) FROM live_postings) AS postings,
                    (SELECT sum(chunk_freq) FROM term_stats) AS frequencies,
-                   (SELECT count(*) FROM (SELECT term, count(*) AS n FROM chunk_terms GROUP BY term) p
+                   (SELECT count(*) FROM (SELECT term, count(*) AS n FROM live_postings GROUP BY term) p
                       FULL JOIN term_stats ts USING (term) WHERE p.n IS DISTINCT FROM ts.chunk_freq) AS disagreeing,
                    (SELECT chunk_count FROM corpus_stats) = (SELECT count(*) FROM chunks) AS chunks_counted,
                    (SELECT term_total FROM corpus_stats) = (SELECT sum(term_count) FROM chunks) AS terms_counted,
