@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import numpy as np
 
+from ragcorp_service.ingestion.bulk import bulk_import
 from ragcorp_service.ingestion.chunking import Chunk
 from ragcorp_service.ingestion.pipeline import content_hash
 from ragcorp_service.ingestion.postings import merge
@@ -33,22 +35,36 @@ async def chunk_count(connection: asyncpg.Connection) -> int:
 
 
 async def grow_to(database_url: str, target: int, seed: int = 7) -> dict[str, Any]:
-    """Add synthetic chunks until the database holds `target`; returns the write throughput."""
+    """Add synthetic chunks until the database holds `target`, as `ragcorp-service import` would (the
+    vector index built once at the end); returns the time it took and the write throughput."""
     connection = await _connect(database_url)
     try:
         present = await chunk_count(connection)
         if present >= target:
             return {"chunks": present, "added": 0}
         source = await _Source.read(connection, seed, present)
-        added, storing = await _write(connection, source, target - present, ordinal=present)
+        report = await bulk_import(connection, _batches(source, target - present, ordinal=present))
         await connection.execute("VACUUM ANALYZE")  # the steady state autovacuum reaches: measured there
         return {
             "chunks": await chunk_count(connection),
-            "added": added,
-            "write_chunks_per_s": round(added / storing, 1),
+            "added": report.chunks,
+            "write_chunks_per_s": round(report.chunks / report.seconds_writing, 1),
+            "writing_seconds": round(report.seconds_writing),
+            "vector_index_seconds": round(report.seconds_index),
         }
     finally:
         await connection.close()
+
+
+async def _batches(source: _Source, chunks: int, ordinal: int) -> AsyncIterator[list[ChunkedDocument]]:
+    added = 0
+    while added < chunks:
+        batch: list[ChunkedDocument] = []
+        while added < chunks and len(batch) < DOCUMENTS_PER_WRITE:
+            n = min(CHUNKS_PER_DOCUMENT, chunks - added)
+            batch.append(_document(source, n, ordinal=ordinal + added))
+            added += n
+        yield batch
 
 
 async def store_rate(database_url: str, chunks: int = 4096) -> dict[str, Any]:

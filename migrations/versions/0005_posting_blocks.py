@@ -67,7 +67,8 @@ CREATE TABLE posting_tombstones (
     chunk_id bigint PRIMARY KEY,
     terms text[] NOT NULL
 );
-COMMENT ON TABLE posting_tombstones IS 'Chunks whose block postings are gone (deleted or retitled) until the next merge';
+COMMENT ON TABLE posting_tombstones IS
+    'Chunks whose block postings are gone (deleted or retitled) until the next merge';
 """
 
 _DECODING = """
@@ -188,7 +189,8 @@ BEGIN
     RETURN moved;
 END
 $$;
-COMMENT ON FUNCTION merge_postings IS 'Moves the tail (chunk_terms) into posting blocks and applies tombstones; returns the postings moved';
+COMMENT ON FUNCTION merge_postings IS
+    'Moves the tail (chunk_terms) into posting blocks and applies tombstones; returns the postings moved';
 """
 
 

@@ -2,6 +2,7 @@
 
     ragcorp-service serve [--host H] [--port P] [--migrate] [--reload]
     ragcorp-service db upgrade [REV] | downgrade REV | current | heads
+    ragcorp-service import FILE.jsonl [--collection C] [--keep-index]   # a large corpus, fast
     ragcorp-service smoke --url URL [--expect-schema REV]
     ragcorp-service healthcheck          # the image's HEALTHCHECK: GET /healthz on this host
 
@@ -19,6 +20,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import TextIO
 
 from ragcorp_service.settings import Settings, SettingsError, load_settings
 
@@ -172,6 +174,48 @@ def _smoke(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def _import(settings: Settings, args: argparse.Namespace) -> int:
+    """A JSON Lines corpus straight into the database (`ingestion/bulk.py`), then what it did."""
+    from ragcorp_service.app.provider_selection import build_providers
+    from ragcorp_service.db import migrations
+    from ragcorp_service.db.pool import create_pool
+    from ragcorp_service.ingestion.bulk import ImportLineError, bulk_import, prepared, read_lines
+    from ragcorp_service.ingestion.pipeline import Ingestor
+
+    database_url = migrations.resolve_database_url(settings)
+    if problem := _database_problem(settings, database_url, schema=True):
+        print(f"ragcorp-service: cannot import: {problem}", file=sys.stderr)
+        return 1
+    embedder = build_providers(settings).embedder
+
+    async def run(lines: TextIO) -> str:
+        pool = await create_pool(database_url, settings)
+        try:
+            ingestor = Ingestor(
+                pool, embedder, chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens
+            )
+            parsed = read_lines(lines, args.collection, settings.resolved_embedding_dimensions)
+            async with pool.acquire() as connection:
+                report = await bulk_import(
+                    connection, prepared(parsed, ingestor, args.batch), rebuild_index=not args.keep_index
+                )
+        finally:
+            await pool.close()
+        return (
+            f"imported {report.documents} documents ({report.chunks} chunks) into {args.collection!r}, "
+            f"{report.already_stored} already stored; writing {report.seconds_writing:.0f} s, "
+            f"vector index {report.seconds_index:.0f} s"
+        )
+
+    try:
+        with open(args.file, encoding="utf-8") as lines:  # read a line at a time: a corpus may not fit in memory
+            print(asyncio.run(run(lines)))
+    except (ImportLineError, OSError) as exc:
+        print(f"ragcorp-service: cannot import {args.file}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ragcorp-service", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -190,6 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
     downgrade.add_argument("revision")
     actions.add_parser("current", help="print the applied revision")
     actions.add_parser("heads", help="print the newest revision this version knows")
+    bulk = commands.add_parser("import", help="import a JSON Lines corpus straight into the database")
+    bulk.add_argument("file", help="one document a line: title, text, [metadata], [chunks with embeddings]")
+    bulk.add_argument("--collection", default="default")
+    bulk.add_argument("--batch", type=int, default=256, help="documents embedded and stored together")
+    bulk.add_argument(
+        "--keep-index", action="store_true", help="keep the vector index (slower; vector search stays fast meanwhile)"
+    )
     smoke = commands.add_parser("smoke", help="smoke-test a running service (health, version, search, ask)")
     smoke.add_argument("--url", required=True)
     smoke.add_argument("--expect-schema", help="fail unless /version reports this schema revision")
@@ -216,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "healthcheck":
         return _healthcheck(settings, args)
     try:
+        if args.command == "import":
+            return _import(settings, args)
         return _serve(settings, args) if args.command == "serve" else _db(settings, args)
     except EmbeddedPostgresUnavailable as exc:  # not installed, or another environment's server
         print(f"ragcorp-service: cannot start: {exc}", file=sys.stderr)

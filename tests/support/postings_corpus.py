@@ -87,3 +87,21 @@ async def statistics_agree(connection: asyncpg.Connection) -> bool:
     """Postings, term frequencies and corpus totals equal a fresh count of the stored chunks."""
     row = await connection.fetchrow(STATISTICS_CHECK)
     return bool(row["disagreeing"] == 0 and row["chunks_counted"] and row["terms_counted"])
+
+
+async def postings_disagreeing_with_chunks(connection: asyncpg.Connection, postings: str = "live_postings") -> int:
+    """Postings (`postings`: live_postings, blocks less tombstones plus the tail; or chunk_terms before
+    0005) that a fresh reading of every chunk's keyword vector would not give, and the other way round."""
+    return int(
+        await connection.fetchval(
+            f"""
+            WITH fresh AS (
+                SELECT u.lexeme AS term, c.id AS chunk_id, coalesce(array_length(u.positions, 1), 1) AS tf,
+                       c.term_count AS chunk_len
+                FROM chunks c, unnest(c.tsv) u
+            ), stored AS (SELECT term, chunk_id, tf, chunk_len FROM {postings})
+            SELECT (SELECT count(*) FROM (TABLE fresh EXCEPT ALL TABLE stored) a)
+                 + (SELECT count(*) FROM (TABLE stored EXCEPT ALL TABLE fresh) b)
+            """
+        )
+    )

@@ -29,7 +29,7 @@ from ragcorp_service.ingestion.store import (
     insert_documents,
     update_document,
 )
-from ragcorp_service.providers.embedders import Embedder
+from ragcorp_service.providers.embedders import Embedder, Vector
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,10 @@ class Ingestor:
     async def merge_if_due(self) -> None:
         """Move recent postings into blocks once there are enough (`postings.merge_if_due`)."""
         await merge_if_due(self._pool, self._merge_at)
+
+    async def embed(self, texts: list[str]) -> list[Vector]:
+        """Embeddings of what `embedding_input` made of each chunk (the bulk import embeds with this too)."""
+        return await self._embedder.embed_documents(texts)
 
     def chunk(self, text: str) -> list[Chunk]:
         return chunk_text(

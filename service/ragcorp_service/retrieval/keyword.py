@@ -109,7 +109,8 @@ def _plan_sql(request: SearchRequest) -> tuple[str, list[Any]]:
     CROSS JOIN LATERAL (
         SELECT array_agg(b.first_chunk ORDER BY b.first_chunk) AS firsts,
                array_agg(b.last_chunk ORDER BY b.first_chunk) AS lasts,
-               array_agg(terms.idf * least({BM25_MAX_WEIGHT}, greatest(1, stats.avgdl / b.reference_avgdl) * b.max_weight)
+               array_agg(terms.idf * least({BM25_MAX_WEIGHT},
+                                           greatest(1, stats.avgdl / b.reference_avgdl) * b.max_weight)
                          ORDER BY b.first_chunk) AS bounds,
                array_agg(b.postings ORDER BY b.first_chunk) AS postings
         FROM posting_blocks b WHERE b.term = terms.term {block_filter}

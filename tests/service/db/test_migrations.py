@@ -9,11 +9,15 @@ import sys
 from pathlib import Path
 
 import asyncpg
+import numpy as np
 import pytest
 
 from ragcorp_service.db import migrations
 from ragcorp_service.db.schema_check import SchemaMismatch, check_schema
+from ragcorp_service.ingestion.postings import merge
+from ragcorp_service.ingestion.store import delete_document
 from ragcorp_service.local_models import DEFAULT
+from tests.support import postings_corpus
 from tests.support.corpus import DOCUMENTS, ingest_all
 from tests.support.postgres import PostgresForTests
 from tests.support.service_app import make_settings
@@ -99,6 +103,35 @@ async def test_downgrade_keeps_documents_and_upgrade_rebuilds_keyword_statistics
     assert (await client.get("/v1/documents")).json()["total"] == len(DOCUMENTS)
     assert after[0]["document_id"] == ids["Volcanoes"]
     assert [round(h["score"], 6) for h in after] == [round(h["score"], 6) for h in before]
+
+
+async def test_posting_blocks_go_back_to_rows_and_return_with_their_tail_and_tombstones(database_url: str) -> None:
+    """At 0005 postings are in blocks, a tail and tombstones; down to 0004 they are one row each, the
+    deleted chunks' gone; up again they are blocks, the tail merged and the tombstones applied."""
+    rng = np.random.default_rng(31)
+    stored = await postings_corpus.store(database_url, postings_corpus.documents(rng, 40, (20, 80)))
+    connection = await asyncpg.connect(database_url)
+    try:
+        await merge(connection)
+        await postings_corpus.store(database_url, postings_corpus.documents(rng, 5, (20, 80)))  # the tail
+        for record, _ in stored[:6]:
+            await delete_document(connection, record.id)  # tombstones
+        assert await connection.fetchval("SELECT count(*) FROM posting_tombstones") > 0
+        assert await connection.fetchval("SELECT count(*) FROM chunk_terms") > 0
+        target = migrations.target_for(make_settings(database_url))
+        await asyncio.to_thread(migrations.downgrade, target, "0004")
+        assert await postings_corpus.postings_disagreeing_with_chunks(connection, "chunk_terms") == 0
+        stale = (
+            "SELECT count(*) FROM chunk_terms, corpus_stats WHERE weight <> bm25_weight(tf, chunk_len, reference_avgdl)"
+        )
+        assert await connection.fetchval(stale) == 0
+        await asyncio.to_thread(migrations.upgrade, target)
+        assert await postings_corpus.postings_disagreeing_with_chunks(connection) == 0
+        left = "SELECT (SELECT count(*) FROM chunk_terms) + (SELECT count(*) FROM posting_tombstones)"
+        assert await connection.fetchval(left) == 0
+        assert await postings_corpus.statistics_agree(connection)
+    finally:
+        await connection.close()
 
 
 async def test_service_refuses_an_unmigrated_database(empty_database_url: str) -> None:

@@ -50,23 +50,9 @@ async def merged(database_url: str) -> int | None:
 
 
 async def postings_disagreeing_with_chunks(database_url: str) -> int:
-    """Live postings (blocks less tombstones, plus the tail) that a fresh reading of every chunk's
-    keyword vector would not give, and the other way round."""
     connection = await asyncpg.connect(database_url)
     try:
-        return int(
-            await connection.fetchval(
-                """
-                WITH fresh AS (
-                    SELECT u.lexeme AS term, c.id AS chunk_id, coalesce(array_length(u.positions, 1), 1) AS tf,
-                           c.term_count AS chunk_len
-                    FROM chunks c, unnest(c.tsv) u
-                ), live AS (SELECT term, chunk_id, tf, chunk_len FROM live_postings)
-                SELECT (SELECT count(*) FROM (TABLE fresh EXCEPT ALL TABLE live) a)
-                     + (SELECT count(*) FROM (TABLE live EXCEPT ALL TABLE fresh) b)
-                """
-            )
-        )
+        return await corpus.postings_disagreeing_with_chunks(connection)
     finally:
         await connection.close()
 
