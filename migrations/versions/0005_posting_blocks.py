@@ -3,12 +3,14 @@
 A row per posting cost about 150 bytes with its two B-trees: three quarters of a
 million-chunk database, and a query for a common word read its postings one
 index entry at a time. A block holds up to 128 postings of one term in chunk id
-order, packed (big-endian): the offsets from its first chunk id (int4), tf
-(int2), the chunk's length (int4) and its collection's code (int4, from
-`collection_codes`), about 14 bytes a posting. Its primary-key entry carries
+order, packed 13 bytes a posting (big-endian): the offset from its first chunk
+id (int4), tf - 1 (one byte: a tsvector keeps at most 256 positions of a lexeme),
+the chunk's length (int4) and its collection's code (int4, from
+`collection_codes`). Its primary-key entry carries
 what a query plans with, read without touching the block: its first and last
-chunk id, its best `bm25_weight` against the reference it was weighted by, and
-the collections in it. A query reads the blocks' entries, then only the blocks
+chunk id, its best `bm25_weight` against the reference it was weighted by, the
+collections in it, and the merge that wrote it (`generation`: a query that reads
+blocks after planning checks it read the blocks it planned with). A query reads the blocks' entries, then only the blocks
 whose bound could still reach its top k (block-max pruning, `retrieval/keyword.py`).
 
 Writes stay transactional and cheap: new postings land in `chunk_terms` (the
@@ -39,6 +41,7 @@ depends_on: str | Sequence[str] | None = None
 BLOCK_POSTINGS = 128
 
 _TABLES = """
+CREATE SEQUENCE posting_block_generation;
 CREATE TABLE collection_codes (
     code integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     collection text NOT NULL UNIQUE
@@ -51,15 +54,12 @@ CREATE TABLE posting_blocks (
     max_weight float8 NOT NULL,
     reference_avgdl float8 NOT NULL,
     codes integer[] NOT NULL,
-    offsets bytea NOT NULL,
-    tfs bytea NOT NULL,
-    lengths bytea NOT NULL,
-    collections bytea NOT NULL,
+    generation bigint NOT NULL,
+    packed bytea NOT NULL,
     CONSTRAINT posting_blocks_pkey PRIMARY KEY (term, first_chunk)
-        INCLUDE (last_chunk, postings, max_weight, reference_avgdl, codes),
+        INCLUDE (last_chunk, postings, max_weight, reference_avgdl, codes, generation),
     CONSTRAINT posting_blocks_range_check CHECK (last_chunk >= first_chunk),
-    CONSTRAINT posting_blocks_postings_check CHECK (postings > 0 AND length(offsets) = 4 * postings
-        AND length(tfs) = 2 * postings AND length(lengths) = 4 * postings AND length(collections) = 4 * postings),
+    CONSTRAINT posting_blocks_postings_check CHECK (postings > 0 AND length(packed) = 13 * postings),
     CONSTRAINT posting_blocks_weight_check CHECK (max_weight > 0 AND reference_avgdl > 0)
 );
 COMMENT ON TABLE posting_blocks IS 'A term''s postings in chunk id order, up to 128 a row; see migration 0005';
@@ -72,21 +72,17 @@ COMMENT ON TABLE posting_tombstones IS
 """
 
 _DECODING = """
-CREATE FUNCTION be_int4(packed bytea, i integer) RETURNS integer
+CREATE FUNCTION be_int4(packed bytea, pos integer) RETURNS integer
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-RETURN (get_byte(packed, 4 * i) << 24) | (get_byte(packed, 4 * i + 1) << 16)
-       | (get_byte(packed, 4 * i + 2) << 8) | get_byte(packed, 4 * i + 3);
-
-CREATE FUNCTION be_int2(packed bytea, i integer) RETURNS integer
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-RETURN (get_byte(packed, 2 * i) << 8) | get_byte(packed, 2 * i + 1);
+RETURN (get_byte(packed, pos) << 24) | (get_byte(packed, pos + 1) << 16)
+       | (get_byte(packed, pos + 2) << 8) | get_byte(packed, pos + 3);
 
 CREATE FUNCTION block_postings(b posting_blocks)
 RETURNS TABLE (term text, chunk_id bigint, tf integer, chunk_len integer, code integer)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT b.term, b.first_chunk + be_int4(b.offsets, i), be_int2(b.tfs, i), be_int4(b.lengths, i),
-           be_int4(b.collections, i)
+    SELECT b.term, b.first_chunk + be_int4(b.packed, 13 * i), get_byte(b.packed, 13 * i + 4) + 1,
+           be_int4(b.packed, 13 * i + 5), be_int4(b.packed, 13 * i + 9)
     FROM generate_series(0, b.postings - 1) AS i
 $$;
 
@@ -128,6 +124,7 @@ DECLARE
     reference float8;
     first_build boolean;
     moved bigint;
+    generation bigint := nextval('posting_block_generation');
 BEGIN
     -- Writers take ROW EXCLUSIVE on the tail (and touch it before any tombstone), so this waits
     -- for those in flight and holds new ones back: the tail and tombstones read below are final.
@@ -173,13 +170,11 @@ BEGIN
     INSERT INTO merge_postings SELECT * FROM merge_tail;
 
     INSERT INTO posting_blocks (term, first_chunk, last_chunk, postings, max_weight, reference_avgdl, codes,
-                                offsets, tfs, lengths, collections)
+                                generation, packed)
     SELECT term, min(chunk_id), max(chunk_id), count(*), max(bm25_weight(tf, chunk_len, reference)), reference,
-           array_agg(DISTINCT code ORDER BY code),
-           string_agg(int4send((chunk_id - first_chunk)::integer), ''::bytea ORDER BY chunk_id),
-           string_agg(int2send(tf::smallint), ''::bytea ORDER BY chunk_id),
-           string_agg(int4send(chunk_len), ''::bytea ORDER BY chunk_id),
-           string_agg(int4send(code), ''::bytea ORDER BY chunk_id)
+           array_agg(DISTINCT code ORDER BY code), generation,
+           string_agg(int4send((chunk_id - first_chunk)::integer) || set_byte('\\x00'::bytea, 0, tf - 1)
+                      || int4send(chunk_len) || int4send(code), ''::bytea ORDER BY chunk_id)
     FROM (
         SELECT *, min(chunk_id) OVER (PARTITION BY term, block, part) AS first_chunk
         FROM (SELECT *, (row_number() OVER (PARTITION BY term, block ORDER BY chunk_id) - 1) / {BLOCK_POSTINGS} AS part
@@ -227,8 +222,8 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION posting_block_for(text, bigint)")
     op.execute("DROP VIEW live_postings")
     op.execute("DROP FUNCTION block_postings(posting_blocks)")
-    op.execute("DROP FUNCTION be_int2(bytea, integer)")
     op.execute("DROP FUNCTION be_int4(bytea, integer)")
     op.execute("DROP TABLE posting_tombstones")
     op.execute("DROP TABLE posting_blocks")
     op.execute("DROP TABLE collection_codes")
+    op.execute("DROP SEQUENCE posting_block_generation")

@@ -34,6 +34,7 @@ class Directory:
     lasts: np.ndarray  # int64
     bounds: np.ndarray  # float64: idf x the most a posting of the block weighs at today's mean length
     postings: np.ndarray  # int64
+    generations: np.ndarray  # int64: the merge that wrote each block
 
 
 @dataclass(frozen=True)
@@ -54,79 +55,91 @@ def bm25_parts(idf: float, tf: np.ndarray, chunk_len: np.ndarray, avgdl: float) 
     return idf * (tf * (K1 + 1) / (tf + K1 * ((1 - B) + B * chunk_len.astype(np.float64) / avgdl)))
 
 
+#: A posting as a block packs it (migration 0005): 13 bytes, big-endian.
+POSTING = np.dtype([("offset", ">i4"), ("tf_less_one", "u1"), ("chunk_len", ">i4"), ("code", ">i4")])
+
+
 @dataclass(frozen=True)
 class PackedBlocks:
-    """Blocks as read from the table: first chunk ids, posting counts and the packed columns."""
+    """Blocks of one term as read: their first chunk ids, posting counts, and their postings packed
+    one block after another."""
 
-    firsts: Sequence[int]
-    counts: Sequence[int]
-    offsets: Sequence[bytes]
-    tfs: Sequence[bytes]
-    lengths: Sequence[bytes]
-    codes: Sequence[bytes]
+    firsts: Sequence[int] | np.ndarray
+    counts: Sequence[int] | np.ndarray
+    packed: bytes
 
 
 def decode(blocks: PackedBlocks) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(chunk ids, tf, chunk length, collection code) of every posting, block after block."""
+    postings = np.frombuffer(blocks.packed, POSTING)
     starts = np.repeat(np.asarray(blocks.firsts, np.int64), np.asarray(blocks.counts, np.int64))
-    chunk_ids = starts + np.frombuffer(b"".join(blocks.offsets), ">i4")
-    tf = np.frombuffer(b"".join(blocks.tfs), ">i2")
-    chunk_len = np.frombuffer(b"".join(blocks.lengths), ">i4")
-    codes = np.frombuffer(b"".join(blocks.codes), ">i4")
-    return chunk_ids, tf, chunk_len, codes
+    return (
+        starts + postings["offset"],
+        postings["tf_less_one"].astype(np.int64) + 1,
+        postings["chunk_len"],
+        postings["code"],
+    )
 
 
-def upper_bounds(
-    directories: Sequence[Directory], unread: Sequence[np.ndarray], read: Sequence[Postings]
-) -> list[np.ndarray]:
-    """For each term, the most any chunk in each of its `unread` blocks (indices) can score.
+class Scores:
+    """Each chunk's score over what has been read so far, dense over the query's chunk id span.
 
-    `read` is each term's postings known exactly (blocks read, the tail), already filtered.
+    Chunk ids are one sequence, so a query's span is at most the chunks ever stored: an array over
+    it adds a posting in O(1) and finds the k-th score in one pass, where grouping ids by sorting
+    cost more than reading the postings.
     """
-    starts, ends, values = [], [], []
-    for directory, indices, postings in zip(directories, unread, read, strict=True):
-        starts += [directory.firsts[indices], postings.chunk_ids]
-        ends += [directory.lasts[indices] + 1, postings.chunk_ids + 1]
-        values += [directory.bounds[indices], postings.parts]
-    at = np.concatenate(starts + ends)
-    if at.size == 0:
-        return [np.empty(0) for _ in directories]
-    step = np.concatenate(values + [-v for v in values])
-    order = np.argsort(at, kind="stable")
-    at, level = at[order], np.cumsum(step[order])
-    last_of_each = np.flatnonzero(np.diff(at, append=at[-1] + 1))  # the level once every step at a point is in
-    points, level = at[last_of_each], np.append(level[last_of_each], 0.0)
-    bounds = []
-    for directory, indices in zip(directories, unread, strict=True):
-        if indices.size == 0:
-            bounds.append(np.empty(0))
-            continue
-        low = np.searchsorted(points, directory.firsts[indices], side="right") - 1
-        high = np.searchsorted(points, directory.lasts[indices], side="right")  # one past the last segment
-        # a term's blocks never overlap, so low[0] < high[0] <= low[1] < high[1] ...: one reduceat
-        spans = np.maximum.reduceat(level, np.column_stack([low, high]).ravel())[::2]
-        bounds.append(spans * (1 + BOUND_SLACK) + BOUND_SLACK)
-    return bounds
 
+    def __init__(self, first: int, last: int) -> None:
+        self.base = first
+        self.totals = np.zeros(max(0, last - first + 1))
 
-def kth_score(scores: np.ndarray, k: int) -> float:
-    """The k-th best of `scores`, or 0 with fewer than k: a floor under the final k-th score."""
-    if scores.size < k:
-        return 0.0
-    return float(np.partition(scores, scores.size - k)[scores.size - k])
+    def add(self, read: Sequence[Postings]) -> None:
+        """Add the parts of postings just read (any number of terms at once)."""
+        ids = np.concatenate([p.chunk_ids for p in read]) - self.base
+        if ids.size:
+            parts = np.concatenate([p.parts for p in read])
+            self.totals += np.bincount(ids, weights=parts, minlength=self.totals.size)
 
+    def kth(self, k: int) -> float:
+        """The k-th best score so far, or 0 with fewer than k chunks: a floor under the final k-th."""
+        found = self.totals[self.totals > 0]  # every part is positive: idf > 0 and weight > 0
+        if found.size < k:
+            return 0.0
+        return float(np.partition(found, found.size - k)[found.size - k])
 
-def totals(read: Sequence[Postings]) -> tuple[np.ndarray, np.ndarray]:
-    """(chunk ids, summed parts): each chunk's score over what has been read, in term order."""
-    ids = np.concatenate([p.chunk_ids for p in read]) if read else np.empty(0, np.int64)
-    if ids.size == 0:
-        return ids, np.empty(0)
-    parts = np.concatenate([p.parts for p in read])
-    unique, where = np.unique(ids, return_inverse=True)
-    return unique, np.bincount(where, weights=parts, minlength=unique.size)
+    def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k best (chunk ids, scores): score descending, then chunk id ascending (the full query's order)."""
+        found = np.flatnonzero(self.totals)
+        scores = self.totals[found]
+        if scores.size > k:  # the k best and any tied with the k-th, then their order
+            kth = np.partition(scores, scores.size - k)[scores.size - k]
+            found, scores = found[scores >= kth], scores[scores >= kth]
+        order = np.lexsort((found, -scores))[:k]
+        return found[order] + self.base, scores[order]
 
+    def upper_bounds(self, directories: Sequence[Directory], unread: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """For each term, the most any chunk in each of its `unread` blocks (indices) can score.
 
-def top(chunk_ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k best, score descending, then chunk id ascending (the full query's order)."""
-    order = np.lexsort((chunk_ids, -scores))[:k]
-    return chunk_ids[order], scores[order]
+        At each chunk id: what its read postings sum to, plus the bound of every unread block
+        spanning it (its own term's included). A block's bound is the most that reaches anywhere in
+        its span: no chunk there can score more.
+        """
+        span = self.totals.size
+        starts = np.concatenate([d.firsts[i] for d, i in zip(directories, unread, strict=True)]) - self.base
+        ends = np.concatenate([d.lasts[i] for d, i in zip(directories, unread, strict=True)]) - self.base + 1
+        if starts.size == 0:
+            return [np.empty(0) for _ in directories]
+        values = np.concatenate([d.bounds[i] for d, i in zip(directories, unread, strict=True)])
+        steps = np.bincount(np.concatenate([starts, ends]), np.concatenate([values, -values]), minlength=span + 1)
+        level = self.totals + np.cumsum(steps)[:span]
+        # the most in each stretch between block edges, then per block over its stretches
+        edges = np.unique(np.concatenate([starts, ends]))
+        stretch = np.append(np.maximum.reduceat(level, edges[edges < span]), 0.0)
+        bounds = []
+        for directory, indices in zip(directories, unread, strict=True):
+            low = np.searchsorted(edges, directory.firsts[indices] - self.base)
+            high = np.searchsorted(edges, directory.lasts[indices] - self.base + 1)
+            # a term's blocks never overlap, so low[0] < high[0] <= low[1] < ...: one reduceat for all
+            most = np.maximum.reduceat(stretch, np.column_stack([low, high]).ravel())[::2] if indices.size else low
+            bounds.append(most * (1 + BOUND_SLACK) + BOUND_SLACK)
+        return bounds

@@ -26,24 +26,13 @@ collection codes) and, for metadata, from the set of chunks it permits.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
 import numpy as np
 
-from ragcorp_service.retrieval.blocks import (
-    BOUND_SLACK,
-    Directory,
-    PackedBlocks,
-    Postings,
-    bm25_parts,
-    decode,
-    kth_score,
-    top,
-    totals,
-    upper_bounds,
-)
+from ragcorp_service.retrieval.blocks import BOUND_SLACK, Directory, PackedBlocks, Postings, Scores, bm25_parts, decode
 from ragcorp_service.retrieval.request import SearchRequest, filter_sql
 from ragcorp_service.retrieval.results import RetrievedChunk, row_to_chunk
 
@@ -51,6 +40,7 @@ BM25_MAX_WEIGHT = 2.2  # k1 + 1 (k1 = 1.2 in bm25_weight): a term weight's limit
 _WORD = re.compile(r"\w+")
 ONE_PASS_POSTINGS = 20_000  # at most this many block postings in all: reading them all beats rounds
 FIRST_ROUND = 16  # blocks read in the first round; each round reads four times as many as the last
+INLINE_BLOCKS = 8  # a term with at most this many blocks has them all read with its directory
 
 
 @dataclass(frozen=True)
@@ -58,7 +48,8 @@ class KeywordRanking:
     chunks: list[RetrievedChunk]
     blocks_read: int = 0
     blocks: int = 0  # in the query terms' directories
-    rounds: int = 0
+    rounds: int = 0  # round trips that read postings (the plan's included)
+    in_snapshot: bool = False  # run again in one snapshot: a merge moved blocks mid-query
 
 
 _STATS_AND_TERMS = """
@@ -70,10 +61,18 @@ _STATS_AND_TERMS = """
         JOIN term_stats ts ON ts.term = t.term CROSS JOIN stats s
     )"""
 
+#: Blocks by runs: each (term, first, last) is one index range scan, its blocks in order.
 _BLOCKS_SQL = """
-    SELECT k.n, b.first_chunk, b.postings, b.offsets, b.tfs, b.lengths, b.collections
-    FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY AS k(term, first_chunk, n)
-    JOIN posting_blocks b USING (term, first_chunk)
+    SELECT r.n, read.packed, read.firsts, read.postings, read.generations
+    FROM unnest($1::text[], $2::int8[], $3::int8[]) WITH ORDINALITY AS r(term, low, high, n)
+    CROSS JOIN LATERAL (
+        SELECT string_agg(b.packed, ''::bytea ORDER BY b.first_chunk) AS packed,
+               array_agg(b.first_chunk ORDER BY b.first_chunk) AS firsts,
+               array_agg(b.postings ORDER BY b.first_chunk) AS postings,
+               array_agg(b.generation ORDER BY b.first_chunk) AS generations
+        FROM posting_blocks b
+        WHERE b.term = r.term AND b.first_chunk BETWEEN r.low AND r.high AND ($4::int[] IS NULL OR b.codes && $4)
+    ) read
 """
 
 _ROWS_SQL = """
@@ -101,7 +100,8 @@ def _plan_sql(request: SearchRequest) -> tuple[str, list[Any]]:
     return (
         f"""
     WITH {_STATS_AND_TERMS}, allowed AS (SELECT {allowed} AS codes)
-    SELECT terms.term, terms.idf, stats.avgdl, d.firsts, d.lasts, d.bounds, d.postings,
+    SELECT terms.term, terms.idf, stats.avgdl, d.firsts, d.lasts, d.bounds, d.postings, d.generations,
+           inline.packed,
            tail.ids, tail.tfs, tail.lens, (SELECT codes FROM allowed) AS allowed,
            (SELECT array_agg(chunk_id) FROM posting_tombstones WHERE terms && ARRAY(SELECT term FROM terms)) AS dead,
            {permitted} AS permitted
@@ -112,9 +112,14 @@ def _plan_sql(request: SearchRequest) -> tuple[str, list[Any]]:
                array_agg(terms.idf * least({BM25_MAX_WEIGHT},
                                            greatest(1, stats.avgdl / b.reference_avgdl) * b.max_weight)
                          ORDER BY b.first_chunk) AS bounds,
-               array_agg(b.postings ORDER BY b.first_chunk) AS postings
+               array_agg(b.postings ORDER BY b.first_chunk) AS postings,
+               array_agg(b.generation ORDER BY b.first_chunk) AS generations
         FROM posting_blocks b WHERE b.term = terms.term {block_filter}
     ) d
+    LEFT JOIN LATERAL (  -- a short list comes whole at once: a round trip costs more than its blocks
+        SELECT string_agg(b.packed, ''::bytea ORDER BY b.first_chunk) AS packed
+        FROM posting_blocks b WHERE b.term = terms.term {block_filter} AND cardinality(d.firsts) <= {INLINE_BLOCKS}
+    ) inline ON true
     CROSS JOIN LATERAL (
         SELECT array_agg(ct.chunk_id) AS ids, array_agg(ct.tf) AS tfs, array_agg(ct.chunk_len) AS lens
         FROM chunk_terms ct {tail_filter} WHERE ct.term = terms.term
@@ -130,7 +135,7 @@ def _array(values: list[Any] | None, dtype: type) -> np.ndarray:
 
 @dataclass
 class _Query:
-    """What one query knows so far: each term's directory, which blocks are read, what they held."""
+    """What one query knows so far: each term's directory, which blocks are read, what they scored."""
 
     terms: list[str]
     directories: list[Directory]
@@ -138,7 +143,7 @@ class _Query:
     dead: np.ndarray  # tombstoned chunk ids, sorted
     allowed: np.ndarray | None  # collection codes; None: any
     permitted: np.ndarray | None  # chunk ids the metadata filter permits; None: any
-    read: list[Postings]
+    scores: Scores
     unread: list[np.ndarray] = field(default_factory=list)  # bool per block
 
     def __post_init__(self) -> None:
@@ -146,49 +151,45 @@ class _Query:
 
     def keep(self, chunk_ids: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Which decoded postings count: not tombstoned, in an allowed collection, permitted."""
-        mask = ~np.isin(chunk_ids, self.dead, assume_unique=False)
+        mask = ~np.isin(chunk_ids, self.dead)
         if self.allowed is not None:
             mask &= np.isin(codes, self.allowed)
         if self.permitted is not None:
             mask &= np.isin(chunk_ids, self.permitted)
         return mask
 
-    def to_read(self, floor: float, budget: int | None) -> list[tuple[int, int]]:
-        """(term, block) of the unread blocks that could hold a chunk scoring `floor`, best bound first."""
+    def to_read(self, budget: int | None, limit: int) -> list[tuple[int, int]]:
+        """(term, block) of the unread blocks that could hold a top-`limit` chunk, best bound first."""
         indices = [np.flatnonzero(u) for u in self.unread]
         if budget is None:
             return [(t, int(i)) for t, found in enumerate(indices) for i in found]
-        bounds = upper_bounds(self.directories, indices, self.read)
+        floor = self.scores.kth(limit)
+        ceilings = np.concatenate(self.scores.upper_bounds(self.directories, indices))
         terms = np.concatenate([np.full(i.size, t) for t, i in enumerate(indices)])
-        blocks, ceilings = np.concatenate(indices), np.concatenate(bounds)
+        blocks = np.concatenate(indices)
         own = np.concatenate([d.bounds[i] for d, i in zip(self.directories, indices, strict=True)])
         worth = np.flatnonzero(ceilings >= floor * (1 - BOUND_SLACK))
         # best bound first; among equals, the block whose own postings weigh most raises the floor most
         best = worth[np.lexsort((-own[worth], -ceilings[worth]))[:budget]]
         return [(int(terms[i]), int(blocks[i])) for i in best]
 
-    def add(self, term: int, block_rows: list[asyncpg.Record]) -> None:
-        packed = PackedBlocks(
-            firsts=[r["first_chunk"] for r in block_rows],
-            counts=[r["postings"] for r in block_rows],
-            offsets=[r["offsets"] for r in block_rows],
-            tfs=[r["tfs"] for r in block_rows],
-            lengths=[r["lengths"] for r in block_rows],
-            codes=[r["collections"] for r in block_rows],
-        )
+    def scored(self, term: int, packed: PackedBlocks) -> Postings:
+        """The postings of `term` in `packed` that count, with their parts."""
         chunk_ids, tf, chunk_len, codes = decode(packed)
-        keep = self.keep(chunk_ids, codes)
-        parts = bm25_parts(self.directories[term].idf, tf[keep], chunk_len[keep], self.avgdl)
-        known = self.read[term]
-        self.read[term] = Postings(
-            np.concatenate([known.chunk_ids, chunk_ids[keep]]), np.concatenate([known.parts, parts])
-        )
+        if self.dead.size or self.allowed is not None or self.permitted is not None:
+            keep = self.keep(chunk_ids, codes)
+            chunk_ids, tf, chunk_len = chunk_ids[keep], tf[keep], chunk_len[keep]
+        return Postings(chunk_ids, bm25_parts(self.directories[term].idf, tf, chunk_len, self.avgdl))
+
+
+class _Moved(Exception):
+    """A block read after planning is not the one planned with: a merge ran in between."""
 
 
 def _query(rows: list[asyncpg.Record]) -> _Query:
     first = rows[0]
     avgdl = float(first["avgdl"])
-    directories, read = [], []
+    directories, tails = [], []
     for row in rows:
         idf = float(row["idf"])
         directories.append(
@@ -198,34 +199,61 @@ def _query(rows: list[asyncpg.Record]) -> _Query:
                 lasts=_array(row["lasts"], np.int64),
                 bounds=_array(row["bounds"], np.float64),
                 postings=_array(row["postings"], np.int64),
+                generations=_array(row["generations"], np.int64),
             )
         )
-        tail_ids = _array(row["ids"], np.int64)
-        read.append(
-            Postings(tail_ids, bm25_parts(idf, _array(row["tfs"], np.int64), _array(row["lens"], np.int64), avgdl))
-        )
-    return _Query(
+        tail_parts = bm25_parts(idf, _array(row["tfs"], np.int64), _array(row["lens"], np.int64), avgdl)
+        tails.append(Postings(_array(row["ids"], np.int64), tail_parts))
+    ends = [a for d in directories for a in (d.firsts[:1], d.lasts[-1:])] + [t.chunk_ids for t in tails]
+    span = np.concatenate(ends) if ends else np.empty(0, np.int64)
+    query = _Query(
         terms=[row["term"] for row in rows],
         directories=directories,
         avgdl=avgdl,
         dead=np.sort(_array(first["dead"], np.int64)),
         allowed=None if first["allowed"] is None else _array(first["allowed"], np.int64),
         permitted=None if first["permitted"] is None else np.sort(_array(first["permitted"], np.int64)),
-        read=read,
+        scores=Scores(int(span.min()), int(span.max())) if span.size else Scores(0, -1),
     )
+    read = list(tails)
+    for term, row in enumerate(rows):
+        if row["packed"] is not None:  # a short list, read with its directory
+            directory = directories[term]
+            read.append(query.scored(term, PackedBlocks(directory.firsts, directory.postings, row["packed"])))
+            query.unread[term][:] = False
+    query.scores.add(read)
+    return query
+
+
+def _runs(wanted: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    """(term, first block, last block) of each run of consecutive blocks in `wanted`."""
+    runs: list[tuple[int, int, int]] = []
+    for term, block in sorted(wanted):
+        if runs and runs[-1][0] == term and runs[-1][2] == block - 1:
+            runs[-1] = (term, runs[-1][1], block)
+        else:
+            runs.append((term, block, block))
+    return runs
 
 
 async def _read_blocks(connection: asyncpg.Connection, query: _Query, wanted: list[tuple[int, int]]) -> None:
+    """Read `wanted`; raises _Moved when one is gone or rewritten since the plan (outside a snapshot)."""
+    runs = _runs(wanted)
     rows = await connection.fetch(
         _BLOCKS_SQL,
-        [query.terms[t] for t, _ in wanted],
-        [int(query.directories[t].firsts[b]) for t, b in wanted],
+        [query.terms[t] for t, _, _ in runs],
+        [int(query.directories[t].firsts[low]) for t, low, _ in runs],
+        [int(query.directories[t].firsts[high]) for t, _, high in runs],
+        None if query.allowed is None else query.allowed.tolist(),
     )
-    by_term: dict[int, list[asyncpg.Record]] = {}
+    read = []
     for row in rows:
-        by_term.setdefault(wanted[row["n"] - 1][0], []).append(row)
-    for term, block_rows in by_term.items():
-        query.add(term, block_rows)
+        term, low, high = runs[row["n"] - 1]
+        planned = query.directories[term].generations[low : high + 1]
+        if row["generations"] is None or not np.array_equal(planned, row["generations"]):
+            raise _Moved  # a block gone, rewritten or split since the plan
+        read.append(query.scored(term, PackedBlocks(row["firsts"], row["postings"], row["packed"])))
+    query.scores.add(read)
     for t, b in wanted:
         query.unread[t][b] = False
 
@@ -237,28 +265,41 @@ async def keyword_ranking(
 
     `one_pass_postings` (default `ONE_PASS_POSTINGS`): terms with at most this many block postings
     in all have every block read at once.
+
+    Each statement sees its own snapshot: blocks read after the plan carry the merge generation
+    the plan saw, and the top k's rows must all be there. When a merge or delete ran in between,
+    the query runs again in one repeatable-read snapshot (the rare case pays two round trips more).
     """
     if not _WORD.search(request.query):  # only punctuation: nothing to match
         return KeywordRanking([])
+    threshold = ONE_PASS_POSTINGS if one_pass_postings is None else one_pass_postings
+    try:
+        return await _ranking(connection, request, limit, threshold)
+    except _Moved:
+        async with connection.transaction(isolation="repeatable_read", readonly=True):
+            ranking = await _ranking(connection, request, limit, threshold)
+        return replace(ranking, in_snapshot=True)
+
+
+async def _ranking(
+    connection: asyncpg.Connection, request: SearchRequest, limit: int, one_pass_postings: int
+) -> KeywordRanking:
     sql, params = _plan_sql(request)
-    async with connection.transaction(isolation="repeatable_read", readonly=True):
-        plan = await connection.fetch(sql, request.query, *params)
-        if not plan:
-            return KeywordRanking([])
-        query = _query(plan)
-        blocks = sum(d.firsts.size for d in query.directories)
-        postings = sum(int(d.postings.sum()) for d in query.directories)
-        one_pass = postings <= (ONE_PASS_POSTINGS if one_pass_postings is None else one_pass_postings)
-        budget, rounds, blocks_read = FIRST_ROUND, 0, 0
-        while True:
-            chunk_ids, scores = totals(query.read)
-            wanted = query.to_read(kth_score(scores, limit), None if one_pass else budget)
-            if not wanted:
-                break
-            await _read_blocks(connection, query, wanted)
-            rounds, blocks_read, budget = rounds + 1, blocks_read + len(wanted), budget * 4
-        best, best_scores = top(chunk_ids, scores, limit)
-        rows = await connection.fetch(_ROWS_SQL, best.tolist(), best_scores.tolist())
+    plan = await connection.fetch(sql, request.query, *params)
+    if not plan:
+        return KeywordRanking([])
+    query = _query(plan)
+    blocks = sum(d.firsts.size for d in query.directories)
+    blocks_read = blocks - sum(int(u.sum()) for u in query.unread)
+    one_pass = sum(int(d.postings.sum()) for d in query.directories) <= one_pass_postings
+    budget, rounds = FIRST_ROUND, 1
+    while wanted := query.to_read(None if one_pass else budget, limit):
+        await _read_blocks(connection, query, wanted)
+        rounds, blocks_read, budget = rounds + 1, blocks_read + len(wanted), budget * 4
+    best, best_scores = query.scores.top(limit)
+    rows = await connection.fetch(_ROWS_SQL, best.tolist(), best_scores.tolist())
+    if len(rows) != best.size:  # a chunk deleted since the plan
+        raise _Moved
     return KeywordRanking([row_to_chunk(row) for row in rows], blocks_read, blocks, rounds)
 
 
