@@ -117,12 +117,11 @@ $$;
 """
 
 _MERGE = f"""
-CREATE FUNCTION merge_postings() RETURNS bigint
+CREATE FUNCTION merge_postings(documents uuid[] DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql
 AS $$
 DECLARE
     reference float8;
-    first_build boolean;
     moved bigint;
     generation bigint := nextval('posting_block_generation');
 BEGIN
@@ -131,20 +130,44 @@ BEGIN
     LOCK TABLE chunk_terms IN SHARE ROW EXCLUSIVE MODE;
     -- Any reference will do: each block keeps the one its bound was computed against.
     reference := coalesce((SELECT reference_avgdl FROM corpus_stats), 1);
-    first_build := NOT EXISTS (SELECT 1 FROM posting_blocks);  -- no block to find: skip the lookups
     INSERT INTO collection_codes (collection)
-    SELECT DISTINCT c.collection FROM chunk_terms ct JOIN chunks c ON c.id = ct.chunk_id ORDER BY 1
+    SELECT DISTINCT c.collection FROM chunks c
+    WHERE c.id IN (SELECT chunk_id FROM chunk_terms) OR c.document_id = ANY(documents) ORDER BY 1
     ON CONFLICT (collection) DO NOTHING;
 
-    DROP TABLE IF EXISTS pg_temp.merge_tail, pg_temp.merge_dead, pg_temp.merge_postings;
-    CREATE TEMP TABLE merge_tail (term text, block bigint, chunk_id bigint, tf integer, chunk_len integer,
-                                  code integer) ON COMMIT DROP;
+    DROP TABLE IF EXISTS pg_temp.merge_new, pg_temp.merge_tail, pg_temp.merge_dead, pg_temp.merge_postings;
+    -- New postings: the tail's, and those of `documents` (stored without a tail by a bulk import).
+    CREATE TEMP TABLE merge_new (term text, chunk_id bigint, tf integer, chunk_len integer, code integer)
+        ON COMMIT DROP;
     WITH tail AS (DELETE FROM chunk_terms RETURNING term, chunk_id, tf, chunk_len)
-    INSERT INTO merge_tail
-    SELECT tail.term, CASE WHEN first_build THEN NULL ELSE posting_block_for(tail.term, tail.chunk_id) END,
-           tail.chunk_id, tail.tf, tail.chunk_len, cc.code
+    INSERT INTO merge_new
+    SELECT tail.term, tail.chunk_id, tail.tf, tail.chunk_len, cc.code
     FROM tail JOIN chunks c ON c.id = tail.chunk_id JOIN collection_codes cc ON cc.collection = c.collection;
-    GET DIAGNOSTICS moved = ROW_COUNT;
+    INSERT INTO merge_new
+    SELECT u.lexeme, c.id, coalesce(array_length(u.positions, 1), 1), c.term_count, cc.code
+    FROM chunks c CROSS JOIN LATERAL unnest(c.tsv) u JOIN collection_codes cc ON cc.collection = c.collection
+    WHERE c.document_id = ANY(documents);
+    moved := (SELECT count(*) FROM merge_new);
+
+    -- Each under the block it falls in. A term whose new postings all come after its last block
+    -- (new chunks: the usual case) is placed once for all of them; others posting by posting.
+    CREATE TEMP TABLE merge_tail ON COMMIT DROP AS
+    WITH span AS (
+        SELECT term, min(chunk_id) AS low FROM merge_new GROUP BY term
+    ), last AS (
+        SELECT span.term, span.low, b.first_chunk, b.last_chunk, b.postings
+        FROM span LEFT JOIN LATERAL (
+            SELECT first_chunk, last_chunk, postings FROM posting_blocks
+            WHERE term = span.term ORDER BY first_chunk DESC LIMIT 1
+        ) b ON true
+    )
+    SELECT n.term,
+           CASE WHEN last.first_chunk IS NULL THEN NULL
+                WHEN last.low > last.last_chunk THEN
+                    CASE WHEN last.postings < {BLOCK_POSTINGS // 2} THEN last.first_chunk END
+                ELSE posting_block_for(n.term, n.chunk_id) END AS block,
+           n.chunk_id, n.tf, n.chunk_len, n.code
+    FROM merge_new n JOIN last USING (term);
 
     CREATE TEMP TABLE merge_dead (term text, block bigint, chunk_id bigint) ON COMMIT DROP;
     WITH dead AS (DELETE FROM posting_tombstones RETURNING chunk_id, terms)
@@ -185,7 +208,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION merge_postings IS
-    'Moves the tail (chunk_terms) into posting blocks and applies tombstones; returns the postings moved';
+    'Moves the tail (chunk_terms) and the postings of the documents given into posting blocks, '
+    'applies tombstones; returns the postings moved';
 """
 
 
@@ -218,7 +242,7 @@ def downgrade() -> None:
         WHERE NOT EXISTS (SELECT 1 FROM posting_tombstones t WHERE t.chunk_id = p.chunk_id)
         """
     )
-    op.execute("DROP FUNCTION merge_postings()")
+    op.execute("DROP FUNCTION merge_postings(uuid[])")
     op.execute("DROP FUNCTION posting_block_for(text, bigint)")
     op.execute("DROP VIEW live_postings")
     op.execute("DROP FUNCTION block_postings(posting_blocks)")

@@ -1,14 +1,15 @@
 """Importing a large corpus: the store path in big batches, the vector index built once at the end.
 
 Through the API every chunk pays for its own HNSW insert (a millisecond or more
-at 100k chunks, on one core), and the keyword tail is merged every few hundred
-chunks. An import (`ragcorp-service import`) drops the HNSW index, writes through
-the same store path as an ingest (`insert_documents`: documents, chunks, postings
-and statistics, one transaction per batch, content already stored skipped, so an
-interrupted import is run again to finish), merges postings into blocks every
-`MERGE_EVERY_CHUNKS`, and then builds the index once with PostgreSQL's parallel
-workers and a large `maintenance_work_mem`. Vector search is a sequential scan
-until that build ends: run it before serving, or in a quiet hour.
+at 100k chunks, on one core), and its postings go through the tail, indexed there
+and moved again by a merge. An import (`ragcorp-service import`) drops the HNSW
+index and writes through the same store path as an ingest (`insert_documents`:
+documents, chunks and statistics; content already stored is skipped, so an
+interrupted import is run again to finish), in groups of `MERGE_EVERY_CHUNKS`
+chunks whose postings go straight into blocks in the same transaction
+(`merge_postings(documents)`); then it builds the index once with PostgreSQL's
+parallel workers and a large `maintenance_work_mem`. Vector search is a
+sequential scan until that build ends: run it before serving, or in a quiet hour.
 
 Input is JSON Lines, one document a line: `title`, `text`, optionally `metadata`
 and `source` (BEIR's corpus.jsonl reads as is), and optionally `chunks`, each with
@@ -31,7 +32,6 @@ import numpy as np
 
 from ragcorp_service.ingestion.chunking import Chunk, normalize_text
 from ragcorp_service.ingestion.pipeline import Ingestor, clean_title, content_hash, embedding_input
-from ragcorp_service.ingestion.postings import merge
 from ragcorp_service.ingestion.store import ChunkedDocument, NewDocument, insert_documents
 
 MERGE_EVERY_CHUNKS = 20_000
@@ -140,18 +140,13 @@ async def bulk_import(
     definition = await _drop_vector_index(connection) if rebuild_index else None
     started = time.perf_counter()
     try:
-        unmerged = 0
+        group: list[list[ChunkedDocument]] = []
         async for batch in batches:
-            written = await insert_documents(connection, batch)
-            stored = [item for item, (_, created) in zip(batch, written, strict=True) if created]
-            report.documents += len(stored)
-            report.already_stored += len(batch) - len(stored)
-            report.chunks += sum(len(item.chunks) for item in stored)
-            unmerged += sum(len(item.chunks) for item in stored)
-            if unmerged >= MERGE_EVERY_CHUNKS:
-                await merge(connection)
-                unmerged = 0
-        await merge(connection)
+            group.append(batch)
+            if sum(len(item.chunks) for b in group for item in b) >= MERGE_EVERY_CHUNKS:
+                await _store_group(connection, group, report)
+                group = []
+        await _store_group(connection, group, report)
     finally:
         report.seconds_writing = time.perf_counter() - started
         if definition is not None:
@@ -159,6 +154,23 @@ async def bulk_import(
             await _build_index(connection, definition, index_memory, index_workers)
             report.seconds_index = time.perf_counter() - started
     return report
+
+
+async def _store_group(
+    connection: asyncpg.Connection, group: list[list[ChunkedDocument]], report: ImportReport
+) -> None:
+    """Batches stored and their postings put into blocks in one transaction: no tail to write, index
+    and delete again, and nothing half done if the import stops."""
+    async with connection.transaction():
+        created = []
+        for batch in group:
+            written = await insert_documents(connection, batch, tail=False)
+            stored = [(record, item) for item, (record, new) in zip(batch, written, strict=True) if new]
+            created += [record.id for record, _ in stored]
+            report.documents += len(stored)
+            report.already_stored += len(batch) - len(stored)
+            report.chunks += sum(len(item.chunks) for _, item in stored)
+        await connection.execute("SELECT merge_postings($1::uuid[])", created)
 
 
 async def _drop_vector_index(connection: asyncpg.Connection) -> str | None:

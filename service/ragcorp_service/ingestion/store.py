@@ -82,14 +82,18 @@ REFERENCE_DRIFT = 0.1
 
 
 async def insert_documents(
-    connection: asyncpg.Connection, batch: Sequence[ChunkedDocument]
+    connection: asyncpg.Connection, batch: Sequence[ChunkedDocument], *, tail: bool = True
 ) -> list[tuple[DocumentRecord, bool]]:
-    """See `_insert_documents_once`; a deadlock victim is run again (`db.retry`)."""
-    return await retrying(lambda: _insert_documents_once(connection, batch))
+    """See `_insert_documents_once`; a deadlock victim is run again (`db.retry`).
+
+    With `tail` False the new chunks' postings are not written to the tail: the caller merges them
+    into blocks in the same transaction (`merge_postings(documents)`, the bulk import's way).
+    """
+    return await retrying(lambda: _insert_documents_once(connection, batch, tail))
 
 
 async def _insert_documents_once(
-    connection: asyncpg.Connection, batch: Sequence[ChunkedDocument]
+    connection: asyncpg.Connection, batch: Sequence[ChunkedDocument], tail: bool = True
 ) -> list[tuple[DocumentRecord, bool]]:
     """Store a batch in one transaction; returns (record, created) per document, in order.
 
@@ -121,7 +125,7 @@ async def _insert_documents_once(
                 new.setdefault(_key(item), item)  # the same content twice in a batch is stored once
         if new:
             await _insert_chunks(connection, [(created[key], item) for key, item in new.items()])
-            await _add_postings_and_statistics(connection, [created[key].id for key in new])
+            await _add_postings_and_statistics(connection, [created[key].id for key in new], tail=tail)
         results: list[tuple[DocumentRecord, bool]] = []
         for item in batch:
             if (record := created.pop(_key(item), None)) is not None:
@@ -164,7 +168,7 @@ async def _insert_chunks(connection: asyncpg.Connection, batch: list[tuple[Docum
 
 
 async def _add_postings_and_statistics(
-    connection: asyncpg.Connection, document_ids: list[UUID], removed: tuple[int, int] = (0, 0)
+    connection: asyncpg.Connection, document_ids: list[UUID], removed: tuple[int, int] = (0, 0), tail: bool = True
 ) -> None:
     """Write the new chunks' postings and count them into the BM25 statistics.
 
@@ -181,16 +185,17 @@ async def _add_postings_and_statistics(
     )
     stored_reference = await connection.fetchval("SELECT reference_avgdl FROM corpus_stats")
     reference = stored_reference or max(batch["terms"], 1) / max(batch["chunks"], 1)
-    await connection.execute(
-        """
-        INSERT INTO chunk_terms (term, chunk_id, tf, chunk_len, weight)
-        SELECT u.lexeme, c.id, p.tf, c.term_count, bm25_weight(p.tf, c.term_count, $2)
-        FROM chunks c, unnest(c.tsv) u, LATERAL (SELECT coalesce(array_length(u.positions, 1), 1) AS tf) p
-        WHERE c.document_id = ANY($1)
-        """,
-        document_ids,
-        reference,
-    )
+    if tail:  # else the caller merges them into blocks straight from the chunks
+        await connection.execute(
+            """
+            INSERT INTO chunk_terms (term, chunk_id, tf, chunk_len, weight)
+            SELECT u.lexeme, c.id, p.tf, c.term_count, bm25_weight(p.tf, c.term_count, $2)
+            FROM chunks c, unnest(c.tsv) u, LATERAL (SELECT coalesce(array_length(u.positions, 1), 1) AS tf) p
+            WHERE c.document_id = ANY($1)
+            """,
+            document_ids,
+            reference,
+        )
     await connection.execute(
         """
         INSERT INTO term_stats AS ts (term, chunk_freq)

@@ -49,7 +49,7 @@ class Postings:
         return Postings(np.empty(0, np.int64), np.empty(0, np.float64))
 
 
-def bm25_parts(idf: float, tf: np.ndarray, chunk_len: np.ndarray, avgdl: float) -> np.ndarray:
+def bm25_parts(idf: float | np.ndarray, tf: np.ndarray, chunk_len: np.ndarray, avgdl: float) -> np.ndarray:
     """idf x `bm25_weight` (migration 0004), the same operations in the same order, so the same bits."""
     tf = tf.astype(np.float64)
     return idf * (tf * (K1 + 1) / (tf + K1 * ((1 - B) + B * chunk_len.astype(np.float64) / avgdl)))

@@ -32,13 +32,22 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from ragcorp_service.retrieval.blocks import BOUND_SLACK, Directory, PackedBlocks, Postings, Scores, bm25_parts, decode
+from ragcorp_service.retrieval.blocks import (
+    BOUND_SLACK,
+    POSTING,
+    Directory,
+    PackedBlocks,
+    Postings,
+    Scores,
+    bm25_parts,
+    decode,
+)
 from ragcorp_service.retrieval.request import SearchRequest, filter_sql
 from ragcorp_service.retrieval.results import RetrievedChunk, row_to_chunk
 
 BM25_MAX_WEIGHT = 2.2  # k1 + 1 (k1 = 1.2 in bm25_weight): a term weight's limit as tf grows
 _WORD = re.compile(r"\w+")
-ONE_PASS_POSTINGS = 20_000  # at most this many block postings in all: reading them all beats rounds
+ONE_PASS_POSTINGS = 200_000  # at most this many block postings in all: reading them all beats rounds
 FIRST_ROUND = 16  # blocks read in the first round; each round reads four times as many as the last
 INLINE_BLOCKS = 8  # a term with at most this many blocks has them all read with its directory
 
@@ -173,13 +182,23 @@ class _Query:
         best = worth[np.lexsort((-own[worth], -ceilings[worth]))[:budget]]
         return [(int(terms[i]), int(blocks[i])) for i in best]
 
-    def scored(self, term: int, packed: PackedBlocks) -> Postings:
-        """The postings of `term` in `packed` that count, with their parts."""
-        chunk_ids, tf, chunk_len, codes = decode(packed)
+    def scored(self, read: list[tuple[int, PackedBlocks]]) -> Postings:
+        """The postings that count in blocks just read ((term, blocks) pairs), with their parts:
+        decoded and scored all at once, as numpy is fast per posting and slow per call."""
+        if not read:
+            return Postings.empty()
+        blocks = PackedBlocks(
+            np.concatenate([np.asarray(b.firsts, np.int64) for _, b in read]),
+            np.concatenate([np.asarray(b.counts, np.int64) for _, b in read]),
+            b"".join(b.packed for _, b in read),
+        )
+        chunk_ids, tf, chunk_len, codes = decode(blocks)
+        sizes = [len(b.packed) // POSTING.itemsize for _, b in read]
+        idf = np.repeat([self.directories[term].idf for term, _ in read], sizes)
         if self.dead.size or self.allowed is not None or self.permitted is not None:
             keep = self.keep(chunk_ids, codes)
-            chunk_ids, tf, chunk_len = chunk_ids[keep], tf[keep], chunk_len[keep]
-        return Postings(chunk_ids, bm25_parts(self.directories[term].idf, tf, chunk_len, self.avgdl))
+            chunk_ids, tf, chunk_len, idf = chunk_ids[keep], tf[keep], chunk_len[keep], idf[keep]
+        return Postings(chunk_ids, bm25_parts(idf, tf, chunk_len, self.avgdl))
 
 
 class _Moved(Exception):
@@ -215,13 +234,13 @@ def _query(rows: list[asyncpg.Record]) -> _Query:
         permitted=None if first["permitted"] is None else np.sort(_array(first["permitted"], np.int64)),
         scores=Scores(int(span.min()), int(span.max())) if span.size else Scores(0, -1),
     )
-    read = list(tails)
+    inline = []
     for term, row in enumerate(rows):
         if row["packed"] is not None:  # a short list, read with its directory
             directory = directories[term]
-            read.append(query.scored(term, PackedBlocks(directory.firsts, directory.postings, row["packed"])))
+            inline.append((term, PackedBlocks(directory.firsts, directory.postings, row["packed"])))
             query.unread[term][:] = False
-    query.scores.add(read)
+    query.scores.add([*tails, query.scored(inline)])
     return query
 
 
@@ -252,8 +271,8 @@ async def _read_blocks(connection: asyncpg.Connection, query: _Query, wanted: li
         planned = query.directories[term].generations[low : high + 1]
         if row["generations"] is None or not np.array_equal(planned, row["generations"]):
             raise _Moved  # a block gone, rewritten or split since the plan
-        read.append(query.scored(term, PackedBlocks(row["firsts"], row["postings"], row["packed"])))
-    query.scores.add(read)
+        read.append((term, PackedBlocks(row["firsts"], row["postings"], row["packed"])))
+    query.scores.add([query.scored(read)])
     for t, b in wanted:
         query.unread[t][b] = False
 
