@@ -10,8 +10,9 @@ the chunk's length (int4) and its collection's code (int4, from
 what a query plans with, read without touching the block: its first and last
 chunk id, its best `bm25_weight` against the reference it was weighted by, the
 collections in it, and the merge that wrote it (`generation`: a query that reads
-blocks after planning checks it read the blocks it planned with). A query reads the blocks' entries, then only the blocks
-whose bound could still reach its top k (block-max pruning, `retrieval/keyword.py`).
+blocks after planning checks it read the blocks it planned with). A query reads
+the blocks' entries, then only the blocks whose bound could still reach its top k
+(block-max pruning, `retrieval/keyword.py`).
 
 Writes stay transactional and cheap: new postings land in `chunk_terms` (the
 tail, as before), a deleted or retitled chunk's block postings are masked by a
