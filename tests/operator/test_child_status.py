@@ -13,7 +13,7 @@ import pytest
 
 from ragcorp_operator.child_status import job_state, needs_pods
 from ragcorp_operator.rollout import JobKind
-from tests.support.termination_messages import TERMINATION_MESSAGES
+from tests.support.termination_messages import RECORDED_REVISION, TERMINATION_MESSAGES
 
 COMPLETE = {
     "succeeded": 1,
@@ -47,8 +47,8 @@ def pod(message: str, exit_code: int = 0) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("kind", "message", "revision"),
     [
-        ("migrate", TERMINATION_MESSAGES["migrate"], "0005"),
-        ("downgrade", TERMINATION_MESSAGES["downgrade"], "0005"),
+        ("migrate", TERMINATION_MESSAGES["migrate"], RECORDED_REVISION),
+        ("downgrade", TERMINATION_MESSAGES["downgrade"], RECORDED_REVISION),
         ("smoke", TERMINATION_MESSAGES["smoke-passed"], None),
         ("backup", TERMINATION_MESSAGES["backup"], None),
     ],

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 TERMINATION_MESSAGES: dict[str, str] = json.loads((Path(__file__).with_name("termination_messages.json")).read_text())
+#: The revision the captured migrate and downgrade messages report (v2's, on the real control plane).
+RECORDED_REVISION: str = json.loads(TERMINATION_MESSAGES["migrate"])["schemaRevision"]
 
 
 def termination_message(kind: str, succeeded: bool, schema_revision: str) -> str:
@@ -14,7 +16,7 @@ def termination_message(kind: str, succeeded: bool, schema_revision: str) -> str
     if kind in ("migrate", "downgrade"):
         if not succeeded:
             return ""  # the command fails before it can report a revision
-        return TERMINATION_MESSAGES[kind].replace('"0005"', json.dumps(schema_revision))
+        return TERMINATION_MESSAGES[kind].replace(json.dumps(RECORDED_REVISION), json.dumps(schema_revision))
     if kind == "smoke":
         return TERMINATION_MESSAGES["smoke-passed" if succeeded else "smoke-failed"]
     return TERMINATION_MESSAGES[kind]
