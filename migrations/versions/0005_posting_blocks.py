@@ -131,9 +131,10 @@ BEGIN
     LOCK TABLE chunk_terms IN SHARE ROW EXCLUSIVE MODE;
     -- Any reference will do: each block keeps the one its bound was computed against.
     reference := coalesce((SELECT reference_avgdl FROM corpus_stats), 1);
-    INSERT INTO collection_codes (collection)
-    SELECT DISTINCT c.collection FROM chunks c
-    WHERE c.id IN (SELECT chunk_id FROM chunk_terms) OR c.document_id = ANY(documents) ORDER BY 1
+    INSERT INTO collection_codes (collection)  -- two index-driven halves: an OR made it a scan of every chunk
+    SELECT c.collection FROM chunk_terms ct JOIN chunks c ON c.id = ct.chunk_id
+    UNION SELECT c.collection FROM chunks c WHERE c.document_id = ANY(documents)
+    ORDER BY 1
     ON CONFLICT (collection) DO NOTHING;
 
     DROP TABLE IF EXISTS pg_temp.merge_new, pg_temp.merge_tail, pg_temp.merge_dead, pg_temp.merge_postings;
