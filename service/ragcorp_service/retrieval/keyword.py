@@ -153,7 +153,7 @@ class _Query:
     allowed: np.ndarray | None  # collection codes; None: any
     permitted: np.ndarray | None  # chunk ids the metadata filter permits; None: any
     scores: Scores
-    unread: list[np.ndarray] = field(default_factory=list)  # bool per block
+    unread: list[np.ndarray] = field(init=False)  # bool per block, all True at first
 
     def __post_init__(self) -> None:
         self.unread = [np.ones(d.firsts.size, bool) for d in self.directories]
