@@ -23,6 +23,7 @@ from tests.support.postgres import PostgresForTests
 from tests.support.service_app import make_settings
 
 ROOT = Path(__file__).resolve().parents[3]
+EMPTY_BTREE = 8192  # an index built over no rows: its metapage
 
 
 def embedding_config(url: str) -> dict[str, object]:
@@ -107,7 +108,8 @@ async def test_downgrade_keeps_documents_and_upgrade_rebuilds_keyword_statistics
 
 async def test_posting_blocks_go_back_to_rows_and_return_with_their_tail_and_tombstones(database_url: str) -> None:
     """At 0005 postings are in blocks, a tail and tombstones; down to 0004 they are one row each, the
-    deleted chunks' gone; up again they are blocks, the tail merged and the tombstones applied."""
+    deleted chunks' gone; up again they are blocks, the tail merged and the tombstones applied, and
+    the emptied tail's indexes shrunk back to nothing (0007)."""
     rng = np.random.default_rng(31)
     stored = await postings_corpus.store(database_url, postings_corpus.documents(rng, 40, (20, 80)))
     connection = await asyncpg.connect(database_url)
@@ -125,13 +127,48 @@ async def test_posting_blocks_go_back_to_rows_and_return_with_their_tail_and_tom
             "SELECT count(*) FROM chunk_terms, corpus_stats WHERE weight <> bm25_weight(tf, chunk_len, reference_avgdl)"
         )
         assert await connection.fetchval(stale) == 0
+        indexes = "SELECT sum(pg_relation_size(indexrelid)) FROM pg_index WHERE indrelid = 'chunk_terms'::regclass"
+        as_rows = await connection.fetchval(indexes)
         await asyncio.to_thread(migrations.upgrade, target)
         assert await postings_corpus.postings_disagreeing_with_chunks(connection) == 0
+        assert await connection.fetchval(indexes) == EMPTY_BTREE * 2 < as_rows
         left = "SELECT (SELECT count(*) FROM chunk_terms) + (SELECT count(*) FROM posting_tombstones)"
         assert await connection.fetchval(left) == 0
         assert await postings_corpus.statistics_agree(connection)
     finally:
         await connection.close()
+
+
+async def test_embeddings_go_to_half_precision_and_back_and_vector_search_finds_the_same(
+    client_for: object, database_url: str
+) -> None:
+    """0006 stores embeddings as halfvec; down to 0005 they are vectors holding the same values (a
+    float16 is exactly a float32), up again halfvec; vector search ranks the same documents throughout."""
+    client = await client_for()  # type: ignore[operator]
+    await ingest_all(client)
+
+    async def searched() -> list[str]:
+        body = {"query": "mountain that explodes", "mode": "vector", "top_k": 5}
+        return [hit["document_id"] for hit in (await client.post("/v1/search", json=body)).json()["results"]]
+
+    column = "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'chunks'::regclass AND attname = 'embedding'"
+    vectors = "SELECT id, embedding::real[] AS values FROM chunks ORDER BY id"
+    before = await searched()
+    target = migrations.target_for(make_settings(database_url))
+    connection = await asyncpg.connect(database_url)
+    try:
+        assert await connection.fetchval(column) == "halfvec(384)"
+        half = await connection.fetch(vectors)
+        await asyncio.to_thread(migrations.downgrade, target, "0005")
+        assert await connection.fetchval(column) == "vector(384)"
+        assert await connection.fetch(vectors) == half
+        assert await searched() == before
+        await asyncio.to_thread(migrations.upgrade, target)
+        assert await connection.fetchval(column) == "halfvec(384)"
+        assert await connection.fetch(vectors) == half
+    finally:
+        await connection.close()
+    assert await searched() == before
 
 
 async def test_service_refuses_an_unmigrated_database(empty_database_url: str) -> None:
@@ -168,7 +205,7 @@ async def test_a_database_built_on_pytorch_is_not_searched_with_onnx_vectors(emp
 
 def test_template_database_is_reused_not_remigrated(postgres: PostgresForTests, template_database: str) -> None:
     revision = asyncio.run(migrations.read_current_revision(postgres.url(template_database)))
-    assert revision == migrations.head_revision() == "0005"
+    assert revision == migrations.head_revision() == "0007"
 
 
 def test_the_operator_s_migration_job_runs_with_only_the_database_secret(empty_database_url: str) -> None:
