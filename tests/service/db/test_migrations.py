@@ -151,7 +151,10 @@ async def test_embeddings_go_to_half_precision_and_back_and_vector_search_finds_
         body = {"query": "mountain that explodes", "mode": "vector", "top_k": 5}
         return [hit["document_id"] for hit in (await client.post("/v1/search", json=body)).json()["results"]]
 
-    column = "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'chunks'::regclass AND attname = 'embedding'"
+    column = (
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+        " WHERE attrelid = 'chunks'::regclass AND attname = 'embedding'"
+    )
     vectors = "SELECT id, embedding::real[] AS values FROM chunks ORDER BY id"
     before = await searched()
     target = migrations.target_for(make_settings(database_url))
