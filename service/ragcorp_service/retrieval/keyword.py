@@ -1,4 +1,5 @@
-"""BM25 keyword ranking that reads only the posting blocks which could hold a top-k chunk, exactly.
+"""BM25 keyword ranking over posting blocks, exact: every block of the query's terms at once, or for
+very long lists only the blocks that could hold a top-k chunk.
 
 Postings live in blocks of up to 128 per term in chunk id order (migration 0005),
 plus a small tail of recent ones (`chunk_terms`) and tombstones for chunks deleted
@@ -7,8 +8,9 @@ or retitled since the last merge. A query, in one repeatable-read snapshot:
 1. Reads each query term's idf, its blocks' directory (first and last chunk id,
    the most a posting there weighs today; only blocks holding an allowed
    collection), its tail postings and the tombstones touching it (one statement).
-2. When the terms have few postings in all (`ONE_PASS_POSTINGS`) reads every
-   block at once. Otherwise reads blocks in rounds, best bound first: after each
+2. When the terms hold at most `ONE_PASS_POSTINGS` postings in all (every SciFact
+   claim at a million chunks does) reads every block at once. Otherwise reads
+   blocks in rounds, best bound first: after each
    round, the k-th best score over what was read is a floor under the final k-th
    score, and each unread block's bound (`blocks.upper_bounds`: every term's
    known parts and unread bounds summed over its span) says whether any chunk in
