@@ -20,7 +20,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
 from ragcorp_service.settings import Settings, SettingsError, load_settings
 
@@ -188,7 +188,7 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     embedder = build_providers(settings).embedder
 
-    async def run(lines: TextIO) -> str:
+    async def run(lines: BinaryIO) -> str:
         pool = await create_pool(database_url, settings)
         try:
             ingestor = Ingestor(
@@ -208,7 +208,7 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
         )
 
     try:
-        with open(args.file, encoding="utf-8") as lines:  # read a line at a time: a corpus may not fit in memory
+        with open(args.file, "rb") as lines:  # read a line at a time: a corpus may not fit in memory
             print(asyncio.run(run(lines)))
     except (ImportLineError, OSError) as exc:
         print(f"ragcorp-service: cannot import {args.file}: {exc}", file=sys.stderr)

@@ -59,9 +59,16 @@ class ImportReport:
     seconds_index: float = 0.0
 
 
-def read_lines(lines: Iterable[str], collection: str, dimensions: int) -> Iterator[ImportLine]:
-    """Each non-blank line as a document; a line that is not one raises ImportLineError naming it."""
-    for number, line in enumerate(lines, start=1):
+def read_lines(lines: Iterable[bytes], collection: str, dimensions: int) -> Iterator[ImportLine]:
+    """Each non-blank line (UTF-8) as a document; a line that is not one raises ImportLineError naming it.
+
+    Lines come as bytes and are decoded one at a time, so a file in another encoding is named by the
+    first line that is not UTF-8 (a text-mode file fails somewhere in a buffer, with no line number)."""
+    for number, raw in enumerate(lines, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ImportLineError(f"line {number}: not UTF-8 (byte {exc.start} of the line)") from exc
         if not line.strip():
             continue
         try:

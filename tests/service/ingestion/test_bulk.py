@@ -118,3 +118,33 @@ def test_a_bad_line_is_named_and_the_database_keeps_its_index(
     assert run_import(database_url, path, monkeypatch) == 1
     assert message in capsys.readouterr().err
     assert asyncio.run(state(database_url))["vector_index"] is True
+
+
+def unreadable(tmp_path: Path, kind: str) -> Path:
+    """A path `ragcorp-service import` cannot read as UTF-8 text, of the `kind` asked for."""
+    if kind == "missing":
+        return tmp_path / "missing.jsonl"
+    if kind == "a-directory":
+        return tmp_path
+    path = tmp_path / "latin-1.jsonl"
+    path.write_bytes(json.dumps(LINES[0]).encode() + b'\n{"title": "Caf\xe9", "text": "in Latin-1"}\n')
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [("missing", "No such file or directory"), ("a-directory", "Is a directory"), ("not-utf-8", "line 2: not UTF-8")],
+)
+def test_a_file_that_cannot_be_read_is_named_and_the_database_keeps_its_index(
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    kind: str,
+    message: str,
+) -> None:
+    path = unreadable(tmp_path, kind)
+    assert run_import(database_url, path, monkeypatch) == 1
+    error = capsys.readouterr().err
+    assert f"cannot import {path}" in error and message in error
+    assert asyncio.run(state(database_url))["vector_index"] is True
