@@ -19,6 +19,8 @@ import asyncpg
 import httpx
 
 from ragcorp_service.embedded_db import start_embedded_postgres
+from ragcorp_service.retrieval.block_cache import BlockCache
+from ragcorp_service.settings import Settings
 
 DATA = Path(__file__).resolve().parent / ".data"
 DATABASE = "ragcorp_bench"
@@ -107,3 +109,9 @@ def serving(database_url: str, **environment: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def service_block_cache() -> BlockCache:
+    """The keyword block cache a service replica starts with by default (`KEYWORD_CACHE_MB`): code that
+    calls the retrieval functions directly measures what the service runs."""
+    return BlockCache(int(Settings.model_fields["keyword_cache_mb"].default) * 2**20)

@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     #: Recent postings wait in a tail that every query reads whole; a write that leaves this many
     #: there merges them into posting blocks (see ingestion/postings.py).
     postings_merge_at: int = Field(default=20_000, ge=1)
+    #: Memory per replica for decoded posting lists that keyword queries share (retrieval/block_cache.py);
+    #: 0 turns it off. About 28 bytes a posting: the default holds the common words of a 100k-chunk corpus.
+    keyword_cache_mb: int = Field(default=128, ge=0)
     #: A connection whose request line and headers take longer is closed (slowloris).
     request_header_timeout_seconds: float = Field(default=10.0, gt=0)
     #: A request body that stalls this long between pieces gets a 408.

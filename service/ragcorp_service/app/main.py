@@ -34,6 +34,7 @@ from ragcorp_service.app.tracing import build_tracer_provider, instrument, trace
 from ragcorp_service.db.pool import create_pool
 from ragcorp_service.db.schema_check import verify_database
 from ragcorp_service.ingestion.pipeline import Ingestor
+from ragcorp_service.retrieval.block_cache import BlockCache
 from ragcorp_service.retrieval.search import ReadPool, SearchTuning
 from ragcorp_service.security.api_keys import KeyRing
 from ragcorp_service.security.rate_limit import TokenBuckets
@@ -77,7 +78,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     keys = KeyRing(settings.api_key_grants)
     if keys.open:
         log.warning("API_KEYS is unset: serving without authentication", extra={"host": settings.host})
-    reader = ReadPool(read_pool)
+    reader = ReadPool(read_pool, BlockCache(settings.keyword_cache_mb * 2**20) if settings.keyword_cache_mb else None)
     ingestor = Ingestor(
         pool,
         providers.embedder,

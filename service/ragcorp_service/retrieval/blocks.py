@@ -70,20 +70,45 @@ class PackedBlocks:
     counts: Sequence[int] | np.ndarray
     packed: bytes
 
+    @staticmethod
+    def join(parts: Sequence[PackedBlocks]) -> PackedBlocks:
+        """Blocks read in several runs as one, in the order given."""
+        if len(parts) == 1:
+            return parts[0]
+        return PackedBlocks(
+            np.concatenate([np.asarray(p.firsts, np.int64) for p in parts]),
+            np.concatenate([np.asarray(p.counts, np.int64) for p in parts]),
+            b"".join(p.packed for p in parts),
+        )
 
-def decode(blocks: PackedBlocks) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(chunk ids, tf, chunk length, collection code) of every posting, block after block.
+
+@dataclass(frozen=True)
+class DecodedPostings:
+    """Postings of one term as scoring needs them, block after block."""
+
+    chunk_ids: np.ndarray  # int64
+    tf: np.ndarray  # float64
+    chunk_len: np.ndarray  # float64
+    codes: np.ndarray  # collection codes
+
+    @property
+    def nbytes(self) -> int:
+        return self.chunk_ids.nbytes + self.tf.nbytes + self.chunk_len.nbytes + self.codes.nbytes
+
+
+def decode(blocks: PackedBlocks) -> DecodedPostings:
+    """Every posting of `blocks`, block after block.
 
     tf and length come as float64, what scoring needs, each converted once from its packed
     (big-endian, 13-byte strided) field: a conversion through int64 on the way cost as much as the
     scoring (exact either way: both are small integers)."""
     postings = np.frombuffer(blocks.packed, POSTING)
     starts = np.repeat(np.asarray(blocks.firsts, np.int64), np.asarray(blocks.counts, np.int64))
-    return (
+    return DecodedPostings(
         starts + postings["offset"],
         postings["tf_less_one"] + 1.0,
         postings["chunk_len"].astype(np.float64),
-        postings["code"],
+        postings["code"].astype(np.int32),
     )
 
 
@@ -101,6 +126,8 @@ class Scores:
 
     def add(self, read: Sequence[Postings]) -> None:
         """Add the parts of postings just read (any number of terms at once)."""
+        if not read:
+            return
         ids = np.concatenate([p.chunk_ids for p in read]) - self.base
         if ids.size:
             parts = np.concatenate([p.parts for p in read])

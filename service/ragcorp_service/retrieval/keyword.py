@@ -34,9 +34,10 @@ from typing import Any
 import asyncpg
 import numpy as np
 
+from ragcorp_service.retrieval.block_cache import BlockCache, DecodedTerm
 from ragcorp_service.retrieval.blocks import (
     BOUND_SLACK,
-    POSTING,
+    DecodedPostings,
     Directory,
     PackedBlocks,
     Postings,
@@ -63,6 +64,7 @@ class KeywordRanking:
     blocks: int = 0  # in the query terms' directories
     rounds: int = 0  # round trips that read postings (the plan's included)
     in_snapshot: bool = False  # run again in one snapshot: a merge moved blocks mid-query
+    blocks_cached: int = 0  # served decoded from the block cache instead of read
 
 
 _STATS_AND_TERMS = """
@@ -189,23 +191,28 @@ class _Query:
         best = worth[np.lexsort((-own[worth], -ceilings[worth]))[:budget]]
         return [np.sort(blocks[best][terms[best] == t]) for t in range(len(indices))]
 
-    def scored(self, read: list[tuple[int, PackedBlocks]]) -> Postings:
-        """The postings that count in blocks just read ((term, blocks) pairs), with their parts:
-        decoded and scored all at once, as numpy is fast per posting and slow per call."""
-        if not read:
-            return Postings.empty()
-        blocks = PackedBlocks(
-            np.concatenate([np.asarray(b.firsts, np.int64) for _, b in read]),
-            np.concatenate([np.asarray(b.counts, np.int64) for _, b in read]),
-            b"".join(b.packed for _, b in read),
-        )
-        chunk_ids, tf, chunk_len, codes = decode(blocks)
-        sizes = [len(b.packed) // POSTING.itemsize for _, b in read]
-        idf = np.repeat([self.directories[term].idf for term, _ in read], sizes)
-        if self.dead.size or self.allowed is not None or self.permitted is not None:
-            keep = self.keep(chunk_ids, codes)
-            chunk_ids, tf, chunk_len, idf = chunk_ids[keep], tf[keep], chunk_len[keep], idf[keep]
-        return Postings(chunk_ids, bm25_parts(idf, tf, chunk_len, self.avgdl))
+    def scored(self, read: list[tuple[int, DecodedPostings]]) -> list[Postings]:
+        """The postings that count among those just read ((term, postings) pairs), with their parts."""
+        scored = []
+        for term, postings in read:
+            chunk_ids, tf, chunk_len = postings.chunk_ids, postings.tf, postings.chunk_len
+            if self.dead.size or self.allowed is not None or self.permitted is not None:
+                keep = self.keep(chunk_ids, postings.codes)
+                chunk_ids, tf, chunk_len = chunk_ids[keep], tf[keep], chunk_len[keep]
+            scored.append(Postings(chunk_ids, bm25_parts(self.directories[term].idf, tf, chunk_len, self.avgdl)))
+        return scored
+
+    def from_cache(self, cache: BlockCache) -> int:
+        """Score every term whose unread blocks the cache holds as this plan lists them; how many blocks."""
+        if self.allowed is not None:  # a filtered directory lists a subset: not what the cache keeps
+            return 0
+        hits = []
+        for term, (word, directory) in enumerate(zip(self.terms, self.directories, strict=True)):
+            if self.unread[term].all() and (found := cache.get(word, directory)) is not None:
+                hits.append((term, found.postings))
+                self.unread[term][:] = False
+        self.scores.add(self.scored(hits))
+        return sum(self.directories[term].firsts.size for term, _ in hits)
 
 
 class _Moved(Exception):
@@ -245,9 +252,9 @@ def _query(rows: list[asyncpg.Record]) -> _Query:
     for term, row in enumerate(rows):
         if row["packed"] is not None:  # a short list, read with its directory
             directory = directories[term]
-            inline.append((term, PackedBlocks(directory.firsts, directory.postings, row["packed"])))
+            inline.append((term, decode(PackedBlocks(directory.firsts, directory.postings, row["packed"]))))
             query.unread[term][:] = False
-    query.scores.add([*tails, query.scored(inline)])
+    query.scores.add([*tails, *query.scored(inline)])
     return query
 
 
@@ -262,8 +269,11 @@ def _runs(wanted: list[np.ndarray]) -> list[tuple[int, int, int]]:
     return runs
 
 
-async def _read_blocks(connection: asyncpg.Connection, query: _Query, wanted: list[np.ndarray]) -> None:
-    """Read `wanted`; raises _Moved when one is gone or rewritten since the plan (outside a snapshot)."""
+async def _read_blocks(
+    connection: asyncpg.Connection, query: _Query, wanted: list[np.ndarray], cache: BlockCache | None
+) -> None:
+    """Read `wanted`; raises _Moved when one is gone or rewritten since the plan (outside a snapshot).
+    A term whose whole list was read goes into `cache` (unfiltered queries only)."""
     runs = _runs(wanted)
     rows = await connection.fetch(
         _BLOCKS_SQL,
@@ -272,25 +282,38 @@ async def _read_blocks(connection: asyncpg.Connection, query: _Query, wanted: li
         [int(query.directories[t].firsts[high]) for t, _, high in runs],
         None if query.allowed is None else query.allowed.tolist(),
     )
-    read = []
+    by_term: dict[int, list[PackedBlocks]] = {}
     for row in rows:
         term, low, high = runs[row["n"] - 1]
         planned = query.directories[term].generations[low : high + 1]
         if row["generations"] is None or not np.array_equal(planned, row["generations"]):
             raise _Moved  # a block gone, rewritten or split since the plan
-        read.append((term, PackedBlocks(row["firsts"], row["postings"], row["packed"])))
-    query.scores.add([query.scored(read)])
+        by_term.setdefault(term, []).append(PackedBlocks(row["firsts"], row["postings"], row["packed"]))
+    # decoded a term at a time, all its runs at once: numpy is fast per posting and slow per call
+    read = [(term, decode(PackedBlocks.join(parts))) for term, parts in by_term.items()]
+    query.scores.add(query.scored(read))
+    if cache is not None and query.allowed is None:
+        for term, postings in read:
+            directory = query.directories[term]
+            if wanted[term].size == directory.firsts.size:  # the whole list, as the plan lists it
+                cache.put(query.terms[term], DecodedTerm(directory.firsts, directory.generations, postings))
     for term, blocks in enumerate(wanted):
         query.unread[term][blocks] = False
 
 
 async def keyword_ranking(
-    connection: asyncpg.Connection, request: SearchRequest, limit: int, *, one_pass_postings: int | None = None
+    connection: asyncpg.Connection,
+    request: SearchRequest,
+    limit: int,
+    *,
+    one_pass_postings: int | None = None,
+    cache: BlockCache | None = None,
 ) -> KeywordRanking:
     """BM25 (k1=1.2, b=0.75) top `limit`, exact, reading only the blocks that could hold one of them.
 
     `one_pass_postings` (default `ONE_PASS_POSTINGS`): terms with at most this many block postings
-    in all have every block read at once.
+    in all have every block read at once; `cache` then serves the terms it holds as the plan lists
+    them and keeps those read whole (`block_cache.py`).
 
     Each statement sees its own snapshot: blocks read after the plan carry the merge generation
     the plan saw, and the top k's rows must all be there. When a merge or delete ran in between,
@@ -300,15 +323,15 @@ async def keyword_ranking(
         return KeywordRanking([])
     threshold = ONE_PASS_POSTINGS if one_pass_postings is None else one_pass_postings
     try:
-        return await _ranking(connection, request, limit, threshold)
+        return await _ranking(connection, request, limit, threshold, cache)
     except _Moved:
         async with connection.transaction(isolation="repeatable_read", readonly=True):
-            ranking = await _ranking(connection, request, limit, threshold)
+            ranking = await _ranking(connection, request, limit, threshold, cache)
         return replace(ranking, in_snapshot=True)
 
 
 async def _ranking(
-    connection: asyncpg.Connection, request: SearchRequest, limit: int, one_pass_postings: int
+    connection: asyncpg.Connection, request: SearchRequest, limit: int, one_pass_postings: int, cache: BlockCache | None
 ) -> KeywordRanking:
     sql, params = _plan_sql(request)
     plan = await connection.fetch(sql, request.query, *params)
@@ -318,15 +341,17 @@ async def _ranking(
     blocks = sum(d.firsts.size for d in query.directories)
     blocks_read = blocks - sum(int(u.sum()) for u in query.unread)
     one_pass = sum(int(d.postings.sum()) for d in query.directories) <= one_pass_postings
+    cache = cache if one_pass else None  # rounds read parts of lists: nothing to serve whole
+    cached = query.from_cache(cache) if cache is not None else 0
     budget, rounds = FIRST_ROUND, 1
     while wanted := query.to_read(None if one_pass else budget, limit):
-        await _read_blocks(connection, query, wanted)
+        await _read_blocks(connection, query, wanted, cache)
         rounds, blocks_read, budget = rounds + 1, blocks_read + sum(w.size for w in wanted), budget * 4
     best, best_scores = query.scores.top(limit)
     rows = await connection.fetch(_ROWS_SQL, best.tolist(), best_scores.tolist())
     if len(rows) != best.size:  # a chunk deleted since the plan
         raise _Moved
-    return KeywordRanking([row_to_chunk(row) for row in rows], blocks_read, blocks, rounds)
+    return KeywordRanking([row_to_chunk(row) for row in rows], blocks_read, blocks, rounds, blocks_cached=cached)
 
 
 def _full_sql(where: str) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import asyncpg
 import numpy as np
 
+from ragcorp_service.retrieval.block_cache import BlockCache
 from ragcorp_service.retrieval.fusion import reciprocal_rank_fusion
 from ragcorp_service.retrieval.keyword import keyword_ranking
 from ragcorp_service.retrieval.request import Mode, SearchRequest, filter_sql
@@ -43,8 +44,9 @@ class ReadPool:
     connection waits for nothing but the database.
     """
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, block_cache: BlockCache | None = None) -> None:
         self.pool = pool
+        self.block_cache = block_cache  # decoded posting lists keyword queries share (block_cache.py)
         self._pairing = asyncio.Lock()
 
     @asynccontextmanager
@@ -86,9 +88,11 @@ async def vector_search(
     return [row_to_chunk(row) for row in rows]
 
 
-async def keyword_search(connection: asyncpg.Connection, request: SearchRequest, limit: int) -> list[RetrievedChunk]:
+async def keyword_search(
+    connection: asyncpg.Connection, request: SearchRequest, limit: int, cache: BlockCache | None = None
+) -> list[RetrievedChunk]:
     """BM25 (k1=1.2, b=0.75), exact; how it stays fast is `keyword.keyword_ranking`'s business."""
-    return (await keyword_ranking(connection, request, limit)).chunks
+    return (await keyword_ranking(connection, request, limit, cache=cache)).chunks
 
 
 async def search(
@@ -100,7 +104,7 @@ async def search(
     """Run the request's mode; `query_embedding` is required unless the mode is keyword."""
     if request.mode == "keyword":
         async with reader.pool.acquire() as connection:
-            return await keyword_search(connection, request, request.top_k)
+            return await keyword_search(connection, request, request.top_k, reader.block_cache)
     assert query_embedding is not None
     if request.mode == "vector":
         async with reader.pool.acquire() as connection:
@@ -109,10 +113,11 @@ async def search(
     if reader.pool.get_max_size() < 2:  # a pool of one: the lists take turns
         async with reader.pool.acquire() as connection:
             dense_ranking = await vector_search(connection, query_embedding, request, depth)
-            sparse_ranking = await keyword_search(connection, request, depth)
+            sparse_ranking = await keyword_search(connection, request, depth, reader.block_cache)
     else:
         async with reader.pair() as (dense, sparse):
             dense_ranking, sparse_ranking = await asyncio.gather(
-                vector_search(dense, query_embedding, request, depth), keyword_search(sparse, request, depth)
+                vector_search(dense, query_embedding, request, depth),
+                keyword_search(sparse, request, depth, reader.block_cache),
             )
     return reciprocal_rank_fusion([dense_ranking, sparse_ranking], k=tuning.rrf_k, limit=request.top_k)
