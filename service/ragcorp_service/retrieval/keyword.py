@@ -46,7 +46,7 @@ from ragcorp_service.retrieval.blocks import (
     decode,
 )
 from ragcorp_service.retrieval.request import SearchRequest, filter_sql
-from ragcorp_service.retrieval.results import RetrievedChunk, row_to_chunk
+from ragcorp_service.retrieval.results import RetrievedChunk, row_to_chunk, scored_chunks
 
 BM25_MAX_WEIGHT = 2.2  # k1 + 1 (k1 = 1.2 in bm25_weight): a term weight's limit as tf grows
 _WORD = re.compile(r"\w+")
@@ -65,6 +65,7 @@ class KeywordRanking:
     rounds: int = 0  # round trips that read postings (the plan's included)
     in_snapshot: bool = False  # run again in one snapshot: a merge moved blocks mid-query
     blocks_cached: int = 0  # served decoded from the block cache instead of read
+    ranked: list[tuple[int, float]] = field(default_factory=list)  # (chunk id, score), best first
 
 
 _STATS_AND_TERMS = """
@@ -88,13 +89,6 @@ _BLOCKS_SQL = """
         FROM posting_blocks b
         WHERE b.term = r.term AND b.first_chunk BETWEEN r.low AND r.high AND ($4::int[] IS NULL OR b.codes && $4)
     ) read
-"""
-
-_ROWS_SQL = """
-    SELECT c.id, c.document_id, d.title, c.text, c.collection, d.metadata::text AS metadata, r.score
-    FROM unnest($1::int8[], $2::float8[]) AS r(chunk_id, score)
-    JOIN chunks c ON c.id = r.chunk_id JOIN documents d ON d.id = c.document_id
-    ORDER BY r.score DESC, c.id
 """
 
 
@@ -308,12 +302,14 @@ async def keyword_ranking(
     *,
     one_pass_postings: int | None = None,
     cache: BlockCache | None = None,
+    with_rows: bool = True,
 ) -> KeywordRanking:
     """BM25 (k1=1.2, b=0.75) top `limit`, exact, reading only the blocks that could hold one of them.
 
     `one_pass_postings` (default `ONE_PASS_POSTINGS`): terms with at most this many block postings
     in all have every block read at once; `cache` then serves the terms it holds as the plan lists
-    them and keeps those read whole (`block_cache.py`).
+    them and keeps those read whole (`block_cache.py`). Without rows (`with_rows=False`) only
+    `ranked` is filled: what a fusion needs before it knows which chunks it will show.
 
     Each statement sees its own snapshot: blocks read after the plan carry the merge generation
     the plan saw, and the top k's rows must all be there. When a merge or delete ran in between,
@@ -323,15 +319,20 @@ async def keyword_ranking(
         return KeywordRanking([])
     threshold = ONE_PASS_POSTINGS if one_pass_postings is None else one_pass_postings
     try:
-        return await _ranking(connection, request, limit, threshold, cache)
+        return await _ranking(connection, request, limit, threshold, cache, with_rows)
     except _Moved:
         async with connection.transaction(isolation="repeatable_read", readonly=True):
-            ranking = await _ranking(connection, request, limit, threshold, cache)
+            ranking = await _ranking(connection, request, limit, threshold, cache, with_rows)
         return replace(ranking, in_snapshot=True)
 
 
 async def _ranking(
-    connection: asyncpg.Connection, request: SearchRequest, limit: int, one_pass_postings: int, cache: BlockCache | None
+    connection: asyncpg.Connection,
+    request: SearchRequest,
+    limit: int,
+    one_pass_postings: int,
+    cache: BlockCache | None,
+    with_rows: bool,
 ) -> KeywordRanking:
     sql, params = _plan_sql(request)
     plan = await connection.fetch(sql, request.query, *params)
@@ -348,10 +349,13 @@ async def _ranking(
         await _read_blocks(connection, query, wanted, cache)
         rounds, blocks_read, budget = rounds + 1, blocks_read + sum(w.size for w in wanted), budget * 4
     best, best_scores = query.scores.top(limit)
-    rows = await connection.fetch(_ROWS_SQL, best.tolist(), best_scores.tolist())
-    if len(rows) != best.size:  # a chunk deleted since the plan
+    ranked = list(zip(best.tolist(), best_scores.tolist(), strict=True))
+    if not with_rows:
+        return KeywordRanking([], blocks_read, blocks, rounds, blocks_cached=cached, ranked=ranked)
+    chunks = await scored_chunks(connection, best.tolist(), best_scores.tolist())
+    if len(chunks) != best.size:  # a chunk deleted since the plan
         raise _Moved
-    return KeywordRanking([row_to_chunk(row) for row in rows], blocks_read, blocks, rounds, blocks_cached=cached)
+    return KeywordRanking(chunks, blocks_read, blocks, rounds, blocks_cached=cached, ranked=ranked)
 
 
 def _full_sql(where: str) -> str:

@@ -2,7 +2,8 @@
 
 `vector` is an HNSW scan in cosine distance; `keyword` is BM25 over the posting
 list (`keyword.py`); `hybrid` runs the two lists at once on two connections
-and fuses them with reciprocal rank fusion. Filters (collection, metadata
+and fuses their chunk ids with reciprocal rank fusion, then reads the fused top
+k's rows (not every candidate's). Filters (collection, metadata
 containment) apply inside each list, and HNSW's iterative scan keeps a filtered
 vector search returning a full list instead of whatever survived the first
 `ef_search` candidates.
@@ -22,7 +23,7 @@ from ragcorp_service.retrieval.block_cache import BlockCache
 from ragcorp_service.retrieval.fusion import reciprocal_rank_fusion
 from ragcorp_service.retrieval.keyword import keyword_ranking
 from ragcorp_service.retrieval.request import Mode, SearchRequest, filter_sql
-from ragcorp_service.retrieval.results import RetrievedChunk, row_to_chunk
+from ragcorp_service.retrieval.results import RetrievedChunk, row_to_chunk, scored_chunks
 
 __all__ = ["Mode", "ReadPool", "SearchRequest", "SearchTuning", "keyword_search", "search", "vector_search"]
 
@@ -65,26 +66,40 @@ class ReadPool:
             await self.pool.release(first)
 
 
-async def vector_search(
-    connection: asyncpg.Connection, embedding: np.ndarray, request: SearchRequest, limit: int
-) -> list[RetrievedChunk]:
+async def _nearest(
+    connection: asyncpg.Connection, embedding: np.ndarray, request: SearchRequest, limit: int, sql: str
+) -> list[asyncpg.Record]:
+    """`sql` (its {where} filled with the request's filters; $1 the embedding, $2 the limit) run with
+    the HNSW scan sized to `limit` and iterating until a filter leaves `limit` rows."""
     where, params = filter_sql(request, 3)
     async with connection.transaction(readonly=True):
         await connection.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(limit, 1000))}")
         await connection.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        rows = await connection.fetch(
-            f"""
-            SELECT c.id, c.document_id, d.title, c.text, c.collection, d.metadata::text AS metadata,
-                   1 - c.distance AS score
-            FROM (SELECT c.id, c.document_id, c.text, c.collection, c.embedding <=> $1 AS distance
-                  FROM chunks c WHERE {where or "true"} ORDER BY distance LIMIT $2) c
-            JOIN documents d ON d.id = c.document_id
-            ORDER BY c.distance, c.id
-            """,
-            embedding,
-            limit,
-            *params,
+        rows: list[asyncpg.Record] = await connection.fetch(
+            sql.format(where=where or "true"), embedding, limit, *params
         )
+    return rows
+
+
+_NEAREST_CHUNKS = """
+    SELECT c.id, c.document_id, d.title, c.text, c.collection, d.metadata::text AS metadata, 1 - c.distance AS score
+    FROM (SELECT c.id, c.document_id, c.text, c.collection, c.embedding <=> $1 AS distance
+          FROM chunks c WHERE {where} ORDER BY distance LIMIT $2) c
+    JOIN documents d ON d.id = c.document_id
+    ORDER BY c.distance, c.id
+"""
+
+_NEAREST_IDS = """
+    SELECT c.id FROM (SELECT c.id, c.embedding <=> $1 AS distance
+                      FROM chunks c WHERE {where} ORDER BY distance LIMIT $2) c
+    ORDER BY c.distance, c.id
+"""
+
+
+async def vector_search(
+    connection: asyncpg.Connection, embedding: np.ndarray, request: SearchRequest, limit: int
+) -> list[RetrievedChunk]:
+    rows = await _nearest(connection, embedding, request, limit, _NEAREST_CHUNKS)
     return [row_to_chunk(row) for row in rows]
 
 
@@ -93,6 +108,24 @@ async def keyword_search(
 ) -> list[RetrievedChunk]:
     """BM25 (k1=1.2, b=0.75), exact; how it stays fast is `keyword.keyword_ranking`'s business."""
     return (await keyword_ranking(connection, request, limit, cache=cache)).chunks
+
+
+async def _hybrid_lists(
+    dense: asyncpg.Connection,
+    sparse: asyncpg.Connection,
+    embedding: np.ndarray,
+    request: SearchRequest,
+    depth: int,
+    cache: BlockCache | None,
+) -> list[list[int]]:
+    """Each list's chunk ids, best first: on two connections at once, or in turn on one."""
+    nearest = _nearest(dense, embedding, request, depth, _NEAREST_IDS)
+    keyword = keyword_ranking(sparse, request, depth, cache=cache, with_rows=False)
+    if dense is sparse:
+        rows, ranking = await nearest, await keyword
+    else:
+        rows, ranking = await asyncio.gather(nearest, keyword)
+    return [[row["id"] for row in rows], [chunk_id for chunk_id, _ in ranking.ranked]]
 
 
 async def search(
@@ -110,14 +143,18 @@ async def search(
         async with reader.pool.acquire() as connection:
             return await vector_search(connection, query_embedding, request, request.top_k)
     depth = max(tuning.candidates, request.top_k)
-    if reader.pool.get_max_size() < 2:  # a pool of one: the lists take turns
+    async with _connections(reader) as (dense, sparse):
+        lists = await _hybrid_lists(dense, sparse, query_embedding, request, depth, reader.block_cache)
+        fused = reciprocal_rank_fusion(lists, k=tuning.rrf_k, limit=request.top_k)
+        return await scored_chunks(dense, [chunk_id for chunk_id, _ in fused], [score for _, score in fused])
+
+
+@asynccontextmanager
+async def _connections(reader: ReadPool) -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Connection]]:
+    """Two connections for hybrid's two lists; one twice when the pool has one (the lists take turns)."""
+    if reader.pool.get_max_size() < 2:
         async with reader.pool.acquire() as connection:
-            dense_ranking = await vector_search(connection, query_embedding, request, depth)
-            sparse_ranking = await keyword_search(connection, request, depth, reader.block_cache)
+            yield connection, connection
     else:
-        async with reader.pair() as (dense, sparse):
-            dense_ranking, sparse_ranking = await asyncio.gather(
-                vector_search(dense, query_embedding, request, depth),
-                keyword_search(sparse, request, depth, reader.block_cache),
-            )
-    return reciprocal_rank_fusion([dense_ranking, sparse_ranking], k=tuning.rrf_k, limit=request.top_k)
+        async with reader.pair() as pair:
+            yield pair
