@@ -12,12 +12,14 @@ from collections.abc import Sequence
 
 import asyncpg
 import numpy as np
+import pytest
 from pgvector.asyncpg import register_vector
 
 from ragcorp_service.ingestion.chunking import Chunk
 from ragcorp_service.ingestion.pipeline import content_hash
 from ragcorp_service.ingestion.store import ChunkedDocument, DocumentRecord, NewDocument, insert_documents
 from ragcorp_service.local_models import DIMENSIONS
+from ragcorp_service.retrieval.keyword import KeywordRanking
 
 VOCABULARY = [f"term{i:03d}" for i in range(300)]
 _ZIPF = 1 / np.arange(1, len(VOCABULARY) + 1) ** 1.1
@@ -104,4 +106,13 @@ async def postings_disagreeing_with_chunks(connection: asyncpg.Connection, posti
                  + (SELECT count(*) FROM (TABLE stored EXCEPT ALL TABLE fresh) b)
             """
         )
+    )
+
+
+def assert_same_ranking(fast: KeywordRanking, full: KeywordRanking) -> None:
+    """Same chunks, order and scores; chunks tied on score may swap (SQL sums parts in no set order)."""
+    assert [c.score for c in fast.chunks] == pytest.approx([c.score for c in full.chunks], rel=1e-9)
+    ties = [round(c.score, 9) for c in fast.chunks]
+    assert sorted(zip(ties, [c.chunk_id for c in fast.chunks], strict=True)) == sorted(
+        zip(ties, [c.chunk_id for c in full.chunks], strict=True)
     )

@@ -46,10 +46,6 @@ class Postings:
     chunk_ids: np.ndarray  # int64
     parts: np.ndarray  # float64: idf x bm25_weight
 
-    @staticmethod
-    def empty() -> Postings:
-        return Postings(np.empty(0, np.int64), np.empty(0, np.float64))
-
 
 def bm25_parts(idf: float | np.ndarray, tf: np.ndarray, chunk_len: np.ndarray, avgdl: float) -> np.ndarray:
     """idf x `bm25_weight` (migration 0004), the same operations in the same order, so the same bits."""

@@ -348,12 +348,12 @@ async def _ranking(
     while wanted := query.to_read(None if one_pass else budget, limit):
         await _read_blocks(connection, query, wanted, cache)
         rounds, blocks_read, budget = rounds + 1, blocks_read + sum(w.size for w in wanted), budget * 4
-    best, best_scores = query.scores.top(limit)
-    ranked = list(zip(best.tolist(), best_scores.tolist(), strict=True))
+    best, best_scores = (array.tolist() for array in query.scores.top(limit))
+    ranked = list(zip(best, best_scores, strict=True))
     if not with_rows:
         return KeywordRanking([], blocks_read, blocks, rounds, blocks_cached=cached, ranked=ranked)
-    chunks = await scored_chunks(connection, best.tolist(), best_scores.tolist())
-    if len(chunks) != best.size:  # a chunk deleted since the plan
+    chunks = await scored_chunks(connection, best, best_scores)
+    if len(chunks) != len(best):  # a chunk deleted since the plan
         raise _Moved
     return KeywordRanking(chunks, blocks_read, blocks, rounds, blocks_cached=cached, ranked=ranked)
 

@@ -14,6 +14,7 @@ from ragcorp_service.retrieval import keyword
 from ragcorp_service.retrieval.keyword import KeywordRanking, full_keyword_ranking, keyword_ranking
 from ragcorp_service.retrieval.request import SearchRequest
 from tests.support import postings_corpus as corpus
+from tests.support.postings_corpus import assert_same_ranking
 
 
 async def rankings(
@@ -30,15 +31,6 @@ async def rankings(
         return pairs
     finally:
         await connection.close()
-
-
-def assert_same_ranking(fast: KeywordRanking, full: KeywordRanking) -> None:
-    """Same chunks, order and scores; chunks tied on score may swap (SQL sums parts in no set order)."""
-    assert [c.score for c in fast.chunks] == pytest.approx([c.score for c in full.chunks], rel=1e-9)
-    ties = [round(c.score, 9) for c in fast.chunks]
-    assert sorted(zip(ties, [c.chunk_id for c in fast.chunks], strict=True)) == sorted(
-        zip(ties, [c.chunk_id for c in full.chunks], strict=True)
-    )
 
 
 async def merged(database_url: str) -> int | None:
