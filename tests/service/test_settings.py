@@ -30,6 +30,7 @@ def test_defaults_run_offline_on_loopback(monkeypatch: pytest.MonkeyPatch) -> No
         ("OTEL_ENABLED", "perhaps"),
         ("EMBEDDER_THREADS", "0"),
         ("EMBEDDER_THREADS", "all"),
+        ("KEYWORD_CACHE_MB", "-1"),
     ],
 )
 def test_invalid_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
