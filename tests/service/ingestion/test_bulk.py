@@ -93,6 +93,22 @@ def test_an_import_is_searchable_merged_and_indexed_and_a_rerun_stores_nothing_t
     assert "imported 0 documents (0 chunks) into 'earth', 3 already stored" in capsys.readouterr().out
 
 
+def test_the_same_document_twice_in_a_file_is_stored_once(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One document a batch: the two copies are stored by the same transaction, from different batches
+    path = write_lines(tmp_path / "twice.jsonl", [LINES[0], LINES[1], LINES[0]])
+    assert run_import(database_url, path, monkeypatch, "--batch", "1") == 0
+    assert "imported 2 documents (2 chunks) into 'earth', 1 already stored" in capsys.readouterr().out
+    assert asyncio.run(state(database_url)) == {
+        "documents": 2,
+        "chunks": 2,
+        "tail": 0,
+        "vector_index": True,
+        "statistics_agree": True,
+    }
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
