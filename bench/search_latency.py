@@ -7,6 +7,7 @@ import json
 import math
 import time
 from collections.abc import Awaitable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import asyncpg
@@ -51,10 +52,11 @@ async def in_database(
 ) -> dict[str, Any]:
     """One client calling the service's own retrieval function with precomputed query vectors,
     unfiltered and filtered to FILTER."""
+    cache, warmed = await service_block_cache(database_url)
     pool = await asyncpg.create_pool(database_url, min_size=2, max_size=2, init=_register_vector)
-    reader = ReadPool(pool, service_block_cache())
+    reader = ReadPool(pool, cache)
     try:
-        report = {}
+        report: dict[str, Any] = {"cache_warmed": asdict(warmed)}
         for mode in MODES:
             for collection in (None, FILTER):
 
@@ -94,8 +96,8 @@ async def keyword_against_full(
     top 10 is what keyword mode asks for; top 100 is the keyword list hybrid fuses; `filtered` adds
     top 10 in FILTER's collection.
     """
+    cache, _ = await service_block_cache(database_url)  # the default path as the service runs it, cache included
     connection = await asyncpg.connect(database_url)
-    cache = service_block_cache()  # the default path as the service runs it, the cache included
     try:
         report: dict[str, Any] = {}
         cases = [(limit, None) for limit in limits] + ([(limits[0], FILTER)] if filtered else [])

@@ -20,6 +20,7 @@ import httpx
 
 from ragcorp_service.embedded_db import start_embedded_postgres
 from ragcorp_service.retrieval.block_cache import BlockCache
+from ragcorp_service.retrieval.cache_warming import Warmed, warm_block_cache
 from ragcorp_service.settings import Settings
 
 DATA = Path(__file__).resolve().parent / ".data"
@@ -111,7 +112,13 @@ def serving(database_url: str, **environment: str) -> Iterator[str]:
         process.wait(timeout=60)
 
 
-def service_block_cache() -> BlockCache:
-    """The keyword block cache a service replica starts with by default (`KEYWORD_CACHE_MB`): code that
-    calls the retrieval functions directly measures what the service runs."""
-    return BlockCache(int(Settings.model_fields["keyword_cache_mb"].default) * 2**20)
+async def service_block_cache(database_url: str) -> tuple[BlockCache, Warmed]:
+    """The keyword block cache a service replica has by default (`KEYWORD_CACHE_MB`), warmed as a
+    replica warms it at start: code that calls the retrieval functions directly measures what the
+    service runs."""
+    cache = BlockCache(int(Settings.model_fields["keyword_cache_mb"].default) * 2**20)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    try:
+        return cache, await warm_block_cache(pool, cache)
+    finally:
+        await pool.close()

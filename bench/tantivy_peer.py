@@ -50,7 +50,7 @@ async def compare(database_url: str, queries: Sequence[str], top_k: int = 10) ->
         build_seconds = time.perf_counter() - started
         searcher = index.searcher()
         theirs, ours, overlap = [], [], 0
-        cache = service_block_cache()  # ours as the service runs it
+        cache, _ = await service_block_cache(database_url)  # ours as the service runs it
         for query in queries:
             words = " ".join(_WORD.findall(query))
             if not words:

@@ -45,3 +45,5 @@ class AppState:
     tracer: trace.Tracer
     #: Ingests in progress at once (MAX_CONCURRENT_INGESTS); see `ingest_slots`.
     ingest_slots: asyncio.Semaphore
+    #: The keyword block cache filling with the most common words after start (None: no cache).
+    cache_warming: asyncio.Task[None] | None = None

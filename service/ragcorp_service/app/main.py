@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+import asyncpg
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
@@ -35,6 +36,7 @@ from ragcorp_service.db.pool import create_pool
 from ragcorp_service.db.schema_check import verify_database
 from ragcorp_service.ingestion.pipeline import Ingestor
 from ragcorp_service.retrieval.block_cache import BlockCache
+from ragcorp_service.retrieval.cache_warming import warm_block_cache
 from ragcorp_service.retrieval.search import ReadPool, SearchTuning
 from ragcorp_service.security.api_keys import KeyRing
 from ragcorp_service.security.rate_limit import TokenBuckets
@@ -79,6 +81,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if keys.open:
         log.warning("API_KEYS is unset: serving without authentication", extra={"host": settings.host})
     reader = ReadPool(read_pool, BlockCache(settings.keyword_cache_mb * 2**20) if settings.keyword_cache_mb else None)
+    warming = asyncio.create_task(_warm_block_cache(reader)) if reader.block_cache is not None else None
     ingestor = Ingestor(
         pool,
         providers.embedder,
@@ -101,6 +104,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ingest_slots=asyncio.Semaphore(settings.max_concurrent_ingests),
         metrics=metrics,
         tracer=tracer,
+        cache_warming=warming,
     )
     log.info(
         "service ready",
@@ -113,11 +117,30 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if warming is not None:  # stopped before the pools close under it
+            warming.cancel()
+            await asyncio.gather(warming, return_exceptions=True)
         if read_pool is not pool:
             await read_pool.close()
         await pool.close()
         if app.state.tracer_provider is not None:
             app.state.tracer_provider.shutdown()
+
+
+async def _warm_block_cache(reader: ReadPool) -> None:
+    """Fill the keyword block cache with the most common words' lists while the replica starts
+    serving (not before: readiness does not wait for a cache). A failure leaves the cache to fill
+    from queries, as it would without warming."""
+    assert reader.block_cache is not None
+    try:
+        warmed = await warm_block_cache(reader.pool, reader.block_cache)
+    except (asyncpg.PostgresError, OSError) as exc:
+        log.warning("keyword block cache not warmed", extra={"error": str(exc)})
+        return
+    log.info(
+        "keyword block cache warmed",
+        extra={"terms": warmed.terms, "postings": warmed.postings, "seconds": round(warmed.seconds, 2)},
+    )
 
 
 def create_app(settings: Settings | None = None, span_exporter: SpanExporter | None = None) -> FastAPI:

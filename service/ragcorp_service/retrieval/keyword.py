@@ -203,7 +203,7 @@ class _Query:
         hits = []
         for term, (word, directory) in enumerate(zip(self.terms, self.directories, strict=True)):
             if self.unread[term].all() and (found := cache.get(word, directory)) is not None:
-                hits.append((term, found.postings))
+                hits.append((term, found.postings()))
                 self.unread[term][:] = False
         self.scores.add(self.scored(hits))
         return sum(self.directories[term].firsts.size for term, _ in hits)
@@ -290,7 +290,7 @@ async def _read_blocks(
         for term, postings in read:
             directory = query.directories[term]
             if wanted[term].size == directory.firsts.size:  # the whole list, as the plan lists it
-                cache.put(query.terms[term], DecodedTerm(directory.firsts, directory.generations, postings))
+                cache.put(query.terms[term], DecodedTerm.of(directory.firsts, directory.generations, postings))
     for term, blocks in enumerate(wanted):
         query.unread[term][blocks] = False
 

@@ -23,7 +23,7 @@ def term_of(postings: int, generation: int = 1) -> tuple[Directory, DecodedTerm]
     ids = np.arange(postings, dtype=np.int64)
     directory = Directory(1.0, ids[:1], ids[-1:], np.ones(1), np.array([postings]), np.array([generation]))
     decoded = DecodedPostings(ids, np.ones(postings), np.full(postings, 10.0), np.zeros(postings, np.int32))
-    return directory, DecodedTerm(directory.firsts, directory.generations, decoded)
+    return directory, DecodedTerm.of(directory.firsts, directory.generations, decoded)
 
 
 def test_a_term_is_served_only_under_the_directory_it_was_read_with() -> None:
@@ -34,7 +34,31 @@ def test_a_term_is_served_only_under_the_directory_it_was_read_with() -> None:
     rewritten, _ = term_of(100, generation=2)  # a merge rewrote the block
     assert cache.get("lava", rewritten) is None
     with pytest.raises(ValueError, match="read-only"):
-        decoded.postings.tf[0] = 2.0  # shared by every query that hits: nobody may change it
+        decoded.tf_less_one[0] = 2  # shared by every query that hits: nobody may change it
+
+
+def decoded_postings(rng: np.random.Generator, count: int, most: tuple[int, int, int]) -> DecodedPostings:
+    """`count` postings in ascending chunk id order, tf, length and code up to `most`."""
+    most_tf, most_len, most_code = most
+    return DecodedPostings(
+        np.sort(rng.choice(10**7, count, replace=False)).astype(np.int64) + 5_000_000_000,
+        rng.integers(1, most_tf, count, endpoint=True).astype(np.float64),
+        rng.integers(1, most_len, count, endpoint=True).astype(np.float64),
+        rng.integers(1, most_code, count, endpoint=True).astype(np.int32),
+    )
+
+
+@pytest.mark.parametrize("most", [(3, 400, 2), (256, 70_000, 300)], ids=["usual", "the-limits"])
+def test_a_cached_term_gives_back_exactly_what_was_decoded(most: tuple[int, int, int]) -> None:
+    decoded = decoded_postings(np.random.default_rng(3), 5000, most)
+    firsts = decoded.chunk_ids[::128]
+    term = DecodedTerm.of(firsts, np.ones(firsts.size, np.int64), decoded)
+    again = term.postings()
+    for name in ("chunk_ids", "tf", "chunk_len", "codes"):
+        assert np.array_equal(getattr(again, name), getattr(decoded, name)), name
+    assert again.chunk_ids.dtype == np.int64 and again.tf.dtype == again.chunk_len.dtype == np.float64
+    if most == (3, 400, 2):  # a byte or two a field: about a quarter of what scoring holds
+        assert term.nbytes < 9 * 5000 < decoded.nbytes / 3
 
 
 def test_least_recently_used_terms_leave_first_and_the_cache_keeps_its_size() -> None:

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import httpx
+import numpy as np
 import pytest
+from asgi_lifespan import LifespanManager
 
+from ragcorp_service.app.main import create_app
+from ragcorp_service.ingestion.postings import merge
+from tests.support import postings_corpus
 from tests.support.corpus import ingest_all
 from tests.support.postgres import PostgresForTests
-from tests.support.service_app import ClientFactory
+from tests.support.service_app import ClientFactory, make_settings
 
 QUESTIONS = [
     ("where does photosynthesis take place in plants", "Photosynthesis"),
@@ -115,3 +121,25 @@ async def test_searches_read_from_database_read_url(
         assert health["checks"]["database_read"]["status"] == "ok"
     finally:
         postgres.drop_database(replica)
+
+
+@pytest.mark.parametrize("cache_mb", [128, 0])
+async def test_a_replica_starts_with_the_common_words_in_memory(database_url: str, cache_mb: int) -> None:
+    """A new replica (a rollout's new colour) warms its keyword cache from the stored corpus, and serves."""
+    await postings_corpus.store(database_url, postings_corpus.documents(np.random.default_rng(5), 40, (20, 60)))
+    connection = await asyncpg.connect(database_url)
+    try:
+        await merge(connection)
+    finally:
+        await connection.close()
+    app = create_app(make_settings(database_url, keyword_cache_mb=cache_mb))
+    async with LifespanManager(app, startup_timeout=120):
+        state = app.state.ragcorp
+        if cache_mb == 0:
+            assert state.cache_warming is None and state.reader.block_cache is None
+            return
+        await asyncio.wait_for(state.cache_warming, 30)
+        assert state.reader.block_cache.used > 0
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+            response = await http.post("/v1/search", json={"query": "term000 term001", "mode": "keyword", "top_k": 10})
+        assert response.status_code == 200 and len(response.json()["results"]) == 10

@@ -1,0 +1,83 @@
+"""A replica's block cache filled at start with the corpus's most common words.
+
+The cache (`block_cache.py`) pays off once queries have brought in the lists of
+the words they share, and those are the longest lists: at a million chunks a
+query whose common words are not yet decoded reads up to 1.5M postings from
+PostgreSQL (hybrid p95 165 ms over the first 300 SciFact claims, 56 ms once warm).
+A new replica, and so every rollout's new colour, started cold. Warming reads the
+lists of the words in most chunks, most common first, until their postings would
+fill the cache, with the same decoding and under the same directory keys a query
+uses, so a query serves them only while their blocks are unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import asyncpg
+import numpy as np
+
+from ragcorp_service.retrieval.block_cache import CACHED_POSTING_BYTES, BlockCache, DecodedTerm
+from ragcorp_service.retrieval.blocks import PackedBlocks, decode
+
+#: Postings read a statement at most (or one term's): a statement's result is held whole before decoding.
+POSTINGS_A_READ = 1_000_000
+#: Terms considered, most common first.
+CANDIDATE_TERMS = 10_000
+
+_LISTS_SQL = """
+    SELECT w.term, array_agg(b.first_chunk ORDER BY b.first_chunk) AS firsts,
+           array_agg(b.postings ORDER BY b.first_chunk) AS counts,
+           array_agg(b.generation ORDER BY b.first_chunk) AS generations,
+           string_agg(b.packed, ''::bytea ORDER BY b.first_chunk) AS packed
+    FROM unnest($1::text[]) AS w(term) JOIN posting_blocks b ON b.term = w.term
+    GROUP BY w.term
+"""
+
+
+@dataclass(frozen=True)
+class Warmed:
+    terms: int
+    postings: int
+    seconds: float
+
+
+def reads(frequencies: list[tuple[str, int]], max_bytes: int) -> list[list[str]]:
+    """The leading terms of `frequencies` (most common first) whose postings fit in `max_bytes`, in
+    groups of at most `POSTINGS_A_READ` postings (a longer list is a group of its own)."""
+    groups: list[list[str]] = []
+    used, in_group = 0, POSTINGS_A_READ
+    for term, count in frequencies:
+        used += count * CACHED_POSTING_BYTES
+        if used > max_bytes:
+            break
+        if in_group + count > POSTINGS_A_READ:
+            groups.append([])
+            in_group = 0
+        groups[-1].append(term)
+        in_group += count
+    return groups
+
+
+async def warm_block_cache(pool: asyncpg.Pool, cache: BlockCache) -> Warmed:
+    """Decode the most common words' whole lists into `cache`, most common first, up to the first
+    that would not fit (warming never evicts what it put)."""
+    started = time.perf_counter()
+    terms, postings = 0, 0
+    async with pool.acquire() as connection:
+        frequencies = await connection.fetch(
+            "SELECT term, chunk_freq FROM term_stats ORDER BY chunk_freq DESC, term LIMIT $1", CANDIDATE_TERMS
+        )
+        for group in reads([(row["term"], row["chunk_freq"]) for row in frequencies], cache.max_bytes):
+            rank = {term: n for n, term in enumerate(group)}
+            for row in sorted(await connection.fetch(_LISTS_SQL, group), key=lambda r: rank[r["term"]]):
+                firsts, generations = np.asarray(row["firsts"], np.int64), np.asarray(row["generations"], np.int64)
+                decoded = DecodedTerm.of(
+                    firsts, generations, decode(PackedBlocks(firsts, row["counts"], row["packed"]))
+                )
+                if cache.used + decoded.nbytes > cache.max_bytes:
+                    return Warmed(terms, postings, time.perf_counter() - started)
+                cache.put(row["term"], decoded)
+                terms, postings = terms + 1, postings + decoded.offsets.size
+    return Warmed(terms, postings, time.perf_counter() - started)
