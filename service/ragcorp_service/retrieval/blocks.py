@@ -121,13 +121,14 @@ class Scores:
         self.totals = np.zeros(max(0, last - first + 1))
 
     def add(self, read: Sequence[Postings]) -> None:
-        """Add the parts of postings just read (any number of terms at once)."""
-        if not read:
-            return
-        ids = np.concatenate([p.chunk_ids for p in read]) - self.base
-        if ids.size:
-            parts = np.concatenate([p.parts for p in read])
-            self.totals += np.bincount(ids, weights=parts, minlength=self.totals.size)
+        """Add the parts of postings just read (any number of terms at once).
+
+        Each `Postings` is one term's, so a chunk is in it at most once, and an indexed add is
+        exact: one gather and scatter per posting, where a `bincount` over the span allocated and
+        added a span-sized array per call (a third of a warm query's time at a million chunks)."""
+        for postings in read:
+            if postings.chunk_ids.size:
+                self.totals[postings.chunk_ids - self.base] += postings.parts
 
     def kth(self, k: int) -> float:
         """The k-th best score so far, or 0 with fewer than k chunks: a floor under the final k-th."""
