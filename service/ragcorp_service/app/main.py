@@ -134,7 +134,7 @@ async def _warm_block_cache(reader: ReadPool) -> None:
     assert reader.block_cache is not None
     try:
         warmed = await warm_block_cache(reader.pool, reader.block_cache)
-    except (asyncpg.PostgresError, OSError) as exc:
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         log.warning("keyword block cache not warmed", extra={"error": str(exc)})
         return
     log.info(

@@ -48,9 +48,19 @@ class Postings:
 
 
 def bm25_parts(idf: float | np.ndarray, tf: np.ndarray, chunk_len: np.ndarray, avgdl: float) -> np.ndarray:
-    """idf x `bm25_weight` (migration 0004), the same operations in the same order, so the same bits."""
+    """idf x `bm25_weight` (migration 0004), the same operations in the same order, so the same bits:
+    idf * (tf * (K1 + 1) / (tf + K1 * ((1 - B) + B * chunk_len / avgdl))), computed in place in two
+    arrays instead of eight (each a fresh allocation, page faults and all, over a million postings)."""
     tf = np.asarray(tf, np.float64)  # no copy when decode already made it float64
-    return idf * (tf * (K1 + 1) / (tf + K1 * ((1 - B) + B * np.asarray(chunk_len, np.float64) / avgdl)))
+    denominator = np.multiply(chunk_len, B, dtype=np.float64)
+    denominator /= avgdl
+    denominator += 1 - B
+    denominator *= K1
+    denominator += tf
+    parts = tf * (K1 + 1)
+    parts /= denominator
+    parts *= idf
+    return parts
 
 
 #: A posting as a block packs it (migration 0005): 13 bytes, big-endian.
