@@ -104,7 +104,10 @@ def test_a_sentence_that_only_mentions_the_subject_is_not_an_answer() -> None:
 
 
 def test_a_weak_match_is_quoted_as_the_closest_passage_and_says_so() -> None:
+    # Cosine about 0.40, mid-way between the thresholds: "What is the parental leave policy?" sat at
+    # 0.4567 on an AMX machine with the same packages and export, where it had passed under 0.45
+    # (int8 kernels differ by CPU), and a test of the band must not hang on its third decimal.
     contexts = _chunks("Annual leave is twenty-five days a year, and unused days carry over until March.")
-    answer = _answer("What is the parental leave policy?", contexts)
+    answer = _answer("Is there paid parental leave?", contexts)
     assert answer.startswith(WEAK_MATCH) and "Annual leave is twenty-five days" in answer
     assert [c.number for c in citations_for(answer, contexts)] == [1]
