@@ -10,7 +10,7 @@ BENCH_RECIPE_DOCS (SciFact abstracts in the recipes section's broad text set, de
 BENCH_QUALITY_MODELS (comma list of local embedding models scored on SciFact, each in its own
 database; default: the default model only),
 BENCH_CHUNKS (the large corpus, default 100000), BENCH_MILLION_CHUNKS (the `million` section's corpus,
-default 1000000; built once from the large one, about an hour), BENCH_OPERATOR_RESOURCES (default 200),
+default 1000000; built once from the large one, about 16 min on 2 cores), BENCH_OPERATOR_RESOURCES (default 200),
 BENCH_OPERATOR_SECONDS (the time the operator gets with them, default 300),
 BENCH_OPERATOR_IDLE_SECONDS (how long its idle cost is measured, default 30),
 BENCH_DATABASE_URL (an external PostgreSQL instead of the embedded one).
@@ -204,7 +204,7 @@ async def _large_sections(
         million = with_database(url, f"{database_name(url)}_million")
         await ensure_database(million, template=database_name(large))
         target = int(knob("BENCH_MILLION_CHUNKS", 1_000_000))
-        print(f"million: growing a copy of the large corpus to {target} chunks (once; about an hour) ...", flush=True)
+        print(f"million: growing a copy of the large corpus to {target} chunks (once; ~16 min) ...", flush=True)
         started = time.perf_counter()
         build = await synthetic.grow_to(million, target)
         build["seconds"] = round(time.perf_counter() - started)
