@@ -20,20 +20,12 @@ import numpy as np
 
 from ragcorp_service.retrieval.block_cache import CACHED_POSTING_BYTES, BlockCache, DecodedTerm
 from ragcorp_service.retrieval.blocks import PackedBlocks, decode
+from ragcorp_service.retrieval.keyword import BLOCKS_SQL
 
 #: Postings read a statement at most (or one term's): a statement's result is held whole before decoding.
 POSTINGS_A_READ = 1_000_000
 #: Terms considered, most common first.
 CANDIDATE_TERMS = 10_000
-
-_LISTS_SQL = """
-    SELECT w.term, array_agg(b.first_chunk ORDER BY b.first_chunk) AS firsts,
-           array_agg(b.postings ORDER BY b.first_chunk) AS counts,
-           array_agg(b.generation ORDER BY b.first_chunk) AS generations,
-           string_agg(b.packed, ''::bytea ORDER BY b.first_chunk) AS packed
-    FROM unnest($1::text[]) AS w(term) JOIN posting_blocks b ON b.term = w.term
-    GROUP BY w.term
-"""
 
 
 @dataclass(frozen=True)
@@ -70,14 +62,17 @@ async def warm_block_cache(pool: asyncpg.Pool, cache: BlockCache) -> Warmed:
             "SELECT term, chunk_freq FROM term_stats ORDER BY chunk_freq DESC, term LIMIT $1", CANDIDATE_TERMS
         )
         for group in reads([(row["term"], row["chunk_freq"]) for row in frequencies], cache.max_bytes):
-            rank = {term: n for n, term in enumerate(group)}
-            for row in sorted(await connection.fetch(_LISTS_SQL, group), key=lambda r: rank[r["term"]]):
+            # each word's whole list: one run from the first chunk id to the last, any collection
+            whole = await connection.fetch(BLOCKS_SQL, group, [0] * len(group), [2**63 - 1] * len(group), None)
+            for row in sorted(whole, key=lambda r: r["n"]):  # most common first
+                if row["firsts"] is None:  # postings only in the tail: nothing to keep
+                    continue
                 firsts, generations = np.asarray(row["firsts"], np.int64), np.asarray(row["generations"], np.int64)
                 decoded = DecodedTerm.of(
-                    firsts, generations, decode(PackedBlocks(firsts, row["counts"], row["packed"]))
+                    firsts, generations, decode(PackedBlocks(firsts, row["postings"], row["packed"]))
                 )
                 if cache.used + decoded.nbytes > cache.max_bytes:
                     return Warmed(terms, postings, time.perf_counter() - started)
-                cache.put(row["term"], decoded)
+                cache.put(group[row["n"] - 1], decoded)
                 terms, postings = terms + 1, postings + decoded.offsets.size
     return Warmed(terms, postings, time.perf_counter() - started)

@@ -77,8 +77,9 @@ _STATS_AND_TERMS = """
         JOIN term_stats ts ON ts.term = t.term CROSS JOIN stats s
     )"""
 
-#: Blocks by runs: each (term, first, last) is one index range scan, its blocks in order.
-_BLOCKS_SQL = """
+#: Blocks by runs: each (term, first, last) is one index range scan, its blocks in order; a term
+#: with none in its run comes back with NULLs. (Cache warming reads whole lists with it too.)
+BLOCKS_SQL = """
     SELECT r.n, read.packed, read.firsts, read.postings, read.generations
     FROM unnest($1::text[], $2::int8[], $3::int8[]) WITH ORDINALITY AS r(term, low, high, n)
     CROSS JOIN LATERAL (
@@ -270,7 +271,7 @@ async def _read_blocks(
     A term whose whole list was read goes into `cache` (unfiltered queries only)."""
     runs = _runs(wanted)
     rows = await connection.fetch(
-        _BLOCKS_SQL,
+        BLOCKS_SQL,
         [query.terms[t] for t, _, _ in runs],
         [int(query.directories[t].firsts[low]) for t, low, _ in runs],
         [int(query.directories[t].firsts[high]) for t, _, high in runs],
